@@ -1,0 +1,59 @@
+# The two commands: `make run` and `make test`. Everything else is set up by them.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+DB ?= data/demo.sqlite3
+DEMO_ROWS ?= 1000000
+PYTEST_ARGS ?=
+
+.PHONY: run test lint format venv clean system-deps e2e readme
+
+$(VENV)/bin/activate:
+	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found; set PYTHON=python3.x" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# Stamp files re-run the install only when pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml | $(VENV)/bin/activate
+	$(PY) -m pip install --quiet .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/activate
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+venv: $(VENV)/.installed
+
+$(DB): | $(VENV)/.installed
+	$(VENV)/bin/tablestream demo-db $(DB) --rows $(DEMO_ROWS)
+
+run: $(VENV)/.installed $(DB)
+	TABLESTREAM_DB=$(DB) $(VENV)/bin/tablestream serve
+
+system-deps:
+	bash tests/system/install-deps.sh
+
+test: $(VENV)/.installed-test system-deps
+	$(VENV)/bin/ruff check service tests
+	$(VENV)/bin/ruff format --check service tests
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The real-Prometheus and promtool checks of ops/ alone (make test runs them too).
+e2e: $(VENV)/.installed-test system-deps
+	$(PY) -m pytest tests/test_ops.py $(PYTEST_ARGS)
+
+# Regenerate the README's configuration table from service/config.py.
+readme: $(VENV)/.installed
+	$(PY) docs/update_readme_settings.py
+
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check service tests
+	$(VENV)/bin/ruff format --check service tests
+
+format: $(VENV)/.installed-test
+	$(VENV)/bin/ruff format service tests
+	$(VENV)/bin/ruff check --fix service tests
+
+clean:
+	rm -rf $(VENV) build *.egg-info

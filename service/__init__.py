@@ -1,0 +1,71 @@
+"""tablestream: huge HTML tables streamed over HTTP, never held in memory.
+
+``create_app`` is the app factory; it reads settings (or takes them), builds the table
+catalogue and wires routes and error pages. Nothing is read from the environment after it
+returns, so a bad setting stops start-up instead of failing the first request.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, request
+
+from .config import ConfigError, Settings
+from .errors import register_error_pages
+from .instrumentation import install_metrics
+from .metrics import Metrics
+from .requestlog import RequestLogMiddleware, stream_facts
+from .runtime import Runtime
+from .security import install_security_headers
+from .sources import build_catalog
+from .views import bp
+from .watchdog import Watchdog
+
+__all__ = ["ConfigError", "Settings", "create_app", "template_folder"]
+
+__version__ = "0.1.0"
+
+
+def template_folder() -> Path:
+    """Where the templates are: inside the installed package, or ``templates/`` beside it."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "templates", here.parent / "templates"):
+        if (candidate / "table.html").is_file():
+            return candidate
+    raise RuntimeError(f"templates not found next to {here}; is the package installed whole?")
+
+
+def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
+    """Build the app. ``config`` is a Settings, a mapping of setting names, or None (env)."""
+    if config is None:
+        settings = Settings.from_env()
+    elif isinstance(config, Settings):
+        settings = config
+    else:
+        settings = Settings.from_mapping(config)
+
+    templates = template_folder()
+    app = Flask(
+        __name__,
+        template_folder=str(templates),
+        static_folder=str(templates / "static"),
+    )
+    app.logger.setLevel(getattr(logging, settings.log_level.upper()))
+    metrics = Metrics(settings.chunk_bytes, settings.prometheus_multiproc_dir)
+    watchdog = Watchdog(settings.write_timeout)
+    runtime = Runtime(
+        settings=settings, catalog=build_catalog(settings), metrics=metrics, watchdog=watchdog
+    )
+    app.extensions["tablestream"] = runtime
+    runtime.observer_factories.append(lambda table: watchdog.observer(table, request.environ))
+    runtime.observer_factories.append(lambda table: stream_facts(table, request.environ))
+    install_metrics(app, metrics, public_endpoint=settings.metrics_port == 0)
+    install_security_headers(app)
+    app.wsgi_app = RequestLogMiddleware(app.wsgi_app)  # type: ignore[method-assign]
+    app.register_blueprint(bp)
+    register_error_pages(app)
+    return app

@@ -1,0 +1,62 @@
+"""Template pieces → HTTP chunks of at least ``chunk_bytes`` bytes.
+
+A Jinja stream yields a dozen tiny strings per table row; handing each to waitress as its own
+HTTP chunk costs ~60x in throughput. The chunker joins pieces until their length reaches the
+target and encodes once per chunk. Length is counted in characters, which never exceeds the
+UTF-8 byte length, so every chunk but the head and the last is at least ``chunk_bytes`` bytes
+without re-encoding anything to measure it.
+
+The page head must not wait for a full chunk: the template calls ``{{ flush() }}`` once the
+table header is out, and the chunker sends what it has at once. Until that call the chunker
+checks a flag per piece; after it, the loop does nothing per piece but append and add.
+This module does no I/O and knows nothing of Flask, so it is tested as a pure function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+__all__ = ["Chunker"]
+
+
+class Chunker:
+    """Coalesce ``str`` pieces into UTF-8 ``bytes`` chunks of about ``chunk_bytes``."""
+
+    def __init__(self, chunk_bytes: int) -> None:
+        if chunk_bytes < 1:
+            raise ValueError(f"chunk_bytes must be positive, got {chunk_bytes}")
+        self.chunk_bytes = chunk_bytes
+        self._flush_requested = False
+
+    def flush(self) -> str:
+        """Called from the template: send everything rendered so far as its own chunk."""
+        self._flush_requested = True
+        return ""
+
+    def chunks(self, pieces: Iterable[str]) -> Iterator[bytes]:
+        limit = self.chunk_bytes
+        buffer: list[str] = []
+        append = buffer.append
+        size = 0
+        it = iter(pieces)
+        # Head: until the template asks for a flush, look at the flag after every piece.
+        for piece in it:
+            append(piece)
+            size += len(piece)
+            if self._flush_requested or size >= limit:
+                if size:
+                    yield "".join(buffer).encode()
+                buffer.clear()
+                size = 0
+                if self._flush_requested:
+                    break
+        # Body: the hot loop, one append and one add per piece.
+        for piece in it:
+            append(piece)
+            size += len(piece)
+            if size >= limit:
+                yield "".join(buffer).encode()
+                buffer.clear()
+                size = 0
+        if size:
+            yield "".join(buffer).encode()

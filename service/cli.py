@@ -1,0 +1,150 @@
+"""``tablestream serve`` and ``tablestream demo-db``.
+
+``serve`` runs the app under waitress with every waitress knob taken from the settings (flags
+override the environment) and logs the effective values at start, so an operator can see what
+bounds memory and concurrency without reading code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+import waitress
+from prometheus_client import start_http_server
+
+from . import create_app
+from .allocator import limit_malloc_arenas
+from .config import SETTINGS, ConfigError, Settings, settings_markdown
+from .processes import clean_multiprocess_dir, reuse_port_socket, supervise
+from .watchdog import install_graceful_shutdown, listening_servers
+
+__all__ = ["main"]
+
+log = logging.getLogger("tablestream")
+
+
+def _settings_epilog() -> str:
+    lines = ["environment variables (default in brackets):"]
+    for s in SETTINGS:
+        lines.append(f"  {s.env} [{s.default}]")
+        lines.append(f"      {s.help}; {s.allowed}")
+    return "\n".join(lines)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tablestream", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser(
+        "serve",
+        help="serve the tables with waitress",
+        epilog=_settings_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument("--host", help="listen address (TABLESTREAM_HOST)")
+    serve.add_argument("--port", help="listen port (TABLESTREAM_PORT)")
+    serve.add_argument("--threads", help="worker threads (TABLESTREAM_THREADS)")
+    serve.add_argument("--processes", help="server processes on one port (TABLESTREAM_PROCESSES)")
+    commands.add_parser("settings", help="print the settings table (markdown) of the README")
+    demo = commands.add_parser("demo-db", help="create the SQLite demo database")
+    demo.add_argument(
+        "path", nargs="?", help="SQLite file to create (replaced if it exists); omit with --dsn"
+    )
+    demo.add_argument("--dsn", help="load the demo data into this PostgreSQL database instead")
+    demo.add_argument("--rows", type=int, default=1_000_000, help="orders to create [1000000]")
+    demo.add_argument("--customers", type=int, default=10_000, help="customers [10000]")
+    demo.add_argument("--if-missing", action="store_true", help="do nothing if PATH exists")
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    environ = dict(os.environ)
+    for flag in ("host", "port", "threads", "processes"):
+        if (value := getattr(args, flag)) is not None:
+            environ[f"TABLESTREAM_{flag.upper()}"] = value
+    try:
+        settings = Settings.from_env(environ)
+        if settings.processes > 1 and settings.prometheus_multiproc_dir:
+            clean_multiprocess_dir(settings.prometheus_multiproc_dir)  # before any value is read
+        app = create_app(settings)
+    except ConfigError as exc:
+        print(f"tablestream: configuration error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    if settings.processes > 1:
+        return supervise(settings)
+    arenas_capped = limit_malloc_arenas(settings.malloc_arenas)
+    options = settings.waitress_options()
+    if settings.reuse_port:
+        del options["host"], options["port"]
+        options["sockets"] = [reuse_port_socket(settings.host, settings.port, settings.backlog)]
+    elif settings.metrics_port:
+        metrics = app.extensions["tablestream"].metrics
+        start_http_server(
+            settings.metrics_port, addr=settings.metrics_host, registry=metrics.registry
+        )
+    log.info(
+        "tablestream serving %d tables on http://%s:%s/ with waitress %s; malloc arenas %s",
+        len(app.extensions["tablestream"].catalog),
+        settings.host,
+        settings.port,
+        " ".join(f"{k}={v}" for k, v in sorted(options.items())),
+        settings.malloc_arenas if arenas_capped else "glibc default",
+    )
+    server = waitress.create_server(app, **options)
+    runtime = app.extensions["tablestream"]
+    install_graceful_shutdown(listening_servers(server), runtime.watchdog, settings.shutdown_grace)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+    return 0
+
+
+def _demo_db(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .demo import create_demo_db
+
+    if args.rows < 0 or args.customers < 1:
+        print("tablestream demo-db: --rows must be >= 0 and --customers >= 1", file=sys.stderr)
+        return 2
+    if args.dsn:
+        from .demo import create_demo_pg
+
+        create_demo_pg(args.dsn, rows=args.rows, customers=args.customers)
+        print(f"loaded {args.rows} orders into public.orders and public.customers of {args.dsn}")
+        return 0
+    if not args.path:
+        print("tablestream demo-db: give a SQLite PATH or --dsn DSN", file=sys.stderr)
+        return 2
+    if args.if_missing and Path(args.path).exists():
+        print(f"{args.path} exists; left as it is")
+        return 0
+    path = create_demo_db(args.path, rows=args.rows, customers=args.customers)
+    print(
+        f"created {path} with {args.rows} orders and {min(args.customers, max(args.rows, 1))} "
+        "customers"
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "settings":
+        sys.stdout.write(settings_markdown())
+        return 0
+    return _demo_db(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

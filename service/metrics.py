@@ -1,0 +1,263 @@
+"""Every Prometheus metric of the service, declared once, counted where the bytes leave.
+
+Stream metrics are updated by a ``StreamObserver`` that ``TableStreamBody`` tells about each
+chunk it hands to waitress, so the counters equal what went out, not what a template rendered,
+and nothing is done per row. HTTP metrics are kept by a WSGI middleware that stops the clock
+when the server closes the response iterable, so a streamed page is timed to its last byte
+(the usual Flask exporters stop when the view returns the generator).
+
+Each app gets its own ``CollectorRegistry`` so ``create_app`` can run many times in one
+process. With ``PROMETHEUS_MULTIPROC_DIR`` set, prometheus_client writes values to files
+shared by all worker processes and ``/metrics`` aggregates them; its ``process_*`` collectors
+do not work there, so ``tablestream_process_resident_memory_bytes`` (one series per pid) is
+exported in both modes and is what dashboards and load tests read.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from .streaming import StreamObserver
+from .wsgibody import ClosingBody
+
+__all__ = ["HttpMetricsMiddleware", "Metrics", "resident_memory_bytes"]
+
+START_KEY = "tablestream.start"  # environ: perf_counter() when the request reached the app
+ROUTE_KEY = "tablestream.route"  # environ: the matched route template, set by the app
+UNMATCHED = "<unmatched>"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+# The *_created series double what every scrape carries and nothing here graphs them.
+disable_created_metrics()
+
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+                    120, 300, 600)  # fmt: skip
+_TTFB_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+def resident_memory_bytes() -> int:
+    """This process's resident set size, read from /proc (0 where there is no /proc)."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * _PAGE_SIZE
+    except OSError:
+        return 0
+
+
+def chunk_size_buckets(chunk_bytes: int) -> tuple[float, ...]:
+    """Buckets around the configured chunk size: head and tail chunks below, coalesced above."""
+    factors = (1 / 64, 1 / 16, 1 / 4, 1 / 2, 1, 1.25, 1.5, 2, 4)
+    return tuple(float(int(chunk_bytes * f)) for f in factors)
+
+
+class _ResidentMemoryCollector:
+    """Single-process mode: the gauge is read at scrape time, labelled with this pid."""
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "tablestream_process_resident_memory_bytes",
+            "Resident memory of each server process",
+            labels=["pid"],
+        )
+        family.add_metric([str(os.getpid())], resident_memory_bytes())
+        yield family
+
+
+class Metrics:
+    """The metric objects of one app and the registry ``/metrics`` exposes."""
+
+    def __init__(self, chunk_bytes: int, multiprocess_dir: str = "") -> None:
+        self.multiprocess = bool(multiprocess_dir)
+        # In multiprocess mode values live in files; the metric objects need no registry and
+        # the exposition registry only aggregates the files.
+        self.registry = CollectorRegistry()
+        own = None if self.multiprocess else self.registry
+        if self.multiprocess:
+            MultiProcessCollector(self.registry, path=multiprocess_dir)
+        else:
+            ProcessCollector(registry=self.registry)
+            self.registry.register(_ResidentMemoryCollector())
+
+        def counter(name: str, doc: str, labels: list[str]) -> Counter:
+            return Counter(name, doc, labels, registry=own)
+
+        self.chunks = counter(
+            "tablestream_stream_chunks", "HTTP chunks handed to the server", ["table"]
+        )
+        self.bytes = counter(
+            "tablestream_stream_bytes", "Body bytes handed to the server (as sent)", ["table"]
+        )
+        self.uncompressed_bytes = counter(
+            "tablestream_stream_uncompressed_bytes",
+            "Body bytes before content encoding (equal to bytes without compression)",
+            ["table"],
+        )
+        self.rows = counter("tablestream_stream_rows", "Rows read from sources", ["table"])
+        self.streams = counter(
+            "tablestream_streams", "Streams ended, by outcome", ["table", "outcome"]
+        )
+        self.source_busy = counter(
+            "tablestream_source_busy",
+            "Streams refused with 503 because the source had no capacity (pool exhausted)",
+            ["table"],
+        )
+        self.chunk_size = Histogram(
+            "tablestream_stream_chunk_size_bytes",
+            "Size of each HTTP chunk",
+            buckets=chunk_size_buckets(chunk_bytes),
+            registry=own,
+        )
+        self.first_byte = Histogram(
+            "tablestream_stream_first_byte_seconds",
+            "From the request reaching the app to the first chunk handed to the server",
+            buckets=_TTFB_BUCKETS,
+            registry=own,
+        )
+        self.duration = Histogram(
+            "tablestream_stream_duration_seconds",
+            "From the request reaching the app to the end of the stream, whatever its outcome",
+            buckets=_LATENCY_BUCKETS,
+            registry=own,
+        )
+        self.in_progress = Gauge(
+            "tablestream_streams_in_progress",
+            "Streams being sent now",
+            ["table"],
+            multiprocess_mode="livesum",
+            registry=own,
+        )
+        self.http_requests = counter(
+            "tablestream_http_requests", "HTTP requests answered", ["method", "route", "status"]
+        )
+        self.http_duration = Histogram(
+            "tablestream_http_request_duration_seconds",
+            "HTTP request duration to the last body byte (streams included)",
+            ["method", "route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=own,
+        )
+        if self.multiprocess:
+            # liveall: prometheus_client adds the pid label and drops dead processes' series.
+            self._rss = Gauge(
+                "tablestream_process_resident_memory_bytes",
+                "Resident memory of each server process",
+                multiprocess_mode="liveall",
+            )
+            self._rss.set(resident_memory_bytes())
+
+    def refresh_process_gauges(self) -> None:
+        """Multiprocess mode: write this process's RSS to its file (the sampler calls this)."""
+        if self.multiprocess:
+            self._rss.set(resident_memory_bytes())
+
+    def start_sampler(self, interval: float = 1.0) -> None:
+        """Multiprocess mode: a scrape reaches one process, so each keeps its own RSS fresh."""
+        if not self.multiprocess:
+            return
+
+        def sample() -> None:
+            while True:
+                time.sleep(interval)
+                self.refresh_process_gauges()
+
+        threading.Thread(target=sample, name="tablestream-rss-sampler", daemon=True).start()
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def exposition(self) -> bytes:
+        self.refresh_process_gauges()
+        return generate_latest(self.registry)
+
+    def stream_observer(self, table: str, started: float) -> StreamObserver:
+        return _StreamMetrics(self, table, started)
+
+
+class _StreamMetrics:
+    """One stream's metric updates: a few counter increments per chunk, never per row."""
+
+    def __init__(self, metrics: Metrics, table: str, started: float) -> None:
+        self._started = started
+        self._first = True
+        self._rows_counted = 0
+        self._chunks = metrics.chunks.labels(table)
+        self._bytes = metrics.bytes.labels(table)
+        self._uncompressed = metrics.uncompressed_bytes.labels(table)
+        self._rows = metrics.rows.labels(table)
+        self._streams = metrics.streams
+        self._table = table
+        self._chunk_size = metrics.chunk_size
+        self._first_byte = metrics.first_byte
+        self._duration = metrics.duration
+        self._in_progress = metrics.in_progress.labels(table)
+        self._in_progress.inc()
+
+    def chunk_sent(self, nbytes: int, rows_read: int, uncompressed: int | None = None) -> None:
+        if self._first:
+            self._first = False
+            self._first_byte.observe(time.perf_counter() - self._started)
+        self._chunks.inc()
+        self._bytes.inc(nbytes)
+        self._uncompressed.inc(nbytes if uncompressed is None else uncompressed)
+        self._chunk_size.observe(nbytes)
+        if rows_read > self._rows_counted:
+            self._rows.inc(rows_read - self._rows_counted)
+            self._rows_counted = rows_read
+
+    def finished(self, outcome: str, rows_read: int) -> None:
+        if rows_read > self._rows_counted:
+            self._rows.inc(rows_read - self._rows_counted)
+            self._rows_counted = rows_read
+        self._streams.labels(self._table, outcome).inc()
+        self._duration.observe(time.perf_counter() - self._started)
+        self._in_progress.dec()
+
+
+class HttpMetricsMiddleware:
+    """Counts and times every request; the clock stops when the server closes the body."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], metrics: Metrics) -> None:
+        self._app = app
+        self._metrics = metrics
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]):
+        started = time.perf_counter()
+        environ[START_KEY] = started
+        status: list[str] = []
+
+        def capture(code: str, headers: list, exc_info: Any = None) -> Any:
+            status.append(code.split(" ", 1)[0])
+            return start_response(code, headers, exc_info)
+
+        method = environ.get("REQUEST_METHOD", "")
+        method = method if method in _METHODS else "other"
+        try:
+            body = self._app(environ, capture)
+        except BaseException:
+            self._observe(method, environ, "500", started)
+            raise
+        return ClosingBody(
+            body, lambda: self._observe(method, environ, status[-1] if status else "500", started)
+        )
+
+    def _observe(self, method: str, environ: dict[str, Any], status: str, started: float) -> None:
+        route = environ.get(ROUTE_KEY, UNMATCHED)
+        self._metrics.http_requests.labels(method, route, status).inc()
+        self._metrics.http_duration.labels(method, route).observe(time.perf_counter() - started)

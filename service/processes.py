@@ -1,0 +1,99 @@
+"""``tablestream serve --processes N``: N waitress processes behind one port.
+
+Rendering rows holds the GIL, so one process uses one core however many threads it has. The
+parent starts N ``tablestream serve`` children that each bind the same address with
+SO_REUSEPORT (the kernel spreads new connections over them), so no external load balancer is
+needed on one machine. Metrics are aggregated through PROMETHEUS_MULTIPROC_DIR, which the
+parent empties once before any child starts (a child cleaning it would wipe its siblings'
+values), and the parent — not a child — serves the separate metrics port when one is set, so
+every scrape sees the sum. SIGTERM and SIGINT are passed on; the parent exits when all
+children have, non-zero if any child failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from .config import Settings
+
+__all__ = ["clean_multiprocess_dir", "reuse_port_socket", "supervise"]
+
+log = logging.getLogger("tablestream")
+
+
+def reuse_port_socket(host: str, port: int, backlog: int) -> socket.socket:
+    """A listening socket that other processes may bind too (Linux SO_REUSEPORT)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(backlog)
+    return sock
+
+
+def clean_multiprocess_dir(path: str) -> None:
+    for stale in Path(path).glob("*.db"):
+        stale.unlink()
+
+
+def supervise(settings: Settings) -> int:
+    """Run ``settings.processes`` children on one port until they exit; the exit status."""
+    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+
+    own_dir = not settings.prometheus_multiproc_dir
+    metrics_dir = settings.prometheus_multiproc_dir or tempfile.mkdtemp(
+        prefix="tablestream-metrics-"
+    )
+    clean_multiprocess_dir(metrics_dir)
+    env = {
+        **os.environ,
+        "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
+        "TABLESTREAM_PROCESSES": "1",
+        "TABLESTREAM_REUSE_PORT": "1",
+        "TABLESTREAM_HOST": settings.host,
+        "TABLESTREAM_PORT": str(settings.port),
+    }
+    if settings.metrics_port:
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=metrics_dir)
+        start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
+    children = [
+        subprocess.Popen([sys.executable, "-m", "service", "serve"], env=env)
+        for _ in range(settings.processes)
+    ]
+    log.info(
+        "tablestream supervising %d processes (pids %s) on %s:%s, metrics in %s",
+        len(children),
+        " ".join(str(c.pid) for c in children),
+        settings.host,
+        settings.port,
+        metrics_dir,
+    )
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    failed = 0
+    for child in children:
+        code = child.wait()
+        mark_process_dead(child.pid, metrics_dir)
+        if code not in (0, -signal.SIGTERM, -signal.SIGINT):
+            failed += 1
+            log.error("process %d exited with %d", child.pid, code)
+    if own_dir:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+    return 1 if failed else 0

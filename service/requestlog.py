@@ -1,0 +1,94 @@
+"""One JSON line per request, with a request id that the client sees too.
+
+Written when waitress closes the response, so a streamed table's line carries what actually
+went out — rows, bytes, chunks, duration, outcome — and the same ``request_id`` that the
+``X-Request-ID`` response header shows and that an error log line names. A sane incoming
+``X-Request-ID`` (from a load balancer) is kept, so one id follows the request end to end.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .streaming import StreamObserver
+from .wsgibody import ClosingBody
+
+__all__ = ["REQUEST_ID_KEY", "RequestLogMiddleware", "StreamFacts"]
+
+REQUEST_ID_KEY = "tablestream.request_id"
+STREAM_KEY = "tablestream.stream"
+_SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+log = logging.getLogger("tablestream.access")
+
+
+class StreamFacts:
+    """What a stream sent, kept in the WSGI environ for the request's log line."""
+
+    def __init__(self, table: str, environ: dict[str, Any]) -> None:
+        self.table = table
+        self.bytes = 0
+        self.chunks = 0
+        self.rows = 0
+        self.outcome = ""
+        environ[STREAM_KEY] = self
+
+    def chunk_sent(self, nbytes: int, rows_read: int) -> None:
+        self.bytes += nbytes
+        self.chunks += 1
+
+    def finished(self, outcome: str, rows_read: int) -> None:
+        self.outcome = outcome
+        self.rows = rows_read
+
+
+def stream_facts(table: str, environ: dict[str, Any]) -> StreamObserver:
+    return StreamFacts(table, environ)
+
+
+class RequestLogMiddleware:
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self._app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]):
+        started = time.perf_counter()
+        incoming = environ.get("HTTP_X_REQUEST_ID", "")
+        request_id = incoming if _SANE_ID.fullmatch(incoming) else uuid.uuid4().hex
+        environ[REQUEST_ID_KEY] = request_id
+        status: list[str] = []
+
+        def with_id(code: str, headers: list, exc_info: Any = None) -> Any:
+            status.append(code.split(" ", 1)[0])
+            headers.append(("X-Request-ID", request_id))
+            return start_response(code, headers, exc_info)
+
+        body = self._app(environ, with_id)
+        return ClosingBody(body, lambda: self._log(environ, status, started))
+
+    @staticmethod
+    def _log(environ: dict[str, Any], status: list[str], started: float) -> None:
+        line: dict[str, Any] = {
+            "request_id": environ[REQUEST_ID_KEY],
+            "method": environ.get("REQUEST_METHOD"),
+            "path": environ.get("PATH_INFO"),
+            "query": environ.get("QUERY_STRING", ""),
+            "status": int(status[-1]) if status else 500,
+            "duration_s": round(time.perf_counter() - started, 6),
+            "remote": environ.get("REMOTE_ADDR"),
+        }
+        facts: StreamFacts | None = environ.get(STREAM_KEY)
+        if facts is not None:
+            line.update(
+                table=facts.table,
+                rows=facts.rows,
+                bytes=facts.bytes,
+                chunks=facts.chunks,
+                outcome=facts.outcome,
+            )
+        log.info(json.dumps(line, ensure_ascii=False, separators=(",", ":")))

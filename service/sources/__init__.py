@@ -1,0 +1,60 @@
+"""Where rows come from. ``build_catalog`` turns the settings into the tables the service serves.
+
+The catalogue is fixed at start-up: a URL can only name one of its tables, so no path or SQL
+from a request ever reaches a file system or a database.
+"""
+
+from __future__ import annotations
+
+from ..config import ConfigError, Settings
+from .base import RowStream, SourceBusy, SourceError, Table
+from .csv import CSVTable
+from .sqlite import sqlite_tables
+from .synthetic import SyntheticTable
+
+__all__ = ["RowStream", "SourceBusy", "SourceError", "Table", "build_catalog"]
+
+
+def _postgres_tables(settings: Settings) -> list[Table]:
+    try:
+        from .postgres import PostgresSource
+    except ImportError as exc:
+        raise ConfigError(
+            f"TABLESTREAM_PG_DSN is set but psycopg is missing ({exc}); "
+            "install the extra: pip install 'tablestream[pg]'"
+        ) from exc
+    source = PostgresSource(
+        settings.pg_dsn,
+        list(settings.pg_tables),
+        fetch_rows=settings.fetch_rows,
+        pool_min=settings.pg_pool_min,
+        pool_max=settings.pg_pool_max,
+        pool_timeout=settings.pg_pool_timeout,
+    )
+    return list(source.tables)
+
+
+def build_catalog(settings: Settings) -> dict[str, Table]:
+    """Every configured table by name; ConfigError when a source is missing or names clash."""
+    tables: list[Table] = []
+    try:
+        if settings.synthetic_rows:
+            tables.append(SyntheticTable(settings.synthetic_rows))
+        if settings.db:
+            tables.extend(sqlite_tables(settings.db, settings.fetch_rows))
+        tables.extend(CSVTable(name, path) for name, path in settings.csv)
+        if settings.pg_dsn:
+            tables.extend(_postgres_tables(settings))
+    except SourceError as exc:
+        raise ConfigError(str(exc)) from exc
+    catalog: dict[str, Table] = {}
+    for table in tables:
+        if table.name in catalog:
+            other = catalog[table.name]
+            raise ConfigError(
+                f"table name {table.name!r} is served by both the {other.kind} and the "
+                f"{table.kind} source; rename one (or turn the synthetic table off with "
+                "TABLESTREAM_SYNTHETIC_ROWS=0)"
+            )
+        catalog[table.name] = table
+    return catalog

@@ -1,0 +1,75 @@
+"""The one small interface between where rows come from and everything else.
+
+A ``Table`` is something configured (a SQLite table, a CSV file, the synthetic generator);
+``Table.open()`` gives a ``RowStream`` for one request. Sources know nothing about HTTP: they
+hand out tuples of already formatted cell strings and count what they read, and their
+``close()`` is safe to call at any time, any number of times, because the server may end a
+stream at any moment (client gone, error, shutdown).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+
+__all__ = ["RowStream", "SourceBusy", "SourceError", "Table"]
+
+Row = Sequence[str]
+
+
+class SourceError(RuntimeError):
+    """A source cannot be opened or read; the message is safe to show to an operator."""
+
+
+class SourceBusy(SourceError):
+    """The source is healthy but has no capacity now (e.g. its connection pool is exhausted)."""
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RowStream(ABC):
+    """One request's rows: column names, an iterator of formatted rows, and ``close()``.
+
+    ``rows_read`` counts rows handed out so far; sources update it once per batch, not per row,
+    and the count is exact once the iterator is exhausted.
+    """
+
+    columns: Sequence[str]
+    rows_read: int = 0
+
+    @abstractmethod
+    def __iter__(self) -> Iterator[Row]: ...
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections and files. Idempotent."""
+
+    def __enter__(self) -> RowStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Table(ABC):
+    """A configured table, known at start-up by name."""
+
+    name: str
+    kind: str
+
+    @abstractmethod
+    def columns(self) -> list[str]: ...
+
+    def row_count(self) -> int | None:
+        """The number of rows when it is cheap to know, else None."""
+        return None
+
+    @abstractmethod
+    def open(self, limit: int | None = None, offset: int = 0) -> RowStream:
+        """Start reading up to ``limit`` rows after skipping ``offset`` rows."""
+
+    def check(self) -> None:
+        """Raise SourceError when the table cannot be served now (used by /readyz)."""
+        return None

@@ -1,0 +1,56 @@
+"""How a value becomes a cell's text — one formatter for every source.
+
+SQLite, CSV and PostgreSQL hand back ints, floats, Decimals, dates, bytes and NULLs; the page
+must show them the same way whichever source they came from. Escaping is not done here: the
+template escapes, so each format (HTML, CSV, JSON) applies its own rules to the same text.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from decimal import Decimal
+from typing import Any
+
+__all__ = ["format_rows", "format_value"]
+
+
+def _format_datetime(value: dt.datetime) -> str:
+    return value.isoformat(sep=" ")
+
+
+def _format_bytes(value: bytes | bytearray | memoryview) -> str:
+    return "\\x" + bytes(value).hex()
+
+
+_BY_TYPE: dict[type, Callable[[Any], str]] = {
+    str: lambda v: v,
+    int: str,
+    bool: lambda v: "true" if v else "false",
+    float: repr,
+    Decimal: lambda v: format(v, "f"),
+    dt.datetime: _format_datetime,
+    dt.date: dt.date.isoformat,
+    dt.time: dt.time.isoformat,
+    bytes: _format_bytes,
+    bytearray: _format_bytes,
+    memoryview: _format_bytes,
+    type(None): lambda v: "",
+    dict: lambda v: json.dumps(v, ensure_ascii=False, default=str),
+    list: lambda v: json.dumps(v, ensure_ascii=False, default=str),
+}
+
+
+def format_value(value: Any) -> str:
+    """The text of one cell; NULL is the empty string, anything unknown goes through str()."""
+    formatter = _BY_TYPE.get(value.__class__)
+    if formatter is None:
+        return str(value)
+    return formatter(value)
+
+
+def format_rows(rows: Iterable[Sequence[Any]]) -> Iterator[tuple[str, ...]]:
+    """Format every cell of every row; rows whose cells are all ``str`` pass through cheaply."""
+    for row in rows:
+        yield tuple(v if v.__class__ is str else format_value(v) for v in row)

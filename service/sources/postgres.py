@@ -1,0 +1,198 @@
+"""PostgreSQL tables, read through a server-side cursor so the result never lands in our memory.
+
+psycopg's ordinary cursor pulls the whole result into the client on ``execute``; a named
+(server-side) cursor keeps it on the server and hands out ``fetchmany`` batches. Each stream
+borrows one connection from a bounded pool (a burst of streams waits ``pool_timeout`` and is
+then refused with 503, instead of opening unbounded connections), runs in a read-only
+transaction, and gives the connection back — rolled back, or discarded by the pool when broken
+— however the stream ends.
+
+Tables come only from configuration. Identifiers are quoted with ``sql.Identifier`` and
+``limit``/``offset`` are bound parameters, so nothing from a URL becomes SQL text. Explicitly
+named tables are served even when the database is down at start-up (requests get 503 and
+/readyz says why); ``schema.*`` needs the database at start to list the schema.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Iterator
+
+import psycopg
+from psycopg import sql
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from .base import Row, RowStream, SourceBusy, SourceError, Table
+from .formatting import format_rows
+
+__all__ = ["PostgresSource", "PostgresTable"]
+
+log = logging.getLogger(__name__)
+APPLICATION_NAME = "tablestream"
+_cursor_ids = itertools.count(1)
+
+
+class _PostgresStream(RowStream):
+    def __init__(
+        self,
+        pool: ConnectionPool,
+        conn: psycopg.Connection,
+        query: sql.Composed,
+        params: tuple,
+        fetch_rows: int,
+    ) -> None:
+        self._pool = pool
+        self._conn: psycopg.Connection | None = conn
+        self._cursor = conn.cursor(name=f"tablestream_{next(_cursor_ids)}")
+        self._cursor.execute(query, params)
+        self.columns = [d.name for d in self._cursor.description or []]
+        self._fetch_rows = fetch_rows
+        self.rows_read = 0
+
+    def __iter__(self) -> Iterator[Row]:
+        fetch = self._cursor.fetchmany
+        size = self._fetch_rows
+        while True:
+            batch = fetch(size)
+            if not batch:
+                return
+            self.rows_read += len(batch)
+            yield from format_rows(batch)
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            self._cursor.close()  # on a dead connection this only marks the cursor closed
+            if not conn.closed:
+                conn.rollback()
+        except psycopg.Error as exc:  # the server went away: the pool discards the connection
+            log.warning("PostgreSQL connection broken while closing a stream: %s", exc)
+        finally:
+            self._pool.putconn(conn)
+
+
+class PostgresTable(Table):
+    kind = "postgres"
+
+    def __init__(self, source: PostgresSource, schema: str, table: str) -> None:
+        self.name = table
+        self.schema = schema
+        self.table = table
+        self._source = source
+        self._columns: list[str] | None = None
+
+    @property
+    def identifier(self) -> sql.Identifier:
+        return sql.Identifier(self.schema, self.table)
+
+    def columns(self) -> list[str]:
+        if self._columns is None:
+            query = sql.SQL("SELECT * FROM {} LIMIT 0").format(self.identifier)
+            with self._source.connection() as conn, conn.cursor() as cur:
+                cur.execute(query)
+                self._columns = [d.name for d in cur.description or []]
+        return list(self._columns)
+
+    def open(self, limit: int | None = None, offset: int = 0) -> RowStream:
+        query = sql.SQL("SELECT * FROM {} LIMIT %s OFFSET %s").format(self.identifier)
+        conn = self._source.borrow()
+        try:
+            return _PostgresStream(
+                self._source.pool, conn, query, (limit, offset), self._source.fetch_rows
+            )
+        except psycopg.Error as exc:
+            self._source.pool.putconn(conn)
+            raise SourceError(f"cannot read table {self.name!r}: {exc}") from exc
+
+    def check(self) -> None:
+        self._source.check()
+
+
+class PostgresSource:
+    """The pool and the configured tables of one PostgreSQL database."""
+
+    def __init__(
+        self,
+        dsn: str,
+        tables: list[str],
+        *,
+        fetch_rows: int,
+        pool_min: int,
+        pool_max: int,
+        pool_timeout: float,
+    ) -> None:
+        self.fetch_rows = fetch_rows
+        self.pool_timeout = pool_timeout
+        self.pool = ConnectionPool(
+            dsn,
+            min_size=pool_min,
+            max_size=pool_max,
+            timeout=pool_timeout,
+            kwargs={"application_name": APPLICATION_NAME},
+            configure=_read_only,
+            open=False,
+            name="tablestream-postgres",
+        )
+        self.pool.open(wait=False)
+        self.tables = self._resolve(tables)
+
+    def borrow(self) -> psycopg.Connection:
+        try:
+            return self.pool.getconn(timeout=self.pool_timeout)
+        except PoolTimeout as exc:
+            raise SourceBusy(
+                f"all {self.pool.max_size} PostgreSQL connections are busy", retry_after=2
+            ) from exc
+
+    def connection(self):  # type: ignore[no-untyped-def]
+        """A pooled connection for a short catalogue query (a context manager)."""
+        try:
+            return self.pool.connection(timeout=self.pool_timeout)
+        except PoolTimeout as exc:
+            raise SourceBusy("no PostgreSQL connection available", retry_after=2) from exc
+
+    def check(self) -> None:
+        try:
+            with self.connection() as conn:
+                conn.execute("SELECT 1")
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise SourceError(f"PostgreSQL unreachable: {exc}") from exc
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def _resolve(self, entries: list[str]) -> list[PostgresTable]:
+        tables: list[PostgresTable] = []
+        for entry in entries:
+            schema, _, name = entry.rpartition(".")
+            schema = schema or "public"
+            if name == "*":
+                tables.extend(PostgresTable(self, schema, t) for t in self._list_schema(schema))
+            else:
+                tables.append(PostgresTable(self, schema, name))
+        return tables
+
+    def _list_schema(self, schema: str) -> list[str]:
+        query = (
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relkind IN ('r', 'v', 'm', 'p', 'f') ORDER BY 1"
+        )
+        try:
+            with psycopg.connect(self.pool.conninfo, connect_timeout=5) as conn:
+                names = [row[0] for row in conn.execute(query, (schema,))]
+        except psycopg.Error as exc:
+            raise SourceError(
+                f"TABLESTREAM_PG_TABLES={schema}.* needs the database at start-up to list the "
+                f"schema, and it cannot be reached: {exc}".strip()
+            ) from exc
+        if not names:
+            raise SourceError(f"TABLESTREAM_PG_TABLES: schema {schema!r} has no tables or views")
+        return names
+
+
+def _read_only(conn: psycopg.Connection) -> None:
+    """Every pooled connection reads only: a misconfigured table can never be written to."""
+    conn.read_only = True

@@ -1,0 +1,38 @@
+"""The chunker alone: pure function from template pieces to byte chunks."""
+
+from service.chunker import Chunker
+
+
+def test_pieces_are_coalesced_into_chunks_of_at_least_the_target_size():
+    chunker = Chunker(1024)
+    pieces = ["<td>", "x" * 10, "</td>"] * 500
+    chunks = list(chunker.chunks(pieces))
+    assert b"".join(chunks) == "".join(pieces).encode()
+    assert all(len(c) >= 1024 for c in chunks[:-1])
+    assert all(len(c) < 1024 + 20 for c in chunks)
+
+
+def test_flush_sends_the_head_at_once_then_coalesces():
+    chunker = Chunker(4096)
+
+    def template():
+        yield "<head>"
+        yield chunker.flush()
+        for _ in range(1000):
+            yield "<tr>row</tr>"
+
+    chunks = list(chunker.chunks(template()))
+    assert chunks[0] == b"<head>"
+    assert all(len(c) >= 4096 for c in chunks[1:-1])
+
+
+def test_size_is_counted_so_multibyte_text_never_makes_small_chunks():
+    chunker = Chunker(1000)
+    pieces = ["表"] * 5000  # 3 bytes each in UTF-8
+    chunks = list(chunker.chunks(pieces))
+    assert b"".join(chunks).decode() == "表" * 5000
+    assert all(len(c) >= 1000 for c in chunks[:-1])
+
+
+def test_empty_stream_gives_no_chunk():
+    assert list(Chunker(1024).chunks(["", ""])) == []

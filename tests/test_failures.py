@@ -1,0 +1,281 @@
+"""Faults a streaming service meets, each ending cleanly, counted, and visible to the client."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from service import create_app
+from service.sources.base import RowStream, Table
+
+from . import httpraw
+from .metricsread import value
+from .tablehtml import parse_table
+
+
+class _FailingStream(RowStream):
+    def __init__(self, fail_after: int) -> None:
+        self.columns = ["n"]
+        self.rows_read = 0
+        self.closed = False
+        self._fail_after = fail_after
+
+    def __iter__(self) -> Iterator[tuple[str, ...]]:
+        for i in range(10**9):
+            if i == self._fail_after:
+                raise ConnectionError("database went away")
+            self.rows_read += 1
+            yield (str(i),)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class _FailingTable(Table):
+    kind = "test"
+    name = "failing"
+
+    def __init__(self, fail_after: int) -> None:
+        self.fail_after = fail_after
+        self.opened: list[_FailingStream] = []
+
+    def columns(self) -> list[str]:
+        return ["n"]
+
+    def open(self, limit=None, offset=0) -> RowStream:
+        self.opened.append(_FailingStream(self.fail_after))
+        return self.opened[-1]
+
+
+def _wait(predicate, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+def test_a_source_failing_mid_stream_gives_a_visibly_cut_page_counted_as_error(
+    thread_server, settings_for, caplog
+):
+    app = create_app(settings_for())
+    failing = _FailingTable(fail_after=50_000)
+    app.extensions["tablestream"].catalog["failing"] = failing
+    server = thread_server(app)
+    with caplog.at_level(logging.INFO):
+        response = httpraw.get(f"{server.url}/tables/failing")
+    assert response.status == 200
+    assert not response.terminated, "a cut stream must not end with the terminating chunk"
+    table = parse_table(response.text)
+    assert table.error_marker and table.rows_sent is None
+    assert len(table.rows) <= 50_000
+    assert failing.opened[0].closed
+    metrics = f"{server.url}/metrics"
+    assert _wait(lambda: value(metrics, "tablestream_streams_total", outcome="error") == 1)
+    request_id = response.headers["x-request-id"]
+    errors = [r for r in caplog.records if r.name == "service.streaming"]
+    assert errors and request_id in errors[0].getMessage()
+
+
+def test_a_source_failing_before_the_first_byte_is_a_503_page_without_traceback(client, app):
+    class Broken(_FailingTable):
+        def open(self, limit=None, offset=0):
+            from service.sources import SourceError
+
+            raise SourceError("cannot connect")
+
+    app.extensions["tablestream"].catalog["broken"] = Broken(0)
+    response = client.get("/tables/broken")
+    assert response.status_code == 503
+    body = response.get_data(as_text=True)
+    assert "cannot be read right now" in body and "Traceback" not in body
+
+
+def test_a_client_that_stops_reading_is_cut_after_the_write_timeout(thread_server, settings_for):
+    app = create_app(settings_for(write_timeout="1", outbuf_high_watermark="65536",
+                                  outbuf_overflow="65536"))  # fmt: skip
+    closed = threading.Event()
+    table = app.extensions["tablestream"].catalog["synthetic"]
+    original = table.open
+
+    def watched(limit=None, offset=0):
+        stream = original(limit, offset)
+        close = stream.close
+        stream.close = lambda: (close(), closed.set())
+        return stream
+
+    table.open = watched
+    server = thread_server(app, threads=1)
+    port = int(server.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port)) as stalled:
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.sendall(b"GET /tables/synthetic HTTP/1.1\r\nHost: t\r\n\r\n")
+        stalled.recv(1024)  # the head arrived; now read nothing more, keep the socket open
+        assert closed.wait(15), "the stalled stream still holds its worker"
+        # the only worker thread is free again
+        assert httpraw.get(f"{server.url}/healthz", timeout=10).status == 200
+    metrics = f"{server.url}/metrics"
+    assert _wait(lambda: value(metrics, "tablestream_streams_total", outcome="client_aborted") == 1)
+
+
+def test_sigterm_lets_short_streams_finish_cuts_long_ones_at_the_grace_and_exits_0(
+    process_server, settings_for
+):
+    env = {f"TABLESTREAM_{k.upper()}": v for k, v in settings_for().items()}
+    env["TABLESTREAM_SHUTDOWN_GRACE"] = "3"
+    server = process_server(**env)
+    results: dict[str, httpraw.RawResponse] = {}
+
+    def fetch(name: str, url: str) -> None:
+        results[name] = httpraw.get(url, keep=False, timeout=60)
+
+    short = threading.Thread(target=fetch, args=("short", f"{server.url}/tables/orders?limit=2000"))
+    long = threading.Thread(
+        target=fetch, args=("long", f"{server.url}/tables/synthetic?limit=2000000")
+    )
+    long.start()
+    short.start()
+    time.sleep(0.3)
+    server.proc.send_signal(signal.SIGTERM)
+    short.join(30)
+    long.join(30)
+    assert server.proc.wait(timeout=30) == 0
+    assert results["short"].terminated and b'data-rows-sent="2000"' in results["short"].tail
+    assert not results["long"].terminated and b"data-rows-sent" not in results["long"].tail
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
+
+
+def test_overload_queues_or_refuses_but_never_crashes(thread_server, settings_for):
+    app = create_app(settings_for())
+    server = thread_server(app, threads=2, connection_limit=4, backlog=8)
+    statuses: list[int | str] = []
+
+    def reader() -> None:
+        try:
+            response = httpraw.get(f"{server.url}/tables/synthetic?limit=30000", keep=False,
+                                   timeout=30)  # fmt: skip
+            statuses.append(response.status if response.terminated else "cut")
+        except OSError as exc:
+            statuses.append(type(exc).__name__)
+
+    readers = [threading.Thread(target=reader) for _ in range(16)]
+    for r in readers:
+        r.start()
+    for r in readers:
+        r.join(60)
+    assert len(statuses) == 16
+    assert statuses.count(200) >= 4, statuses
+    assert all(s == 200 or isinstance(s, str) for s in statuses), statuses
+    assert httpraw.get(f"{server.url}/healthz").status == 200
+
+
+XSS = [
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(1)>",
+    '"><svg onload=alert(1)>',
+    "javascript:alert(1)",
+    "</td></tr></table><script>alert(1)</script>",
+    "<!--",
+    "]]><![CDATA[<script>",
+    "{{ 7*7 }}",
+    "\u2028\u2029<scr\x00ipt>",
+]
+
+
+def test_xss_payloads_in_cells_arrive_as_text(thread_server, settings_for, tmp_path):
+    import csv
+
+    path = tmp_path / "xss.csv"
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["payload"])
+        writer.writerows([p] for p in XSS)
+    server = thread_server(create_app(settings_for(csv=f"xss={path}")))
+    response = httpraw.get(f"{server.url}/tables/xss")
+    table = parse_table(response.text)
+    assert [r[0] for r in table.rows] == XSS
+    body = response.text.split("<tbody>", 1)[1]
+    assert "<script" not in body and "<img" not in body and "<svg" not in body
+    assert "{{" in body  # rendered as text, never evaluated as a template
+
+
+def test_every_response_carries_the_security_headers(client):
+    for path in ("/", "/tables/synthetic?limit=1", "/tables/nope", "/tables/synthetic?limit=x"):
+        with client.get(path) as response:
+            headers = response.headers
+            assert "script-src 'self'" in headers["Content-Security-Policy"]
+            assert "default-src 'none'" in headers["Content-Security-Policy"]
+            assert headers["X-Content-Type-Options"] == "nosniff"
+            assert headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_one_json_log_line_per_request_with_the_stream_facts(thread_server, settings_for, caplog):
+    server = thread_server(create_app(settings_for()))
+    with caplog.at_level(logging.INFO, logger="tablestream.access"):
+        response = httpraw.get(
+            f"{server.url}/tables/synthetic?limit=1234", headers={"X-Request-ID": "abc-123"}
+        )
+        assert _wait(lambda: any("abc-123" in r.getMessage() for r in caplog.records))
+    assert response.headers["x-request-id"] == "abc-123"
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "tablestream.access"]
+    line = next(entry for entry in lines if entry["request_id"] == "abc-123")
+    assert line["table"] == "synthetic" and line["rows"] == 1234 and line["status"] == 200
+    assert line["bytes"] == response.size and line["chunks"] == len(response.chunks)
+    assert line["outcome"] == "completed" and line["duration_s"] > 0
+
+
+def test_an_unsafe_request_id_is_replaced(client):
+    for unsafe in ("<script>", "x" * 200, "a b"):
+        response = client.get("/healthz", headers={"X-Request-ID": unsafe})
+        assert response.headers["X-Request-ID"] != unsafe
+        assert len(response.headers["X-Request-ID"]) == 32
+
+
+@pytest.mark.slow
+def test_a_thousand_aborted_streams_leak_no_threads_fds_or_connections(
+    process_server, settings_for
+):
+    env = {f"TABLESTREAM_{k.upper()}": v for k, v in settings_for().items()}
+    server = process_server(**env)
+    fds = lambda: len(os.listdir(f"/proc/{server.pid}/fd"))  # noqa: E731
+    threads = lambda: len(os.listdir(f"/proc/{server.pid}/task"))  # noqa: E731
+    httpraw.get(f"{server.url}/tables/orders?limit=100")
+    idle_fds, idle_threads, idle_rss = fds(), threads(), server.rss()
+    rng = random.Random(1)
+    port = server.port
+    deadline = time.monotonic() + 120
+    tried = 0
+    for _ in range(1000):
+        if time.monotonic() > deadline:
+            break
+        table = rng.choice(["orders", "synthetic", "nasty", "customers"])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(f"GET /tables/{table} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+            want, got = rng.randint(1, 400_000), 0
+            while got < want:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                got += len(data)
+            sock.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+            )
+        tried += 1
+    assert tried == 1000, f"only {tried} aborts in the time budget"
+    metrics = f"{server.url}/metrics"
+    assert _wait(lambda: value(metrics, "tablestream_streams_in_progress") == 0, timeout=30)
+    assert fds() <= idle_fds + 2, (idle_fds, fds())
+    assert threads() == idle_threads
+    assert server.rss() - idle_rss < 8 * 1024 * 1024
+    assert parse_table(httpraw.get(f"{server.url}/tables/orders?limit=5").text).rows_sent == 5

@@ -1,0 +1,207 @@
+"""ops/ is checked by the real tools: promtool, a real Prometheus, and Kubernetes schemas."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from service import create_app
+
+from . import httpraw
+from .servers import ROOT, free_port
+
+OPS = ROOT / "ops"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        if IN_CI:
+            pytest.fail(f"{name} is missing; tests/system/install-deps.sh installs it")
+        pytest.skip(
+            f"{name} not installed (make test installs it via tests/system/install-deps.sh)"
+        )
+    return path
+
+
+def _run(*args: str | Path) -> str:
+    done = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout + done.stderr
+
+
+def test_prometheus_config_and_alert_rules_pass_promtool():
+    promtool = _tool("promtool")
+    assert "SUCCESS" in _run(promtool, "check", "config", OPS / "prometheus.yml")
+    assert "SUCCESS: 6 rules found" in _run(promtool, "check", "rules", OPS / "alerts.yml")
+
+
+def test_alert_unit_tests_fire_and_stay_quiet_as_written():
+    promtool = _tool("promtool")
+    assert "SUCCESS" in _run(promtool, "test", "rules", OPS / "rules.test.yml")
+
+
+def _dashboard_exprs() -> list[str]:
+    dashboard = json.loads((OPS / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    return [e.replace("$__rate_interval", "5m").replace("$job", ".*") for e in exprs]
+
+
+def test_every_dashboard_query_is_valid_promql(tmp_path):
+    promtool = _tool("promtool")
+    exprs = _dashboard_exprs()
+    assert len(exprs) >= 10
+    rules = {
+        "groups": [
+            {
+                "name": "dashboard",
+                "rules": [{"record": f"dashboard:expr{i}", "expr": e} for i, e in enumerate(exprs)],
+            }
+        ]
+    }
+    path = tmp_path / "dashboard-rules.yml"
+    path.write_text(yaml.safe_dump(rules))
+    assert f"SUCCESS: {len(exprs)} rules found" in _run(promtool, "check", "rules", path)
+    broken = tmp_path / "broken.yml"
+    broken.write_text(yaml.safe_dump({"groups": [{"name": "x", "rules": [
+        {"record": "x:y", "expr": "sum by (table (rate(x[5m]))"}]}]}))  # fmt: skip
+    done = subprocess.run([promtool, "check", "rules", broken], capture_output=True)
+    assert done.returncode != 0  # the check can fail
+
+
+def test_every_metric_named_in_ops_is_exported_by_the_service(settings_for):
+    client = create_app(settings_for()).test_client()
+    client.get("/tables/synthetic?limit=10").close()
+    exported = set(re.findall(r"^(\w+)", client.get("/metrics").get_data(as_text=True), re.M))
+    text = "\n".join(
+        p.read_text() for p in [*OPS.glob("*.yml"), *OPS.glob("*.json")] if p.is_file()
+    )
+    used = set(re.findall(r"\btablestream_\w+", text))
+    assert len(used) >= 8
+    assert used <= exported, used - exported
+
+
+def _k8s_documents() -> list[tuple[Path, dict]]:
+    return [
+        (path, doc)
+        for path in sorted((OPS / "k8s").glob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc
+    ]
+
+
+def test_kubernetes_manifests_validate_against_a_recent_schema():
+    docs = _k8s_documents()
+    kinds = {doc["kind"] for _, doc in docs}
+    assert {"Deployment", "Service", "HorizontalPodAutoscaler", "ConfigMap"} <= kinds
+    version = kubernetes_validate.latest_version()
+    for _, doc in docs:
+        kubernetes_validate.validate(doc, version, strict=True)
+    deployment = next(doc for _, doc in docs if doc["kind"] == "Deployment")
+    deployment["spec"]["replicas"] = "two"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, version, strict=True)
+
+
+def test_deployment_probes_and_grace_period_fit_the_service():
+    deployment = next(doc for _, doc in _k8s_documents() if doc["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert pod["terminationGracePeriodSeconds"] >= 60
+    assert {"requests", "limits"} <= set(container["resources"])
+
+
+def test_kubernetes_scrape_config_passes_promtool(tmp_path):
+    """Debian's Prometheus is built without Kubernetes discovery, so its promtool rejects
+    ``kubernetes_sd_configs`` as an unknown field; the block is swapped for a static target and
+    everything else (relabel regexes, labels, rule files) is checked as written."""
+    promtool = _tool("promtool")
+    configmap = next(doc for _, doc in _k8s_documents() if doc["kind"] == "ConfigMap")
+    config = yaml.safe_load(configmap["data"]["prometheus.yml"])
+    config["rule_files"] = [str(OPS / "alerts.yml")]
+    job = config["scrape_configs"][0]
+    assert job.pop("kubernetes_sd_configs") == [{"role": "pod"}]
+    job["static_configs"] = [{"targets": ["127.0.0.1:9100"]}]
+    path = tmp_path / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config))
+    assert "SUCCESS" in _run(promtool, "check", "config", path)
+
+
+def _query(prometheus: str, expr: str) -> list[dict]:
+    url = f"{prometheus}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    with urllib.request.urlopen(url, timeout=5) as response:
+        body = json.load(response)
+    assert body["status"] == "success", body
+    return body["data"]["result"]
+
+
+@pytest.mark.slow
+def test_a_real_prometheus_scrapes_the_exact_bytes_a_client_received(process_server, tmp_path):
+    binary = _tool("prometheus")
+    server = process_server(TABLESTREAM_DB="", TABLESTREAM_SYNTHETIC_ROWS="100000")
+    target = server.url.removeprefix("http://")
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "rule_files": [str(OPS / "alerts.yml")],
+                "scrape_configs": [
+                    {"job_name": "tablestream", "static_configs": [{"targets": [target]}]}
+                ],
+            }
+        )
+    )
+    port = free_port()
+    log = (tmp_path / "prometheus.log").open("wb")
+    prometheus = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    api = f"http://127.0.0.1:{port}"
+    try:
+        response = httpraw.get(f"{server.url}/tables/synthetic?limit=30000", keep=False)
+        assert response.terminated
+        deadline = time.monotonic() + 60
+        seen: list[dict] = []
+        while time.monotonic() < deadline:
+            try:
+                seen = _query(api, 'tablestream_stream_bytes_total{table="synthetic"}')
+            except OSError:
+                seen = []
+            if seen and float(seen[0]["value"][1]) == response.size:
+                break
+            time.sleep(0.5)
+        assert seen, "Prometheus never reported tablestream_stream_bytes_total"
+        assert float(seen[0]["value"][1]) == response.size
+        rows = _query(api, 'tablestream_stream_rows_total{table="synthetic"}')
+        assert float(rows[0]["value"][1]) == 30000
+        assert _query(api, 'up{job="tablestream"}')[0]["value"][1] == "1"
+    finally:
+        prometheus.terminate()
+        try:
+            prometheus.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            prometheus.kill()
+            prometheus.wait()
+        log.close()
