@@ -14,11 +14,13 @@ from typing import Any
 
 from flask import Flask, request
 
+from .allocator import trim_heap
 from .config import ConfigError, Settings
 from .errors import register_error_pages
 from .instrumentation import install_metrics
 from .metrics import Metrics
 from .requestlog import RequestLogMiddleware, stream_facts
+from .rowmarkup import rows_html
 from .runtime import Runtime
 from .security import install_security_headers
 from .sources import build_catalog
@@ -56,7 +58,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     )
     app.logger.setLevel(getattr(logging, settings.log_level.upper()))
     metrics = Metrics(settings.chunk_bytes, settings.prometheus_multiproc_dir)
-    watchdog = Watchdog(settings.write_timeout)
+    watchdog = Watchdog(settings.write_timeout, on_idle=trim_heap)
     runtime = Runtime(
         settings=settings, catalog=build_catalog(settings), metrics=metrics, watchdog=watchdog
     )
@@ -66,6 +68,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     install_metrics(app, metrics, public_endpoint=settings.metrics_port == 0)
     install_security_headers(app)
     app.wsgi_app = RequestLogMiddleware(app.wsgi_app)  # type: ignore[method-assign]
+    app.add_template_filter(rows_html)
     app.register_blueprint(bp)
     register_error_pages(app)
     return app

@@ -56,9 +56,15 @@ class _Progress:
 
 
 class Watchdog:
-    def __init__(self, write_timeout: float, interval: float = 0.5) -> None:
+    def __init__(
+        self,
+        write_timeout: float,
+        interval: float = 0.5,
+        on_idle: Callable[[], object] | None = None,
+    ) -> None:
         self.write_timeout = write_timeout
         self.interval = interval
+        self._on_idle = on_idle
         self._lock = threading.Lock()
         self._entries: set[_Entry] = set()
         self._started = False
@@ -96,11 +102,15 @@ class Watchdog:
             self._entries.discard(entry)
 
     def _run(self) -> None:
+        was_busy = False
         while True:
             time.sleep(self.interval)
             now = time.monotonic()
             with self._lock:
                 entries = list(self._entries)
+            if was_busy and not entries and self._on_idle is not None:
+                self._on_idle()
+            was_busy = bool(entries)
             for entry in entries:
                 if now - entry.last > self.write_timeout:
                     log.warning(

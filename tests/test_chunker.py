@@ -34,5 +34,13 @@ def test_size_is_counted_so_multibyte_text_never_makes_small_chunks():
     assert all(len(c) >= 1000 for c in chunks[:-1])
 
 
+def test_pieces_larger_than_a_chunk_are_cut_to_the_target_size_and_the_rest_carried_over():
+    chunker = Chunker(1000)
+    pieces = ["<head>", chunker.flush(), "a" * 2500, "b" * 2500, "c" * 10]
+    chunks = list(chunker.chunks(pieces))
+    assert b"".join(chunks) == "".join(pieces).encode()
+    assert [len(c) for c in chunks] == [6, 1000, 1000, 1000, 1000, 1000, 10]
+
+
 def test_empty_stream_gives_no_chunk():
     assert list(Chunker(1024).chunks(["", ""])) == []

@@ -56,6 +56,13 @@ def test_a_missing_csv_file_stops_the_app_factory(tmp_path):
         create_app({"db": "", "csv": f"t={tmp_path / 'missing.csv'}"})
 
 
+def test_a_csv_file_whose_header_names_no_columns_stops_the_app_factory(tmp_path):
+    path = tmp_path / "blank.csv"
+    path.write_text("\n1,2\n")
+    with pytest.raises(ConfigError, match="names no columns"):
+        create_app({"db": "", "csv": f"blank={path}"})
+
+
 def test_two_sources_serving_one_name_are_refused(tmp_path):
     path = tmp_path / "synthetic.csv"
     path.write_text("a\n1\n")

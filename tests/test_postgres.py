@@ -17,7 +17,7 @@ import pytest
 psycopg = pytest.importorskip("psycopg")
 
 from service import create_app  # noqa: E402
-from service.sources.formatting import format_rows  # noqa: E402
+from service.sources.formatting import format_batch  # noqa: E402
 from service.sources.postgres import PostgresTable  # noqa: E402
 
 from . import httpraw  # noqa: E402
@@ -160,7 +160,8 @@ class _ClientSideTable(PostgresTable):
             rows_read = 0
 
             def __iter__(self):
-                yield from format_rows(cur)
+                for row in cur:
+                    yield from format_batch([row])
 
             def close(self):
                 conn.rollback()

@@ -9,12 +9,16 @@ stream at any moment (client gone, error, shutdown).
 
 from __future__ import annotations
 
+import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 
 __all__ = ["RowStream", "SourceBusy", "SourceError", "Table"]
 
 Row = Sequence[str]
+
+BATCH_ROWS = 256
+"""Rows per batch when a source has no natural batch: about 32 KiB of HTML, one chunk."""
 
 
 class SourceError(RuntimeError):
@@ -34,6 +38,10 @@ class RowStream(ABC):
 
     ``rows_read`` counts rows handed out so far; sources update it once per batch, not per row,
     and the count is exact once the iterator is exhausted.
+
+    The page renders rows a batch at a time (``batches()``), so per-row work stays out of the
+    template engine. A source only has to give ``__iter__``; one that reads in batches anyway
+    (a cursor's ``fetchmany``) overrides ``batches()`` too and hands its batches over as they are.
     """
 
     columns: Sequence[str]
@@ -41,6 +49,12 @@ class RowStream(ABC):
 
     @abstractmethod
     def __iter__(self) -> Iterator[Row]: ...
+
+    def batches(self) -> Iterator[list[Row]]:
+        """The same rows as ``__iter__``, as non-empty lists."""
+        rows = iter(self)
+        while batch := list(itertools.islice(rows, BATCH_ROWS)):
+            yield batch
 
     @abstractmethod
     def close(self) -> None:

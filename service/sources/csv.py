@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
-from .base import Row, RowStream, SourceError, Table
+from .base import BATCH_ROWS, Row, RowStream, SourceError, Table
 
 __all__ = ["CSVTable"]
 
@@ -27,13 +27,15 @@ class _CSVStream(RowStream):
         self.rows_read = 0
 
     def __iter__(self) -> Iterator[Row]:
+        return itertools.chain.from_iterable(self.batches())
+
+    def batches(self) -> Iterator[list[Row]]:
         stop = None if self._limit is None else self._offset + self._limit
+        rows = itertools.islice(self._reader, self._offset, stop)
         width = len(self.columns)
-        for row in itertools.islice(self._reader, self._offset, stop):
-            self.rows_read += 1
-            if len(row) != width:
-                row = (row + [""] * width)[:width]
-            yield row
+        while batch := list(itertools.islice(rows, BATCH_ROWS)):
+            self.rows_read += len(batch)
+            yield [row if len(row) == width else (row + [""] * width)[:width] for row in batch]
 
     def close(self) -> None:
         handle, self._handle = self._handle, None
@@ -60,11 +62,16 @@ class CSVTable(Table):
     def columns(self) -> list[str]:
         with self._open_file() as handle:
             try:
-                return next(csv.reader(handle))
+                header = next(csv.reader(handle))
             except StopIteration:
                 raise SourceError(f"CSV table {self.name!r}: {str(self.path)!r} is empty") from None
             except (csv.Error, UnicodeDecodeError) as exc:
                 raise SourceError(f"CSV table {self.name!r}: bad header: {exc}") from exc
+        if not header:
+            raise SourceError(
+                f"CSV table {self.name!r}: the first line of {str(self.path)!r} names no columns"
+            )
+        return header
 
     def open(self, limit: int | None = None, offset: int = 0) -> RowStream:
         handle = self._open_file()

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["format_rows", "format_value"]
+__all__ = ["format_batch", "format_value"]
 
 
 def _format_datetime(value: dt.datetime) -> str:
@@ -50,7 +50,7 @@ def format_value(value: Any) -> str:
     return formatter(value)
 
 
-def format_rows(rows: Iterable[Sequence[Any]]) -> Iterator[tuple[str, ...]]:
-    """Format every cell of every row; rows whose cells are all ``str`` pass through cheaply."""
-    for row in rows:
-        yield tuple(v if v.__class__ is str else format_value(v) for v in row)
+def format_batch(rows: Iterable[Sequence[Any]]) -> list[tuple[str, ...]]:
+    """Format every cell of a batch of rows; ``str`` cells pass through without a call."""
+    fmt = format_value
+    return [tuple([v if v.__class__ is str else fmt(v) for v in row]) for row in rows]

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterator
 
 import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from .base import Row, RowStream, SourceBusy, SourceError, Table
-from .formatting import format_rows
+from .base import RowStream, SourceBusy, SourceError, Table
+from .cursor import CursorRowStream
 
 __all__ = ["PostgresSource", "PostgresTable"]
 
@@ -33,7 +32,7 @@ APPLICATION_NAME = "tablestream"
 _cursor_ids = itertools.count(1)
 
 
-class _PostgresStream(RowStream):
+class _PostgresStream(CursorRowStream):
     def __init__(
         self,
         pool: ConnectionPool,
@@ -47,18 +46,9 @@ class _PostgresStream(RowStream):
         self._cursor = conn.cursor(name=f"tablestream_{next(_cursor_ids)}")
         self._cursor.execute(query, params)
         self.columns = [d.name for d in self._cursor.description or []]
+        self._fetchmany = self._cursor.fetchmany
         self._fetch_rows = fetch_rows
         self.rows_read = 0
-
-    def __iter__(self) -> Iterator[Row]:
-        fetch = self._cursor.fetchmany
-        size = self._fetch_rows
-        while True:
-            batch = fetch(size)
-            if not batch:
-                return
-            self.rows_read += len(batch)
-            yield from format_rows(batch)
 
     def close(self) -> None:
         conn, self._conn = self._conn, None

@@ -9,12 +9,11 @@ and are quoted as identifiers; nothing from a URL is ever put into SQL text.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
-from .base import Row, RowStream, SourceError, Table
-from .formatting import format_rows
+from .base import RowStream, SourceError, Table
+from .cursor import CursorRowStream
 
 __all__ = ["SQLiteTable", "quote_identifier", "sqlite_tables"]
 
@@ -33,23 +32,14 @@ def connect_readonly(path: Path) -> sqlite3.Connection:
     return conn
 
 
-class _SQLiteStream(RowStream):
+class _SQLiteStream(CursorRowStream):
     def __init__(self, conn: sqlite3.Connection, sql: str, params: tuple, fetch_rows: int):
         self._conn: sqlite3.Connection | None = conn
         self._cursor = conn.execute(sql, params)
         self.columns = [d[0] for d in self._cursor.description]
+        self._fetchmany = self._cursor.fetchmany
         self._fetch_rows = fetch_rows
         self.rows_read = 0
-
-    def __iter__(self) -> Iterator[Row]:
-        fetch = self._cursor.fetchmany
-        size = self._fetch_rows
-        while True:
-            batch = fetch(size)
-            if not batch:
-                return
-            self.rows_read += len(batch)
-            yield from format_rows(batch)
 
     def close(self) -> None:
         conn, self._conn = self._conn, None

@@ -3,23 +3,29 @@
 Row ``i`` is a pure function of ``i`` (no random state), so any offset can be served without
 producing the rows before it, two runs are byte-identical, and a test can compute the exact row
 it expects. A few names carry quotes, ampersands and angle brackets so escaping is always tested.
+
+The benchmarks stream millions of these rows, so the generator must not be what they measure:
+``synthetic_batch`` builds a batch from lookup tables (names, clock times) and works out the
+date once per day instead of a ``datetime`` per row — about 3x faster than ``synthetic_row``,
+which stays as the readable definition that the tests hold the fast path to.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Iterator
 
-from .base import Row, RowStream, Table
+from .base import BATCH_ROWS, Row, RowStream, Table
 
-__all__ = ["COLUMNS", "SyntheticTable", "synthetic_row"]
+__all__ = ["COLUMNS", "SyntheticTable", "synthetic_batch", "synthetic_row"]
 
 COLUMNS = ["id", "name", "email", "amount", "created", "status"]
 _FIRST = ["Ada", "Brian", "Chloé", "Dmitri", "Eve", "Farah", "Gus", "Hana", "Ivan", "Jo"]
 _LAST = ["Lovelace", "O'Brien", "Smith & Sons", "Nakamura", "<Doe>", "Müller", "Okafor", "Li"]
 _STATUS = ["paid", "pending", "shipped", "refunded", "cancelled"]
 _EPOCH = dt.datetime(2024, 1, 1)
-_BATCH = 1024
+_SECONDS_PER_ROW = 37
 
 
 def synthetic_row(i: int) -> tuple[str, ...]:
@@ -27,7 +33,7 @@ def synthetic_row(i: int) -> tuple[str, ...]:
     first = _FIRST[i % 10]
     last = _LAST[(i // 10) % 8]
     cents = (i * 7919) % 1_000_000
-    created = _EPOCH + dt.timedelta(seconds=i * 37)
+    created = _EPOCH + dt.timedelta(seconds=i * _SECONDS_PER_ROW)
     return (
         str(i + 1),
         f"{first} {last}",
@@ -38,6 +44,40 @@ def synthetic_row(i: int) -> tuple[str, ...]:
     )
 
 
+# Lookup tables for synthetic_batch; the name depends on i % 80, the clock on seconds of day.
+_NAMES = [f"{_FIRST[k % 10]} {_LAST[(k // 10) % 8]}" for k in range(80)]
+_MAILBOXES = [first.lower() + "." for first in _FIRST]
+_HOURS_MINUTES = [f"{h:02d}:{m:02d}:" for h in range(24) for m in range(60)]
+_TWO_DIGITS = [f"{n:02d}" for n in range(100)]
+
+
+def synthetic_batch(start: int, stop: int) -> list[tuple[str, ...]]:
+    """Rows ``start`` to ``stop - 1``, equal to ``[synthetic_row(i) for i in range(...)]``."""
+    out = []
+    append = out.append
+    names, mailboxes, statuses = _NAMES, _MAILBOXES, _STATUS
+    clock, two = _HOURS_MINUTES, _TWO_DIGITS
+    day, date = -1, ""
+    for i in range(start, stop):
+        n = str(i + 1)
+        cents = (i * 7919) % 1_000_000
+        days, second = divmod(i * _SECONDS_PER_ROW, 86_400)
+        if days != day:
+            day = days
+            date = (_EPOCH + dt.timedelta(days=days)).date().isoformat() + " "
+        append(
+            (
+                n,
+                names[i % 80],
+                mailboxes[i % 10] + n + "@example.com",
+                str(cents // 100) + "." + two[cents % 100],
+                date + clock[second // 60] + two[second % 60],
+                statuses[i % 5],
+            )
+        )
+    return out
+
+
 class _SyntheticStream(RowStream):
     def __init__(self, start: int, stop: int) -> None:
         self.columns = COLUMNS
@@ -45,12 +85,13 @@ class _SyntheticStream(RowStream):
         self.rows_read = 0
 
     def __iter__(self) -> Iterator[Row]:
-        row = synthetic_row
-        for batch_start in range(self._start, self._stop, _BATCH):
-            batch_stop = min(batch_start + _BATCH, self._stop)
+        return itertools.chain.from_iterable(self.batches())
+
+    def batches(self) -> Iterator[list[Row]]:
+        for batch_start in range(self._start, self._stop, BATCH_ROWS):
+            batch_stop = min(batch_start + BATCH_ROWS, self._stop)
             self.rows_read += batch_stop - batch_start
-            for i in range(batch_start, batch_stop):
-                yield row(i)
+            yield synthetic_batch(batch_start, batch_stop)
 
     def close(self) -> None:
         """Nothing to release: rows are computed, not read."""
