@@ -7,7 +7,7 @@ DB ?= data/demo.sqlite3
 DEMO_ROWS ?= 1000000
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format venv clean system-deps e2e readme
+.PHONY: run test lint format venv clean system-deps e2e readme bench bench-quick
 
 $(VENV)/bin/activate:
 	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found; set PYTHON=python3.x" >&2; exit 1; }
@@ -35,25 +35,37 @@ system-deps:
 	bash tests/system/install-deps.sh
 
 test: $(VENV)/.installed-test system-deps
-	$(VENV)/bin/ruff check service tests
-	$(VENV)/bin/ruff format --check service tests
+	$(VENV)/bin/ruff check service tests bench
+	$(VENV)/bin/ruff format --check service tests bench
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The real-Prometheus and promtool checks of ops/ alone (make test runs them too).
 e2e: $(VENV)/.installed-test system-deps
 	$(PY) -m pytest tests/test_ops.py $(PYTEST_ARGS)
 
+$(VENV)/.installed-bench: pyproject.toml | $(VENV)/bin/activate
+	$(PY) -m pip install --quiet -e '.[bench]'
+	touch $@ $(VENV)/.installed
+
+# Side-by-side benchmark; writes docs/BENCHMARKS.md and docs/benchmarks.png (~15 min).
+bench: $(VENV)/.installed-bench system-deps
+	$(PY) -m bench.run
+
+# The same targets judged on smaller runs (~2 min); the report goes to runs/bench-quick/.
+bench-quick: $(VENV)/.installed-bench system-deps
+	$(PY) -m bench.run --quick
+
 # Regenerate the README's configuration table from service/config.py.
 readme: $(VENV)/.installed
 	$(PY) docs/update_readme_settings.py
 
 lint: $(VENV)/.installed-test
-	$(VENV)/bin/ruff check service tests
-	$(VENV)/bin/ruff format --check service tests
+	$(VENV)/bin/ruff check service tests bench
+	$(VENV)/bin/ruff format --check service tests bench
 
 format: $(VENV)/.installed-test
-	$(VENV)/bin/ruff format service tests
-	$(VENV)/bin/ruff check --fix service tests
+	$(VENV)/bin/ruff format service tests bench
+	$(VENV)/bin/ruff check --fix service tests bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info

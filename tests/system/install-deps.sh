@@ -7,6 +7,7 @@ declare -A NEEDS=(
   [promtool]=prometheus
   [prometheus]=prometheus
   [chromium]=chromium
+  [curl]=curl
 )
 missing=()
 for cmd in "${!NEEDS[@]}"; do

@@ -1,0 +1,141 @@
+"""Measuring a server process from outside: RSS, peak RSS, CPU seconds; timing one fetch.
+
+The client is curl writing to /dev/null: a C client that costs the shared 2-core machine far
+less than the server it measures, and reports time to first byte itself. Peak RSS comes from
+the kernel (VmHWM, reset through /proc/PID/clear_refs before each measurement), so a peak
+between two samples is never missed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["Fetch", "Server", "fetch", "fetch_many", "free_port"]
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _status(pid: int, key: str) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+@dataclass
+class Server:
+    """A server started as a process group; all figures sum over its processes."""
+
+    argv: list[str]
+    env: dict[str, str]
+    log: Path
+    port: int = field(default_factory=free_port)
+
+    def __post_init__(self) -> None:
+        env = {**os.environ, **self.env, "TABLESTREAM_PORT": str(self.port)}
+        env.setdefault("TABLESTREAM_HOST", "127.0.0.1")
+        self._log = self.log.open("ab")
+        self.proc = subprocess.Popen(
+            self.argv, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}; see {self.log}")
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise TimeoutError(f"server not ready after {timeout} s; see {self.log}")
+
+    def pids(self) -> list[int]:
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        kids = [int(p) for p in children.read_text().split()] if children.exists() else []
+        return [self.proc.pid, *kids]
+
+    def rss(self) -> int:
+        return sum(_status(pid, "VmRSS") for pid in self.pids())
+
+    def peak(self) -> int:
+        return sum(_status(pid, "VmHWM") for pid in self.pids())
+
+    def reset_peak(self) -> None:
+        for pid in self.pids():
+            Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+    def cpu_seconds(self) -> float:
+        total = 0
+        for pid in self.pids():
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / _TICK
+
+    def settle(self, seconds: float = 1.5) -> None:
+        """Wait for the service's idle work (heap trim after the last stream) to happen."""
+        time.sleep(seconds)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._log.close()
+
+
+@dataclass
+class Fetch:
+    bytes: int
+    ttfb: float
+    seconds: float
+
+
+def _curl(url: str) -> list[str]:
+    curl = shutil.which("curl")
+    if curl is None:
+        raise SystemExit("the benchmark needs curl: apt-get install curl (make bench does it)")
+    fmt = "%{http_code} %{size_download} %{time_starttransfer} %{time_total}"
+    return [curl, "-sS", "--max-time", "900", "-o", "/dev/null", "-w", fmt, url]
+
+
+def _parse(url: str, out: str) -> Fetch:
+    code, size, ttfb, total = out.split()
+    if code != "200":
+        raise RuntimeError(f"{url} answered {code}")
+    return Fetch(int(size), float(ttfb), float(total))
+
+
+def fetch(url: str) -> Fetch:
+    done = subprocess.run(_curl(url), capture_output=True, text=True, check=True)
+    return _parse(url, done.stdout)
+
+
+def fetch_many(urls: list[str]) -> tuple[list[Fetch], float]:
+    """Fetch all ``urls`` at once; the results and the wall time until the last one ended."""
+    start = time.perf_counter()
+    procs = [subprocess.Popen(_curl(u), stdout=subprocess.PIPE, text=True) for u in urls]
+    outs = [p.communicate()[0] for p in procs]
+    wall = time.perf_counter() - start
+    return [_parse(u, o) for u, o in zip(urls, outs, strict=True)], wall

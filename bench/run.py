@@ -1,0 +1,310 @@
+"""``make bench`` / ``make bench-quick``: measure every way side by side, judge, write the report.
+
+Phases, each on fresh server processes so one variant's memory never shows up in another's:
+  A. per row count, one bench server: the service's stream, the hand-built stream, the ceiling
+     and the classic buffered stream interleaved run by run (so ratios are taken pair by pair,
+     on the same machine state), then ``render_template`` last (it keeps its memory);
+  B. one long stream of the service alone (10M rows; 1M in quick mode): RSS before/peak/after;
+  C. 20 concurrent streams against one process: peak RSS above idle;
+  D. the same concurrent load on 1 and on 2 processes (SO_REUSEPORT): aggregate rows/s.
+Prints one verdict line per target and exits 1 when one is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .measure import Server, fetch, fetch_many
+from .report import write_report
+from .steps import measure_steps
+
+MIB = 1024 * 1024
+VARIANTS = ["service", "hand", "ceiling", "buffered5", "render_template"]
+
+
+@dataclass
+class Run:
+    rows_per_s: float
+    mb_per_s: float
+    ttfb: float
+    cpu: float
+    peak: int
+    after: int
+    size: int
+
+
+@dataclass
+class Cell:
+    variant: str
+    rows: int
+    runs: list[Run] = field(default_factory=list)
+    ratios: list[float] = field(default_factory=list)  # against hand, pair by pair
+
+    def median(self, attr: str) -> float:
+        return statistics.median(getattr(r, attr) for r in self.runs)
+
+    def worst(self, attr: str) -> float:
+        return max(getattr(r, attr) for r in self.runs)
+
+
+@dataclass
+class Plan:
+    sizes: list[int]
+    repeats: int
+    buffered_max_once: int  # above this row count the slow classic variant runs only once
+    long_rows: int
+    concurrent: int
+    concurrent_rows: int
+    scale_streams: int
+    scale_rows: int
+
+
+FULL = Plan([10_000, 100_000, 1_000_000], 3, 100_000, 10_000_000, 20, 1_000_000, 8, 500_000)
+QUICK = Plan([100_000], 2, 0, 1_000_000, 20, 100_000, 4, 250_000)
+
+
+def _env(rows: int) -> dict[str, str]:
+    return {
+        "TABLESTREAM_DB": "",
+        "TABLESTREAM_SYNTHETIC_ROWS": str(rows),
+        "TABLESTREAM_LOG_LEVEL": "warning",
+    }
+
+
+def _url(server: Server, variant: str, rows: int, size: int = 0) -> str:
+    if variant == "service":
+        return f"{server.url}/tables/synthetic?limit={rows}"
+    if variant == "ceiling":
+        return f"{server.url}/bench/ceiling?bytes={size}"
+    return f"{server.url}/bench/{variant}?limit={rows}"
+
+
+def _measure(server: Server, url: str, rows: int) -> Run:
+    server.settle(0.3)
+    before = server.rss()
+    server.reset_peak()
+    cpu = server.cpu_seconds()
+    got = fetch(url)
+    cpu = server.cpu_seconds() - cpu
+    peak = server.peak() - before
+    server.settle()
+    return Run(
+        rows / got.seconds,
+        got.bytes / got.seconds / 1e6,
+        got.ttfb,
+        cpu,
+        peak,
+        server.rss() - before,
+        got.bytes,
+    )
+
+
+def _check_identical(server: Server) -> list[str]:
+    """Every variant must send the same page as the service (the ceiling excepted)."""
+    import hashlib
+    import urllib.request
+
+    digests = {}
+    for variant in ("service", "hand", "buffered5", "render_template"):
+        with urllib.request.urlopen(_url(server, variant, 3000)) as response:
+            digests[variant] = hashlib.sha256(response.read()).hexdigest()
+    return [v for v, d in digests.items() if d != digests["service"]]
+
+
+def phase_a(plan: Plan, py: str, logs: Path) -> tuple[list[Cell], list[str]]:
+    cells: list[Cell] = []
+    different: list[str] = []
+    for rows in plan.sizes:
+        server = Server([py, "-m", "bench.server"], _env(rows), logs / "bench-server.log")
+        try:
+            different = different or _check_identical(server)
+            for variant in ("service", "hand", "buffered5", "render_template"):
+                fetch(_url(server, variant, 1000))  # warm templates and caches
+            by = {v: Cell(v, rows) for v in VARIANTS}
+            for repeat in range(plan.repeats):
+                for variant in ("service", "hand", "ceiling", "buffered5"):
+                    if variant == "buffered5" and repeat and rows > plan.buffered_max_once:
+                        continue
+                    size = by["service"].runs[-1].size if variant == "ceiling" else 0
+                    by[variant].runs.append(
+                        _measure(server, _url(server, variant, rows, size), rows)
+                    )
+                by["service"].ratios.append(
+                    by["service"].runs[-1].rows_per_s / by["hand"].runs[-1].rows_per_s
+                )
+                print(
+                    f"  {rows:>9,} rows, run {repeat + 1}: service {by['service'].runs[-1].rows_per_s:,.0f} rows/s, hand {by['hand'].runs[-1].rows_per_s:,.0f}",
+                    flush=True,
+                )
+            for _ in range(plan.repeats if rows <= 1_000_000 else 1):
+                by["render_template"].runs.append(
+                    _measure(server, _url(server, "render_template", rows), rows)
+                )
+            cells.extend(by.values())
+        finally:
+            server.stop()
+    return cells, different
+
+
+def _serve(py: str, logs: Path, rows: int, **env: str) -> Server:
+    argv = [str(Path(py).with_name("tablestream")), "serve"]
+    return Server(argv, {**_env(rows), **env}, logs / "service.log")
+
+
+def phase_b(plan: Plan, py: str, logs: Path) -> Cell:
+    server = _serve(py, logs, plan.long_rows)
+    try:
+        fetch(_url(server, "service", 10_000))
+        cell = Cell("service", plan.long_rows)
+        cell.runs.append(_measure(server, _url(server, "service", plan.long_rows), plan.long_rows))
+        return cell
+    finally:
+        server.stop()
+
+
+def phase_c(plan: Plan, py: str, logs: Path) -> dict[str, float]:
+    server = _serve(py, logs, plan.concurrent_rows)
+    try:
+        fetch(_url(server, "service", 10_000))
+        server.settle()
+        idle = server.rss()
+        server.reset_peak()
+        urls = [_url(server, "service", plan.concurrent_rows)] * plan.concurrent
+        results, wall = fetch_many(urls)
+        peak = server.peak() - idle
+        server.settle(2)
+        return {
+            "streams": plan.concurrent,
+            "rows": plan.concurrent_rows,
+            "idle_mib": idle / MIB,
+            "peak_mib": peak / MIB,
+            "after_mib": (server.rss() - idle) / MIB,
+            "rows_per_s": plan.concurrent * plan.concurrent_rows / wall,
+            "complete": all(r.bytes == results[0].bytes for r in results),
+        }
+    finally:
+        server.stop()
+
+
+def phase_d(plan: Plan, py: str, logs: Path) -> dict[int, float]:
+    rates: dict[int, float] = {}
+    for processes in (1, 2):
+        server = _serve(py, logs, plan.scale_rows, TABLESTREAM_PROCESSES=str(processes))
+        try:
+            fetch(_url(server, "service", 10_000))
+            runs = []
+            for _ in range(2):
+                urls = [_url(server, "service", plan.scale_rows)] * plan.scale_streams
+                _, wall = fetch_many(urls)
+                runs.append(plan.scale_streams * plan.scale_rows / wall)
+            rates[processes] = statistics.median(runs)
+            print(f"  {processes} process(es): {rates[processes]:,.0f} rows/s", flush=True)
+        finally:
+            server.stop()
+    return rates
+
+
+def verdicts(
+    plan: Plan, cells: list[Cell], long: Cell, conc: dict, scale: dict, different: list[str]
+) -> list[tuple[bool, str]]:
+    top = max(plan.sizes)
+    at = {(c.variant, c.rows): c for c in cells}
+    ours, buffered = at[("service", top)], at[("buffered5", top)]
+    ratio_hand = statistics.median(ours.ratios)
+    ratio_buffered = ours.median("rows_per_s") / buffered.median("rows_per_s")
+    ttfb = max([c.worst("ttfb") for c in cells if c.variant == "service"] + [long.worst("ttfb")])
+    lines = [
+        (
+            not different,
+            f"same bytes from every variant: {'yes' if not different else 'NO: ' + ', '.join(different)}",
+        ),
+        (
+            ratio_hand >= 1.0,
+            f"service vs hand-built rows at {top:,} rows: {ratio_hand:.2f}x (target >= 1.0x, median of pairwise ratios)",
+        ),
+        (
+            ratio_buffered >= 20,
+            f"service vs enable_buffering(5) at {top:,} rows: {ratio_buffered:.1f}x (target >= 20x)",
+        ),
+        (
+            ttfb <= 0.020,
+            f"time to first byte, worst of the service's runs: {ttfb * 1000:.1f} ms (target <= 20 ms)",
+        ),
+    ]
+    for cell in [c for c in cells if c.variant == "service" and c.rows >= 1_000_000] + [long]:
+        after, peak = cell.worst("after") / MIB, cell.worst("peak") / MIB
+        lines.append(
+            (
+                after <= 2 and peak <= 8,
+                f"{cell.rows:,}-row stream: RSS after {after:+.1f} MiB (target within 2), peak {peak:+.1f} MiB (target <= 8)",
+            )
+        )
+    lines.append(
+        (
+            conc["peak_mib"] <= 64 and conc["complete"],
+            f"{conc['streams']} concurrent {conc['rows']:,}-row streams: peak {conc['peak_mib']:+.1f} MiB above idle (target <= 64), all complete: {conc['complete']}",
+        )
+    )
+    ratio = scale[2] / scale[1]
+    lines.append(
+        (
+            ratio >= 1.7,
+            f"2 processes vs 1: {ratio:.2f}x aggregate rows/s ({scale[1]:,.0f} -> {scale[2]:,.0f}; target >= 1.7x)",
+        )
+    )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="one row count, fewer runs (~2 min)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="report folder [docs/ or runs/bench-quick/]"
+    )
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    out = args.out or Path("runs/bench-quick" if args.quick else "docs")
+    out.mkdir(parents=True, exist_ok=True)
+    logs = Path(tempfile.mkdtemp(prefix="tablestream-bench-"))
+    py = sys.executable
+    started = time.monotonic()
+    print(f"benchmark ({'quick' if args.quick else 'full'}); server logs in {logs}", flush=True)
+    steps = measure_steps(rows=100_000 if args.quick else 300_000)
+    print("A: variants side by side", flush=True)
+    cells, different = phase_a(plan, py, logs)
+    print(f"B: one {plan.long_rows:,}-row stream", flush=True)
+    long = phase_b(plan, py, logs)
+    print(f"C: {plan.concurrent} concurrent streams", flush=True)
+    conc = phase_c(plan, py, logs)
+    print("D: 1 vs 2 processes", flush=True)
+    scale = phase_d(plan, py, logs)
+    lines = verdicts(plan, cells, long, conc, scale, different)
+    elapsed = time.monotonic() - started
+    report = write_report(
+        out,
+        quick=args.quick,
+        cells=cells,
+        long=long,
+        conc=conc,
+        scale=scale,
+        steps=steps,
+        verdicts=lines,
+        elapsed=elapsed,
+    )
+    print()
+    for ok, text in lines:
+        print(f"{'PASS' if ok else 'FAIL'}  {text}")
+    print(f"\nreport: {report} ({elapsed:.0f} s)")
+    return 0 if all(ok for ok, _ in lines) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""The bench server: the production app, settings from the environment, plus bench/variants.
+
+Served exactly as ``tablestream serve`` serves (same waitress options and allocator set-up),
+so the service's own route is measured as users run it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from service import ConfigError, Settings, create_app
+from service.cli import serve_app
+
+from .variants import bp
+
+
+def main() -> int:
+    try:
+        settings = Settings.from_env()
+        app = create_app(settings)
+    except ConfigError as exc:
+        print(f"bench server: configuration error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level.upper())
+    app.register_blueprint(bp)
+    return serve_app(app, settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""The ways to serve a table that the service is measured against (bench only, never in the app).
+
+Every variant reads the same rows from the service's own synthetic table and sends the same
+bytes as ``/tables/synthetic`` (the runner checks that), so only the way of producing the page
+differs:
+
+- ``render_template``: the whole page rendered in memory by the per-cell template, then sent;
+- ``buffered5``: the classic docs recipe, ``TemplateStream.enable_buffering(5)`` over the
+  per-cell template, each buffered group its own HTTP chunk;
+- ``hand``: rows built in Python (join + markupsafe escape per cell), no Jinja in the row loop,
+  coalesced by the service's own chunker;
+- ``ceiling``: one pre-built chunk repeated up to ``?bytes=``: what waitress and the socket
+  alone can do.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+
+from flask import Blueprint, Response, current_app, render_template, request, stream_with_context
+from markupsafe import escape
+
+from service.chunker import Chunker
+from service.sources import RowStream
+
+__all__ = ["bp"]
+
+bp = Blueprint("bench", __name__, template_folder="templates")
+
+_MARK = "\x00rows\x00"
+
+
+def _open() -> tuple[RowStream, dict, int]:
+    """The synthetic table's rows for ``?limit=``, the template context, and the row count."""
+    table = current_app.extensions["tablestream"].catalog["synthetic"]
+    limit = request.args.get("limit", default=1000, type=int)
+    rows = table.open(limit=limit)
+    context = {"table": table, "columns": rows.columns, "rows": rows, "flush": lambda: ""}
+    return rows, context, min(limit, table.row_count())
+
+
+def _chunk_bytes() -> int:
+    return current_app.extensions["tablestream"].settings.chunk_bytes
+
+
+def _closing(pieces: Iterator[bytes], rows: RowStream) -> Iterator[bytes]:
+    try:
+        yield from pieces
+    finally:
+        rows.close()
+
+
+@bp.get("/bench/render_template")
+def whole_page() -> Response:
+    rows, context, _ = _open()
+    with rows:
+        return Response(render_template("classic_table.html", **context), mimetype="text/html")
+
+
+@bp.get("/bench/buffered5")
+def buffered5() -> Response:
+    rows, context, _ = _open()
+    current_app.update_template_context(context)
+    stream = current_app.jinja_env.get_template("classic_table.html").stream(context)
+    stream.enable_buffering(5)
+    body = (piece.encode() for piece in stream)
+    return Response(stream_with_context(_closing(body, rows)), mimetype="text/html")
+
+
+@bp.get("/bench/hand")
+def hand() -> Response:
+    rows, context, total = _open()
+    # Head and footer from the same template; the footer needs the row count, known up front
+    # for the synthetic table.
+    counted = type("Counted", (), {"rows_read": total})()
+    page = render_template("hand_table.html", **{**context, "rows": counted}, rows_go_here=_MARK)
+    head, tail = page.split(_MARK)
+
+    def pieces() -> Iterator[str]:
+        yield head
+        start, between, end = "<tr><td>", "</td><td>", "</td></tr>\n"
+        for batch in rows.batches():
+            for row in batch:
+                yield start + between.join([escape(cell) for cell in row]) + end
+        yield tail
+
+    chunks = Chunker(_chunk_bytes()).chunks(pieces())
+    return Response(_closing(chunks, rows), mimetype="text/html")
+
+
+@bp.get("/bench/ceiling")
+def ceiling() -> Response:
+    size = request.args.get("bytes", default=1_000_000, type=int)
+    block = b"<tr><td>x</td></tr>\n" * (_chunk_bytes() // 20 + 1)
+    whole, rest = divmod(size, len(block))
+    body = itertools.chain(itertools.repeat(block, whole), [block[:rest]] if rest else [])
+    return Response(body, mimetype="text/html")
