@@ -168,6 +168,18 @@ SETTINGS: tuple[Setting, ...] = (
         "32768",
         "target size of each HTTP chunk; template output is coalesced up to this many bytes",
     ),
+    _s(
+        "gzip",
+        boolean,
+        "true",
+        "gzip the table stream chunk by chunk when the client accepts it (Accept-Encoding)",
+    ),
+    _s(
+        "gzip_level",
+        integer(1, 9),
+        "1",
+        "zlib level for gzip: 1 is fastest (the stream's CPU cost), 9 smallest",
+    ),
     _s("max_rows", integer(1, 10**12), "10000000", "largest ?limit= a request may ask for"),
     _s("max_offset", integer(0, 10**15), "1000000000000", "largest ?offset= a request may ask for"),
     # -- waitress
@@ -310,6 +322,8 @@ class Settings:
     synthetic_rows: int
     fetch_rows: int
     chunk_bytes: int
+    gzip: bool
+    gzip_level: int
     max_rows: int
     max_offset: int
     host: str

@@ -209,13 +209,13 @@ class _StreamMetrics:
         self._in_progress = metrics.in_progress.labels(table)
         self._in_progress.inc()
 
-    def chunk_sent(self, nbytes: int, rows_read: int, uncompressed: int | None = None) -> None:
+    def chunk_sent(self, nbytes: int, rows_read: int, uncompressed: int) -> None:
         if self._first:
             self._first = False
             self._first_byte.observe(time.perf_counter() - self._started)
         self._chunks.inc()
         self._bytes.inc(nbytes)
-        self._uncompressed.inc(nbytes if uncompressed is None else uncompressed)
+        self._uncompressed.inc(uncompressed)
         self._chunk_size.observe(nbytes)
         if rows_read > self._rows_counted:
             self._rows.inc(rows_read - self._rows_counted)

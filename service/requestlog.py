@@ -34,13 +34,15 @@ class StreamFacts:
     def __init__(self, table: str, environ: dict[str, Any]) -> None:
         self.table = table
         self.bytes = 0
+        self.uncompressed_bytes = 0
         self.chunks = 0
         self.rows = 0
         self.outcome = ""
         environ[STREAM_KEY] = self
 
-    def chunk_sent(self, nbytes: int, rows_read: int) -> None:
+    def chunk_sent(self, nbytes: int, rows_read: int, uncompressed: int) -> None:
         self.bytes += nbytes
+        self.uncompressed_bytes += uncompressed
         self.chunks += 1
 
     def finished(self, outcome: str, rows_read: int) -> None:
@@ -88,6 +90,7 @@ class RequestLogMiddleware:
                 table=facts.table,
                 rows=facts.rows,
                 bytes=facts.bytes,
+                uncompressed_bytes=facts.uncompressed_bytes,
                 chunks=facts.chunks,
                 outcome=facts.outcome,
             )

@@ -9,14 +9,17 @@ are the stream's business (``streaming.py``). Views know no SQL and no file path
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, render_template, request, stream_template
 from werkzeug.exceptions import ServiceUnavailable
 
 from .chunker import Chunker
+from .compression import GzipChunks
+from .formats import FORMATS, Format, csv_pieces, ndjson_pieces
 from .requestlog import REQUEST_ID_KEY
 from .runtime import Runtime
-from .sources import SourceBusy, SourceError
+from .sources import RowStream, SourceBusy, SourceError, Table
 from .streaming import TableStreamBody
 
 __all__ = ["bp"]
@@ -54,13 +57,46 @@ def index() -> str:
     return render_template("index.html", tables=runtime.describe_tables())
 
 
+def table_and_format(name: str) -> tuple[Table, Format]:
+    """The table a path names and the format asked for: a ``.csv``/``.ndjson``/``.html`` suffix
+    or ``?format=``; 404 for an unknown table, 400 for an unknown or contradictory format."""
+    catalog = _runtime().catalog
+    stem, dot, suffix = name.rpartition(".")
+    by_suffix = None
+    if name not in catalog and dot and suffix in FORMATS and stem in catalog:
+        name, by_suffix = stem, suffix
+    table = catalog.get(name)
+    if table is None:
+        abort(404, f"There is no table {name!r}.")
+    allowed = f"expected one of {', '.join(FORMATS)}"
+    values = request.args.getlist("format")
+    if len(values) > 1:
+        abort(400, f"format is given {len(values)} times; give it once ({allowed}).")
+    asked = values[0] if values else None
+    if asked is not None and asked not in FORMATS:
+        shown = asked if len(asked) <= 40 else asked[:40] + "…"
+        abort(400, f"format={shown!r} is not a format this service speaks; {allowed}.")
+    if asked is not None and by_suffix is not None and asked != by_suffix:
+        abort(400, f"the path asks for {by_suffix} but format={asked}; give one ({allowed}).")
+    return table, FORMATS[by_suffix or asked or "html"]
+
+
+def _pieces(fmt: Format, source: Table, rows: RowStream, chunker: Chunker, **context: Any):
+    if fmt.name == "csv":
+        return csv_pieces(rows, chunker.flush)
+    if fmt.name == "ndjson":
+        return ndjson_pieces(rows, chunker.flush)
+    return stream_template(
+        "table.html", table=source, columns=rows.columns, rows=rows, flush=chunker.flush, **context
+    )
+
+
 @bp.get("/tables/<name>")
 def table(name: str) -> Response:
     runtime = _runtime()
     settings = runtime.settings
-    source = runtime.catalog.get(name)
-    if source is None:
-        abort(404, f"There is no table {name!r}.")
+    source, fmt = table_and_format(name)
+    name = source.name
     limit = query_int("limit", settings.max_rows, default=None)
     offset = query_int("offset", settings.max_offset, default=0)
     try:
@@ -75,28 +111,23 @@ def table(name: str) -> Response:
         current_app.logger.error("cannot open table %s: %s", name, exc)
         abort(503, f"The table {name!r} cannot be read right now; try again later.")
     chunker = Chunker(settings.chunk_bytes)
-    pieces = stream_template(
-        "table.html",
-        table=source,
-        columns=rows.columns,
-        rows=rows,
-        flush=chunker.flush,
-        limit=limit,
-        offset=offset,
-    )
+    pieces = _pieces(fmt, source, rows, chunker, limit=limit, offset=offset)
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no", "Vary": "Accept-Encoding"}
+    encoder = None
+    if settings.gzip and request.accept_encodings.quality("gzip") > 0:
+        encoder = GzipChunks(settings.gzip_level)
+        headers["Content-Encoding"] = "gzip"
     body = TableStreamBody(
         pieces,
         rows,
         chunker,
+        error_marker=fmt.error_marker,
         observer=runtime.observer(name),
         client_disconnected=request.environ.get("waitress.client_disconnected"),
+        encoder=encoder,
         label=f"{name} (request {request.environ.get(REQUEST_ID_KEY, '-')})",
     )
-    return Response(
-        body,
-        mimetype="text/html",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-    )
+    return Response(body, mimetype=fmt.mimetype, headers=headers)
 
 
 @bp.get("/healthz")

@@ -48,7 +48,7 @@ class _Progress:
         self._watchdog = watchdog
         self._entry = entry
 
-    def chunk_sent(self, nbytes: int, rows_read: int) -> None:
+    def chunk_sent(self, nbytes: int, rows_read: int, uncompressed: int) -> None:
         self._entry.last = time.monotonic()
 
     def finished(self, outcome: str, rows_read: int) -> None:

@@ -10,50 +10,15 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from service import create_app
-from service.sources.base import RowStream, Table
 
 from . import httpraw
+from .faulty import FailingTable
 from .metricsread import value
 from .tablehtml import parse_table
-
-
-class _FailingStream(RowStream):
-    def __init__(self, fail_after: int) -> None:
-        self.columns = ["n"]
-        self.rows_read = 0
-        self.closed = False
-        self._fail_after = fail_after
-
-    def __iter__(self) -> Iterator[tuple[str, ...]]:
-        for i in range(10**9):
-            if i == self._fail_after:
-                raise ConnectionError("database went away")
-            self.rows_read += 1
-            yield (str(i),)
-
-    def close(self) -> None:
-        self.closed = True
-
-
-class _FailingTable(Table):
-    kind = "test"
-    name = "failing"
-
-    def __init__(self, fail_after: int) -> None:
-        self.fail_after = fail_after
-        self.opened: list[_FailingStream] = []
-
-    def columns(self) -> list[str]:
-        return ["n"]
-
-    def open(self, limit=None, offset=0) -> RowStream:
-        self.opened.append(_FailingStream(self.fail_after))
-        return self.opened[-1]
 
 
 def _wait(predicate, timeout: float = 10.0) -> bool:
@@ -69,7 +34,7 @@ def test_a_source_failing_mid_stream_gives_a_visibly_cut_page_counted_as_error(
     thread_server, settings_for, caplog
 ):
     app = create_app(settings_for())
-    failing = _FailingTable(fail_after=50_000)
+    failing = FailingTable(fail_after=50_000)
     app.extensions["tablestream"].catalog["failing"] = failing
     server = thread_server(app)
     with caplog.at_level(logging.INFO):
@@ -88,7 +53,7 @@ def test_a_source_failing_mid_stream_gives_a_visibly_cut_page_counted_as_error(
 
 
 def test_a_source_failing_before_the_first_byte_is_a_503_page_without_traceback(client, app):
-    class Broken(_FailingTable):
+    class Broken(FailingTable):
         def open(self, limit=None, offset=0):
             from service.sources import SourceError
 

@@ -1,0 +1,81 @@
+"""One table, three wire formats: HTML for people, CSV and NDJSON for scripts.
+
+HTML comes from the template (``table.html``); CSV and NDJSON are made here, a batch of rows per
+piece, and go through the same chunker, compression, metrics and outcome accounting as the
+page. Each format escapes by its own rules: CSV quotes cells with separators, quotes or line
+breaks (RFC 4180, CRLF line ends, via the csv module); NDJSON writes one JSON object per row,
+keyed by column, through the json module. Cells are text as the shared formatter made them.
+
+Only HTML has a success footer. For every format a stream that fails after the first byte
+ends with a format-specific error marker and a cut connection (no terminating chunk), so no
+client mistakes a truncated download for a complete one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from .sources import RowStream
+
+__all__ = ["FORMATS", "Format", "csv_pieces", "ndjson_pieces"]
+
+
+def _html_error(rows_read: int) -> bytes:
+    return (
+        f"\n<!-- tablestream:error after {rows_read} rows -->\n"
+        f'<p class="ts-error" data-stream-error="true">The stream failed after {rows_read} '
+        "rows; the table is incomplete.</p>\n"
+    ).encode()
+
+
+def _csv_error(rows_read: int) -> bytes:
+    return f"\r\n# tablestream:error after {rows_read} rows; the table is incomplete\r\n".encode()
+
+
+def _ndjson_error(rows_read: int) -> bytes:
+    error = {
+        "tablestream_error": f"the stream failed after {rows_read} rows; the table is incomplete",
+        "rows_sent": rows_read,
+    }
+    return ("\n" + json.dumps(error) + "\n").encode()
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    mimetype: str
+    error_marker: Callable[[int], bytes]
+
+
+FORMATS = {
+    "html": Format("html", "text/html", _html_error),
+    "csv": Format("csv", "text/csv", _csv_error),
+    "ndjson": Format("ndjson", "application/x-ndjson", _ndjson_error),
+}
+
+
+def csv_pieces(rows: RowStream, flush: Callable[[], str]) -> Iterator[str]:
+    """The header line (flushed at once), then one piece of CSV per batch of rows."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(rows.columns)
+    yield buffer.getvalue()
+    yield flush()
+    for batch in rows.batches():
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerows(batch)
+        yield buffer.getvalue()
+
+
+def ndjson_pieces(rows: RowStream, flush: Callable[[], str]) -> Iterator[str]:
+    """One JSON object per row, ``{"column": "cell", ...}``, one piece per batch of rows."""
+    columns = list(rows.columns)
+    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    yield flush()
+    for batch in rows.batches():
+        yield "".join([encode(dict(zip(columns, row, strict=False))) + "\n" for row in batch])
