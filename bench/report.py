@@ -14,6 +14,7 @@ from typing import Any
 MIB = 1024 * 1024
 _LABELS = {
     "service": "this service (`stream_template` + `rows_html` + byte chunker)",
+    "service_gzip": "this service, gzip level 1 chunk by chunk (MB = compressed bytes sent)",
     "hand": "rows built by hand in Python, no Jinja (join + escape), byte chunker",
     "ceiling": "one pre-built chunk repeated (server + socket ceiling)",
     "buffered5": "`stream_template` per-cell loop, `enable_buffering(5)` (classic recipe)",
@@ -52,6 +53,23 @@ def _row(cell: Any) -> str:
     )
 
 
+def _gzip_lines(cells: list[Any]) -> list[str]:
+    at = {(c.variant, c.rows): c for c in cells if c.runs}
+    lines = []
+    for (variant, rows), zipped in sorted(at.items()):
+        plain = at.get(("service", rows))
+        if variant != "service_gzip" or plain is None:
+            continue
+        ratio = plain.runs[0].size / zipped.runs[0].size
+        speed = zipped.median("rows_per_s") / plain.median("rows_per_s")
+        cpu = zipped.median("cpu") / plain.median("cpu")
+        lines.append(
+            f"gzip at {rows:,} rows: {ratio:.1f}x fewer bytes, {speed:.0%} of the plain "
+            f"stream's rows/s, {cpu:.2f}x its server CPU."
+        )
+    return [*lines, ""] if lines else []
+
+
 def _plot(path: Path, cells: list[Any], scale: dict[int, float]) -> None:
     import matplotlib
 
@@ -63,7 +81,7 @@ def _plot(path: Path, cells: list[Any], scale: dict[int, float]) -> None:
         points = sorted(
             (c.rows, c.worst("peak") / MIB) for c in cells if c.variant == variant and c.runs
         )
-        if points and variant != "ceiling":
+        if points and variant not in ("ceiling", "service_gzip"):
             mem.plot(*zip(*points, strict=True), marker="o", label=variant)
     mem.set_xscale("log")
     mem.set_xlabel("rows per stream")
@@ -130,6 +148,7 @@ def write_report(
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         *[_row(c) for c in cells if c.runs],
         "",
+        *_gzip_lines(cells),
         "## The service alone: one long stream, many streams, more processes",
         "",
         "| what | rows/s | first byte ms | peak RSS MiB | RSS after MiB |",

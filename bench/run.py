@@ -25,7 +25,7 @@ from .report import write_report
 from .steps import measure_steps
 
 MIB = 1024 * 1024
-VARIANTS = ["service", "hand", "ceiling", "buffered5", "render_template"]
+VARIANTS = ["service", "service_gzip", "hand", "ceiling", "buffered5", "render_template"]
 
 
 @dataclass
@@ -78,19 +78,19 @@ def _env(rows: int) -> dict[str, str]:
 
 
 def _url(server: Server, variant: str, rows: int, size: int = 0) -> str:
-    if variant == "service":
+    if variant in ("service", "service_gzip"):
         return f"{server.url}/tables/synthetic?limit={rows}"
     if variant == "ceiling":
         return f"{server.url}/bench/ceiling?bytes={size}"
     return f"{server.url}/bench/{variant}?limit={rows}"
 
 
-def _measure(server: Server, url: str, rows: int) -> Run:
+def _measure(server: Server, url: str, rows: int, gzip: bool = False) -> Run:
     server.settle(0.3)
     before = server.rss()
     server.reset_peak()
     cpu = server.cpu_seconds()
-    got = fetch(url)
+    got = fetch(url, gzip)
     cpu = server.cpu_seconds() - cpu
     peak = server.peak() - before
     server.settle()
@@ -128,13 +128,12 @@ def phase_a(plan: Plan, py: str, logs: Path) -> tuple[list[Cell], list[str]]:
                 fetch(_url(server, variant, 1000))  # warm templates and caches
             by = {v: Cell(v, rows) for v in VARIANTS}
             for repeat in range(plan.repeats):
-                for variant in ("service", "hand", "ceiling", "buffered5"):
+                for variant in ("service", "hand", "ceiling", "buffered5", "service_gzip"):
                     if variant == "buffered5" and repeat and rows > plan.buffered_max_once:
                         continue
                     size = by["service"].runs[-1].size if variant == "ceiling" else 0
-                    by[variant].runs.append(
-                        _measure(server, _url(server, variant, rows, size), rows)
-                    )
+                    url = _url(server, variant, rows, size)
+                    by[variant].runs.append(_measure(server, url, rows, variant == "service_gzip"))
                 by["service"].ratios.append(
                     by["service"].runs[-1].rows_per_s / by["hand"].runs[-1].rows_per_s
                 )
