@@ -70,6 +70,24 @@ def _gzip_lines(cells: list[Any]) -> list[str]:
     return [*lines, ""] if lines else []
 
 
+def _chunk_lines(chunks: list[Any]) -> list[str]:
+    if not chunks:
+        return []
+    return [
+        "## Chunk size",
+        "",
+        f"One {chunks[0].rows:,}-row stream per `TABLESTREAM_CHUNK_BYTES`, fresh server each, 2 runs.",
+        "",
+        "| chunk size | rows/s | first byte ms | peak RSS MiB | RSS after MiB |",
+        "|---|---:|---:|---:|---:|",
+        *[
+            f"| {c.variant.removeprefix('chunk ')} | {c.median('rows_per_s'):,.0f} | {c.median('ttfb') * 1000:.1f} | {c.worst('peak') / MIB:+.1f} | {c.worst('after') / MIB:+.1f} |"
+            for c in chunks
+        ],
+        "",
+    ]
+
+
 def _plot(path: Path, cells: list[Any], scale: dict[int, float]) -> None:
     import matplotlib
 
@@ -115,6 +133,7 @@ def write_report(
     long: Any,
     conc: dict,
     scale: dict,
+    chunks: list,
     steps: list,
     verdicts: list,
     elapsed: float,
@@ -163,6 +182,7 @@ def write_report(
         "One process is bound to one core by the GIL; `TABLESTREAM_PROCESSES=2` (or two",
         "`tablestream serve` behind a load balancer) uses the second core.",
         "",
+        *_chunk_lines(chunks),
         "## What each optimisation bought",
         "",
         "In process (template stream + chunker, no HTTP), the same synthetic rows; `python -m bench.steps`.",

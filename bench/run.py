@@ -63,10 +63,21 @@ class Plan:
     concurrent_rows: int
     scale_streams: int
     scale_rows: int
+    chunk_sizes: tuple[int, ...]
 
 
-FULL = Plan([10_000, 100_000, 1_000_000], 3, 100_000, 10_000_000, 20, 1_000_000, 8, 500_000)
-QUICK = Plan([100_000], 2, 0, 1_000_000, 20, 100_000, 4, 250_000)
+FULL = Plan(
+    [10_000, 100_000, 1_000_000],
+    3,
+    100_000,
+    10_000_000,
+    20,
+    1_000_000,
+    8,
+    500_000,
+    (8192, 32768, 131072, 524288),
+)
+QUICK = Plan([100_000], 2, 0, 1_000_000, 20, 100_000, 4, 250_000, ())
 
 
 def _env(rows: int) -> dict[str, str]:
@@ -191,6 +202,26 @@ def phase_c(plan: Plan, py: str, logs: Path) -> dict[str, float]:
         server.stop()
 
 
+def phase_e(plan: Plan, py: str, logs: Path) -> list[Cell]:
+    """The chunk size: one stream per TABLESTREAM_CHUNK_BYTES value, on fresh servers."""
+    cells = []
+    for chunk in plan.chunk_sizes:
+        rows = plan.scale_rows
+        server = _serve(py, logs, rows, TABLESTREAM_CHUNK_BYTES=str(chunk))
+        try:
+            fetch(_url(server, "service", 10_000))
+            cell = Cell(f"chunk {chunk // 1024} KiB", rows)
+            for _ in range(2):
+                cell.runs.append(_measure(server, _url(server, "service", rows), rows))
+            cells.append(cell)
+            print(
+                f"  {chunk // 1024} KiB chunks: {cell.median('rows_per_s'):,.0f} rows/s", flush=True
+            )
+        finally:
+            server.stop()
+    return cells
+
+
 def phase_d(plan: Plan, py: str, logs: Path) -> dict[int, float]:
     rates: dict[int, float] = {}
     for processes in (1, 2):
@@ -285,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     conc = phase_c(plan, py, logs)
     print("D: 1 vs 2 processes", flush=True)
     scale = phase_d(plan, py, logs)
+    print("E: chunk sizes", flush=True)
+    chunks = phase_e(plan, py, logs)
     lines = verdicts(plan, cells, long, conc, scale, different)
     elapsed = time.monotonic() - started
     report = write_report(
@@ -294,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         long=long,
         conc=conc,
         scale=scale,
+        chunks=chunks,
         steps=steps,
         verdicts=lines,
         elapsed=elapsed,
