@@ -13,12 +13,13 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Fetch", "Server", "fetch", "fetch_many", "free_port"]
+__all__ = ["Fetch", "Server", "fetch", "fetch_loops", "fetch_many", "free_port"]
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -141,3 +142,25 @@ def fetch_many(urls: list[str]) -> tuple[list[Fetch], float]:
     outs = [p.communicate()[0] for p in procs]
     wall = time.perf_counter() - start
     return [_parse(u, o) for u, o in zip(urls, outs, strict=True)], wall
+
+
+def fetch_loops(url: str, loops: int, requests_per_loop: int) -> tuple[int, float]:
+    """``loops`` clients, each fetching ``url`` back to back on a new connection every time.
+
+    A closed loop balances itself across server processes that share a port: a process with
+    more streams in flight finishes them later, so the other process's clients come back sooner.
+    Returns the requests completed and the wall time.
+    """
+    done: list[Fetch] = []
+
+    def loop() -> None:
+        for _ in range(requests_per_loop):
+            done.append(fetch(url))
+
+    threads = [threading.Thread(target=loop) for _ in range(loops)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return len(done), time.perf_counter() - start

@@ -175,7 +175,7 @@ def write_report(
         f"| one {long.rows:,}-row stream | {long.median('rows_per_s'):,.0f} | {long.median('ttfb') * 1000:.1f} | {long.worst('peak') / MIB:+.1f} | {long.worst('after') / MIB:+.1f} |",
         f"| {conc['streams']} concurrent {conc['rows']:,}-row streams, 1 process (idle RSS {conc['idle_mib']:.0f} MiB) | {conc['rows_per_s']:,.0f} total | | {conc['peak_mib']:+.1f} | {conc['after_mib']:+.1f} |",
         *[
-            f"| {p} process{'es' if p > 1 else ''}, concurrent streams | {rate:,.0f} total | | | |"
+            f"| {p} process{'es' if p > 1 else ''}, closed-loop clients on one port | {rate:,.0f} total | | | |"
             for p, rate in sorted(scale.items())
         ],
         "",

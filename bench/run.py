@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .measure import Server, fetch, fetch_many
+from .measure import Server, fetch, fetch_loops, fetch_many
 from .report import write_report
 from .steps import measure_steps
 
@@ -63,6 +63,7 @@ class Plan:
     concurrent_rows: int
     scale_streams: int
     scale_rows: int
+    scale_requests: int
     chunk_sizes: tuple[int, ...]
 
 
@@ -77,7 +78,7 @@ FULL = Plan(
     500_000,
     (8192, 32768, 131072, 524288),
 )
-QUICK = Plan([100_000], 2, 0, 1_000_000, 20, 100_000, 4, 250_000, ())
+QUICK = Plan([100_000], 2, 0, 1_000_000, 20, 100_000, 4, 50_000, 5, ())
 
 
 def _env(rows: int) -> dict[str, str]:
@@ -206,7 +207,7 @@ def phase_e(plan: Plan, py: str, logs: Path) -> list[Cell]:
     """The chunk size: one stream per TABLESTREAM_CHUNK_BYTES value, on fresh servers."""
     cells = []
     for chunk in plan.chunk_sizes:
-        rows = plan.scale_rows
+        rows = min(plan.long_rows, 1_000_000)
         server = _serve(py, logs, rows, TABLESTREAM_CHUNK_BYTES=str(chunk))
         try:
             fetch(_url(server, "service", 10_000))
@@ -223,16 +224,18 @@ def phase_e(plan: Plan, py: str, logs: Path) -> list[Cell]:
 
 
 def phase_d(plan: Plan, py: str, logs: Path) -> dict[int, float]:
+    """Aggregate rows/s of 1 and 2 processes under the same closed-loop load."""
     rates: dict[int, float] = {}
+    loops, per_loop = plan.scale_streams, plan.scale_requests
     for processes in (1, 2):
         server = _serve(py, logs, plan.scale_rows, TABLESTREAM_PROCESSES=str(processes))
         try:
             fetch(_url(server, "service", 10_000))
             runs = []
             for _ in range(2):
-                urls = [_url(server, "service", plan.scale_rows)] * plan.scale_streams
-                _, wall = fetch_many(urls)
-                runs.append(plan.scale_streams * plan.scale_rows / wall)
+                url = _url(server, "service", plan.scale_rows)
+                requests, wall = fetch_loops(url, loops, per_loop)
+                runs.append(requests * plan.scale_rows / wall)
             rates[processes] = statistics.median(runs)
             print(f"  {processes} process(es): {rates[processes]:,.0f} rows/s", flush=True)
         finally:
