@@ -68,17 +68,29 @@ class Plan:
 
 
 FULL = Plan(
-    [10_000, 100_000, 1_000_000],
-    3,
-    100_000,
-    10_000_000,
-    20,
-    1_000_000,
-    8,
-    500_000,
-    (8192, 32768, 131072, 524288),
+    sizes=[10_000, 100_000, 1_000_000],
+    repeats=3,
+    buffered_max_once=100_000,
+    long_rows=10_000_000,
+    concurrent=20,
+    concurrent_rows=1_000_000,
+    scale_streams=8,
+    scale_rows=100_000,
+    scale_requests=10,
+    chunk_sizes=(8192, 32768, 131072, 524288),
 )
-QUICK = Plan([100_000], 2, 0, 1_000_000, 20, 100_000, 4, 50_000, 5, ())
+QUICK = Plan(
+    sizes=[100_000],
+    repeats=2,
+    buffered_max_once=0,
+    long_rows=1_000_000,
+    concurrent=20,
+    concurrent_rows=100_000,
+    scale_streams=4,
+    scale_rows=50_000,
+    scale_requests=5,
+    chunk_sizes=(),
+)
 
 
 def _env(rows: int) -> dict[str, str]:
