@@ -110,9 +110,13 @@ def table(name: str) -> Response:
     except SourceError as exc:
         current_app.logger.error("cannot open table %s: %s", name, exc)
         abort(503, f"The table {name!r} cannot be read right now; try again later.")
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no", "Vary": "Accept-Encoding"}
+    if request.method == "HEAD":
+        # The answer a GET would start with, without a stream to count as aborted.
+        rows.close()
+        return Response(mimetype=fmt.mimetype, headers=headers)
     chunker = Chunker(settings.chunk_bytes)
     pieces = _pieces(fmt, source, rows, chunker, limit=limit, offset=offset)
-    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no", "Vary": "Accept-Encoding"}
     encoder = None
     if settings.gzip and request.accept_encodings.quality("gzip") > 0:
         encoder = GzipChunks(settings.gzip_level)

@@ -55,6 +55,21 @@ def test_a_client_that_hangs_up_is_counted_client_aborted_and_leaves_no_stream_i
     assert value(metrics, "tablestream_streams_in_progress", table="synthetic") == 0
 
 
+def test_a_head_request_opens_no_stream_and_counts_no_abort(server):
+    metrics = f"{server.url}/metrics"
+    request = urllib.request.Request(f"{server.url}/tables/synthetic", method="HEAD")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"] == "text/html; charset=utf-8"
+        assert response.read() == b""
+    assert value(metrics, "tablestream_streams_total", outcome="client_aborted") is None
+    assert value(metrics, "tablestream_streams_in_progress", table="synthetic") in (None, 0)
+    assert (
+        value(metrics, "tablestream_http_requests_total", method="HEAD", route="/tables/<name>")
+        == 1
+    )
+
+
 def test_garbage_paths_do_not_create_a_label_value_each(server):
     rng = random.Random(7)
     for _ in range(100):
