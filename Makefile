@@ -7,7 +7,7 @@ DB ?= data/demo.sqlite3
 DEMO_ROWS ?= 1000000
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format venv clean system-deps e2e readme
+.PHONY: run test lint format venv clean system-deps e2e readme loadtest loadtest-smoke
 
 $(VENV)/bin/activate:
 	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found; set PYTHON=python3.x" >&2; exit 1; }
@@ -35,25 +35,36 @@ system-deps:
 	bash tests/system/install-deps.sh
 
 test: $(VENV)/.installed-test system-deps
-	$(VENV)/bin/ruff check service tests
-	$(VENV)/bin/ruff format --check service tests
+	$(VENV)/bin/ruff check service tests loadtests
+	$(VENV)/bin/ruff format --check service tests loadtests
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The real-Prometheus and promtool checks of ops/ alone (make test runs them too).
 e2e: $(VENV)/.installed-test system-deps
 	$(PY) -m pytest tests/test_ops.py $(PYTEST_ARGS)
 
+# Load scenarios (loadtests/): start the service, run locust headless against it, stop it, print
+# the memory verdict and the report folder (runs/...). Exit status is locust's (3 = verdict failed).
+# LOADTEST_ARGS is passed on, e.g. LOADTEST_ARGS="--step-users 10 -- --max-slope-mib-per-min 5".
+LOADTEST_ARGS ?=
+loadtest: $(VENV)/.installed-test
+	$(PY) -m loadtests.run $(LOADTEST_ARGS)
+
+# The short version (< 90 s); make test runs it too (tests/test_loadtest.py).
+loadtest-smoke: $(VENV)/.installed-test
+	$(PY) -m loadtests.run --smoke $(LOADTEST_ARGS)
+
 # Regenerate the README's configuration table from service/config.py.
 readme: $(VENV)/.installed
 	$(PY) docs/update_readme_settings.py
 
 lint: $(VENV)/.installed-test
-	$(VENV)/bin/ruff check service tests
-	$(VENV)/bin/ruff format --check service tests
+	$(VENV)/bin/ruff check service tests loadtests
+	$(VENV)/bin/ruff format --check service tests loadtests
 
 format: $(VENV)/.installed-test
-	$(VENV)/bin/ruff format service tests
-	$(VENV)/bin/ruff check --fix service tests
+	$(VENV)/bin/ruff format service tests loadtests
+	$(VENV)/bin/ruff check --fix service tests loadtests
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -26,11 +26,22 @@ from tests.servers import ROOT, ProcessServer
 
 __all__ = ["main"]
 
-PROFILES = {
+PROFILES: dict[str, dict] = {
     # The top step streams 1M rows to several users at once; it runs long enough for each
     # full reader to finish a page (one 1M-row page alone takes ~30 s on a 2-core machine).
-    "full": {"row_steps": "1000,10000,100000,1000000", "step_seconds": "30,30,60,180", "users": 6},
-    "smoke": {"row_steps": "1000,10000,100000", "step_seconds": "12,12,20", "users": 6},
+    "full": {
+        "row_steps": "1000,10000,100000,1000000",
+        "step_seconds": "30,30,60,180",
+        "users": 6,
+        "locust": [],
+    },
+    # Short steps: samples twice a second, so the slope after the settle still has enough.
+    "smoke": {
+        "row_steps": "1000,10000,100000",
+        "step_seconds": "10,20,30",
+        "users": 6,
+        "locust": ["--sample-seconds", "0.5"],
+    },
 }
 DEMO_ROWS = 100_000  # the readers stream the synthetic table; browsers only open small pages
 GRACE_SECONDS = 120  # start-up, spawning and the report, on top of the steps
@@ -83,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         "--host", url, "--only-summary",
         "--csv", str(folder / "locust"), "--html", str(folder / "locust.html"),
         "--row-steps", row_steps, "--step-seconds", step_seconds, "--step-users", str(users),
-        "--report-dir", str(folder), *args.locust_args,
+        "--report-dir", str(folder), *profile["locust"], *args.locust_args,
     ]  # fmt: skip
     limit = sum(seconds for _, seconds in plan) + GRACE_SECONDS
     print(f"loadtest: {url}, steps {row_steps} rows for {step_seconds} s, {users} users; "

@@ -7,9 +7,11 @@ allocator reach their working size) and serves only as the reference. Two figure
 - **growth per step**: peak memory of each step minus the peak of the step before. A server
   that holds the page (``render_template``, a list of chunks) grows by about the page size
   times the concurrent streams at each tenfold step.
-- **slope within steps**: memory against time, fitted within each step after its first
-  ``settle`` seconds and pooled over the steps (each step gets its own level, so the rise from
-  one step to the next is not mistaken for a leak). A per-request leak shows here.
+- **slope within steps**: memory against time within each step, after its first ``settle``
+  seconds (buffers fill as the bigger streams start). It is the median of the slopes between
+  every two samples of the same step (Theil-Sen, pooled over the steps): pairs never span two
+  steps, so the rise from one step to the next is not mistaken for a leak, and the median
+  ignores short spikes (a page rendering, a buffer filling). A per-request leak shows here.
 
 The line fitted through the step peaks against rows per stream is printed too, for the eye.
 """
@@ -37,7 +39,7 @@ class Sample:
 class Thresholds:
     max_step_growth_mib: float = 16.0
     max_slope_mib_per_min: float = 10.0
-    settle_seconds: float = 5.0
+    settle_seconds: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -111,17 +113,15 @@ def _fit_slope(xs: Sequence[float], ys: Sequence[float]) -> float | None:
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
 
 
-def _pooled_slope(groups: Sequence[Sequence[tuple[float, float]]]) -> float | None:
-    """One slope shared by all groups, each group with its own intercept (within-group fit)."""
-    sxy = sxx = 0.0
-    for points in groups:
-        if len(points) < 2:
-            continue
-        mx = statistics.fmean(x for x, _ in points)
-        my = statistics.fmean(y for _, y in points)
-        sxy += sum((x - mx) * (y - my) for x, y in points)
-        sxx += sum((x - mx) ** 2 for x, _ in points)
-    return sxy / sxx if sxx else None
+def _pooled_theil_sen(groups: Sequence[Sequence[tuple[float, float]]]) -> float | None:
+    """Median slope between every two points of the same group (None without such a pair)."""
+    slopes = [
+        (y2 - y1) / (x2 - x1)
+        for points in groups
+        for (x1, y1), (x2, y2) in itertools.combinations(points, 2)
+        if x2 > x1
+    ]
+    return statistics.median(slopes) if slopes else None
 
 
 def judge(samples: Sequence[Sample], thresholds: Thresholds | None = None) -> Verdict:
@@ -164,7 +164,7 @@ def judge(samples: Sequence[Sample], thresholds: Thresholds | None = None) -> Ve
         ]
         for g in groups[1:]
     ]
-    slope = _pooled_slope(settled)
+    slope = _pooled_theil_sen(settled)
     verdict.slope_mib_per_min = slope
     if slope is None:
         verdict.reasons.append(
