@@ -13,12 +13,15 @@ allocator reach their working size) and serves only as the reference. Two figure
   steps, so the rise from one step to the next is not mistaken for a leak, and the median
   ignores short spikes (a page rendering, a buffer filling). A per-request leak shows here.
 
-The line fitted through the step peaks against rows per stream is printed too, for the eye.
+The line fitted through the step peaks against log10(rows per stream) — MiB per tenfold rows —
+is printed too, for the eye: the steps are tenfold apart, and a linear fit in rows would be
+the top step's difference alone, scaled up.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -59,7 +62,7 @@ class Verdict:
     growth_mib: float | None = None  # the largest peak-to-peak growth between two steps
     growth_between: tuple[int, int] | None = None
     slope_mib_per_min: float | None = None
-    mib_per_million_rows: float | None = None
+    mib_per_tenfold_rows: float | None = None
     thresholds: Thresholds = field(default_factory=Thresholds)
     reasons: list[str] = field(default_factory=list)
 
@@ -84,9 +87,9 @@ class Verdict:
                 f"  slope within steps: {self.slope_mib_per_min:+.2f} MiB/min (after "
                 f"{t.settle_seconds:g}s settle); limit {t.max_slope_mib_per_min:g} MiB/min"
             )
-        if self.mib_per_million_rows is not None:
+        if self.mib_per_tenfold_rows is not None:
             out.append(
-                f"  memory vs rows: {self.mib_per_million_rows:+.2f} MiB per 1M rows/stream "
+                f"  memory vs rows: {self.mib_per_tenfold_rows:+.2f} MiB per tenfold rows/stream "
                 "(line through the step peaks; not judged)"
             )
         out += [f"  FAIL: {reason}" for reason in self.reasons]
@@ -177,7 +180,8 @@ def judge(samples: Sequence[Sample], thresholds: Thresholds | None = None) -> Ve
             f"{t.max_slope_mib_per_min:g} MiB/min is allowed"
         )
 
-    per_row = _fit_slope([f.rows for f in figures], [f.peak_mib for f in figures])
-    verdict.mib_per_million_rows = None if per_row is None else per_row * 1_000_000
+    verdict.mib_per_tenfold_rows = _fit_slope(
+        [math.log10(f.rows) for f in figures], [f.peak_mib for f in figures]
+    )
     verdict.passed = not verdict.reasons
     return verdict
