@@ -39,13 +39,17 @@ class PageCount:
         found = _FOOTER.search(self.tail)
         return int(found.group(1)) if found else None
 
-    def problem(self, expected_rows: int) -> str | None:
-        """Why this page is not a complete page of ``expected_rows`` rows, or None if it is."""
+    def problem(self, expected_rows: int, exact: bool = True) -> str | None:
+        """Why this page is not a complete page of ``expected_rows`` rows, or None if it is.
+
+        ``exact=False`` accepts fewer rows (a ``limit`` past the end of a table whose size the
+        client does not know), as long as the footer and the rows counted agree.
+        """
         sent = self.rows_sent()
         if sent is None:
             return f"no success footer after {self.rows} rows, {self.bytes} bytes (stream cut?)"
-        if sent != expected_rows:
+        if sent != expected_rows if exact else sent > expected_rows:
             return f"footer says {sent} rows, asked for {expected_rows}"
-        if self.rows != expected_rows:
+        if self.rows != sent:
             return f"counted {self.rows} rows, footer says {sent}"
         return None

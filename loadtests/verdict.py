@@ -40,7 +40,7 @@ class Sample:
 
 @dataclass(frozen=True)
 class Thresholds:
-    max_step_growth_mib: float = 16.0
+    max_step_growth_mib: float = 24.0
     max_slope_mib_per_min: float = 10.0
     settle_seconds: float = 10.0
 
