@@ -215,7 +215,10 @@ def _init(environment: Any, **kwargs: Any) -> None:
     options = environment.parsed_options
     if options is None:
         return
-    steps.parse_plan(options.row_steps, options.step_seconds)  # bad values stop the run here
+    try:
+        steps.parse_plan(options.row_steps, options.step_seconds)
+    except ValueError as exc:
+        raise SystemExit(f"loadtests: {exc}") from None  # before any user starts
     if not isinstance(environment.runner, MasterRunner):
         environment.runner.register_message(steps.ROWS_MESSAGE, steps.receive_rows)
     if isinstance(environment.runner, WorkerRunner):

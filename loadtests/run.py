@@ -79,7 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     row_steps = args.row_steps or profile["row_steps"]
     step_seconds = args.step_seconds or profile["step_seconds"]
     users = args.step_users or profile["users"]
-    plan = parse_plan(row_steps, step_seconds)
+    try:
+        plan = parse_plan(row_steps, step_seconds)
+    except ValueError as exc:
+        print(f"loadtest: {exc}", file=sys.stderr)
+        return 2
     # Under nohup or `cmd &` SIGINT arrives ignored, and an ignored signal stays ignored in
     # children; tablestream's graceful SIGTERM ends its loop with SIGINT, so restore it here.
     signal.signal(signal.SIGINT, signal.default_int_handler)
