@@ -35,12 +35,13 @@ PROFILES: dict[str, dict] = {
         "users": 6,
         "locust": [],
     },
-    # Short steps: samples twice a second, so the slope after the settle still has enough.
+    # Short steps: memory is sampled twice a second, and the top step is the longest with a
+    # longer settle, because its buffers are still filling for ~15 s after it starts.
     "smoke": {
         "row_steps": "1000,10000,100000",
-        "step_seconds": "10,20,30",
+        "step_seconds": "5,15,40",
         "users": 6,
-        "locust": ["--sample-seconds", "0.5"],
+        "locust": ["--sample-seconds", "0.5", "--settle-seconds", "15"],
     },
 }
 DEMO_ROWS = 100_000  # the readers stream the synthetic table; browsers only open small pages
