@@ -6,8 +6,9 @@ PY := $(VENV)/bin/python
 DB ?= data/demo.sqlite3
 DEMO_ROWS ?= 1000000
 PYTEST_ARGS ?=
+LINT_PATHS := service tests bench loadtests
 
-.PHONY: run test lint format venv clean system-deps e2e readme bench bench-quick
+.PHONY: run test lint format venv clean system-deps e2e readme bench bench-quick loadtest loadtest-smoke
 
 $(VENV)/bin/activate:
 	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found; set PYTHON=python3.x" >&2; exit 1; }
@@ -35,8 +36,8 @@ system-deps:
 	bash tests/system/install-deps.sh
 
 test: $(VENV)/.installed-test system-deps
-	$(VENV)/bin/ruff check service tests bench
-	$(VENV)/bin/ruff format --check service tests bench
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The real-Prometheus and promtool checks of ops/ alone (make test runs them too).
@@ -55,17 +56,28 @@ bench: $(VENV)/.installed-bench system-deps
 bench-quick: $(VENV)/.installed-bench system-deps
 	$(PY) -m bench.run --quick
 
+# Load scenarios (loadtests/): start the service, run locust headless against it, stop it, print
+# the memory verdict and the report folder (runs/...). Exit status is locust's (3 = verdict failed).
+# LOADTEST_ARGS is passed on, e.g. LOADTEST_ARGS="--step-users 10 -- --max-slope-mib-per-min 5".
+LOADTEST_ARGS ?=
+loadtest: $(VENV)/.installed-test
+	$(PY) -m loadtests.run $(LOADTEST_ARGS)
+
+# The short version (< 90 s); make test runs it too (tests/test_loadtest.py).
+loadtest-smoke: $(VENV)/.installed-test
+	$(PY) -m loadtests.run --smoke $(LOADTEST_ARGS)
+
 # Regenerate the README's configuration table from service/config.py.
 readme: $(VENV)/.installed
 	$(PY) docs/update_readme_settings.py
 
 lint: $(VENV)/.installed-test
-	$(VENV)/bin/ruff check service tests bench
-	$(VENV)/bin/ruff format --check service tests bench
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 
 format: $(VENV)/.installed-test
-	$(VENV)/bin/ruff format service tests bench
-	$(VENV)/bin/ruff check --fix service tests bench
+	$(VENV)/bin/ruff format $(LINT_PATHS)
+	$(VENV)/bin/ruff check --fix $(LINT_PATHS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

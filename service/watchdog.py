@@ -159,6 +159,10 @@ def install_graceful_shutdown(servers: list[Any], watchdog: Watchdog, grace: flo
         watchdog.drain(grace, stop_loop)
 
     signal.signal(signal.SIGTERM, on_sigterm)
+    # stop_loop relies on SIGINT raising KeyboardInterrupt, which Python only arranges when
+    # SIGINT was not ignored at start: a server started with `&` from a script or under nohup
+    # logged the SIGTERM and then never exited.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def listening_servers(server: Any) -> list[Any]:

@@ -96,6 +96,7 @@ class ProcessServer:
     env: dict[str, str]
     log_path: Path
     cwd: Path = ROOT
+    module: str = "service"  # run as ``python -m MODULE serve``; tests.leakyserver for controls
 
     def __post_init__(self) -> None:
         self.port = free_port()
@@ -107,7 +108,7 @@ class ProcessServer:
         }
         self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "service", "serve"],
+            [sys.executable, "-m", self.module, "serve"],
             env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,

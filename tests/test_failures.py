@@ -8,6 +8,8 @@ import os
 import random
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -18,6 +20,7 @@ from service import create_app
 from . import httpraw
 from .faulty import FailingTable
 from .metricsread import value
+from .servers import free_port, wait_ready
 from .tablehtml import parse_table
 
 
@@ -119,6 +122,30 @@ def test_sigterm_lets_short_streams_finish_cuts_long_ones_at_the_grace_and_exits
     assert not results["long"].terminated and b"data-rows-sent" not in results["long"].tail
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
+
+
+def test_sigterm_stops_a_server_whose_parent_ignored_sigint(settings_for, tmp_path):
+    # `tablestream serve &` from a script, nohup and some supervisors start it with SIGINT
+    # ignored; the drain must still end the process.
+    port = free_port()
+    env = {f"TABLESTREAM_{k.upper()}": v for k, v in settings_for().items()}
+    env.update(os.environ, TABLESTREAM_PORT=str(port), TABLESTREAM_SHUTDOWN_GRACE="2")
+    with (tmp_path / "server.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "service", "serve"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        )
+        try:
+            wait_ready(f"http://127.0.0.1:{port}", proc=proc)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=20) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 def test_overload_queues_or_refuses_but_never_crashes(thread_server, settings_for):
