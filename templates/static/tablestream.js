@@ -8,24 +8,34 @@
 //
 // The states, in #ts-status[data-state]:
 //   loading   the document is still being parsed: "loading… N rows so far"
+//   stalled   still parsing, but no row came for STALL_MS: the source is slow, or the stream
+//             was cut. Chromium cannot tell these apart from inside the page: when a chunked
+//             body is cut it stops the parser, drops what it had not parsed yet (the server's
+//             error marker with it) and leaves the document "loading" for ever, with no event.
 //   complete  parsing ended and the success footer #ts-complete is there, its data-rows-sent
 //             equal to the rows on the page: "N rows, complete"
-//   error     parsing ended without that footer (the server cut the stream, the network
-//             failed, the user stopped the load) or the counts differ: the table is incomplete.
+//   error     the server's error marker was parsed, or parsing ended without the footer (a
+//             browser that finishes a cut document) or with a different row count.
 // The page is served with `script-src 'self'`: this file is the only script, nothing inline.
 (() => {
   "use strict";
   const TICK_MS = 250;
+  const MARKER_MS = 1000; // the error marker comes after the last row: look once rows stop
+  const STALL_MS = 5000;
   const number = new Intl.NumberFormat("en-US");
+  // Live: reading .length walks the document only after it changed, i.e. once per quiet spell.
+  const markers = document.getElementsByClassName("ts-error");
   let counted = 0;
   let last = null;
   let timer = 0;
+  let grewAt = performance.now();
 
   function countRows() {
     const table = document.getElementById("ts-table");
     const body = table && table.tBodies[0];
     if (!body) return counted;
     let row = last ? last.nextElementSibling : body.firstElementChild;
+    if (row) grewAt = performance.now();
     while (row) {
       counted += 1;
       last = row;
@@ -42,8 +52,23 @@
     status.textContent = text;
   }
 
+  function failed(rows) {
+    clearInterval(timer);
+    show("error", `error: the server reported a failure after ${number.format(rows)} rows; ` +
+      "the table is incomplete");
+  }
+
   function tick() {
-    show("loading", `loading… ${number.format(countRows())} rows so far`);
+    const rows = countRows();
+    const quiet = performance.now() - grewAt;
+    if (quiet >= MARKER_MS && markers.length) {
+      failed(rows);
+    } else if (quiet < STALL_MS) {
+      show("loading", `loading… ${number.format(rows)} rows so far`);
+    } else {
+      show("stalled", `no new rows for ${Math.floor(quiet / 1000)} s (${number.format(rows)} ` +
+        "so far): the source is slow or the stream was cut");
+    }
   }
 
   function finish() {
@@ -51,7 +76,9 @@
     const rows = countRows();
     const footer = document.getElementById("ts-complete");
     const sent = footer ? Number(footer.dataset.rowsSent) : NaN;
-    if (footer && sent === rows) {
+    if (markers.length) {
+      failed(rows);
+    } else if (footer && sent === rows) {
       show("complete", `${number.format(rows)} rows, complete`);
     } else if (footer) {
       show("error", `error: the server sent ${number.format(sent)} rows, the page has ` +
