@@ -1,0 +1,99 @@
+// The live status of a streamed table page (templates/table.html), with no per-row work.
+//
+// Loaded with `async` from the page head: it may run before the table exists or after the
+// whole page is parsed, so it looks elements up by id on every tick and never assumes either.
+// Rows are counted incrementally: each tick walks only the rows added since the last one
+// (nextElementSibling from the last row counted), so a 1M-row page costs O(rows) in total,
+// not O(rows) per tick as `tbody.rows.length` does after every insertion.
+//
+// The states, in #ts-status[data-state]:
+//   loading   the document is still being parsed: "loading… N rows so far"
+//   stalled   still parsing, but no row came for STALL_MS: the source is slow, or the stream
+//             was cut. Chromium cannot tell these apart from inside the page: when a chunked
+//             body is cut it stops the parser, drops what it had not parsed yet (the server's
+//             error marker with it) and leaves the document "loading" for ever, with no event.
+//   complete  parsing ended and the success footer #ts-complete is there, its data-rows-sent
+//             equal to the rows on the page: "N rows, complete"
+//   error     the server's error marker was parsed, or parsing ended without the footer (a
+//             browser that finishes a cut document) or with a different row count.
+// The page is served with `script-src 'self'`: this file is the only script, nothing inline.
+(() => {
+  "use strict";
+  const TICK_MS = 250;
+  const MARKER_MS = 1000; // the error marker comes after the last row: look once rows stop
+  const STALL_MS = 5000;
+  const number = new Intl.NumberFormat("en-US");
+  // Live: reading .length walks the document only after it changed, i.e. once per quiet spell.
+  const markers = document.getElementsByClassName("ts-error");
+  let counted = 0;
+  let last = null;
+  let timer = 0;
+  let grewAt = performance.now();
+
+  function countRows() {
+    const table = document.getElementById("ts-table");
+    const body = table && table.tBodies[0];
+    if (!body) return counted;
+    let row = last ? last.nextElementSibling : body.firstElementChild;
+    if (row) grewAt = performance.now();
+    while (row) {
+      counted += 1;
+      last = row;
+      row = row.nextElementSibling;
+    }
+    return counted;
+  }
+
+  function show(state, text) {
+    const status = document.getElementById("ts-status");
+    if (!status) return;
+    status.hidden = false;
+    status.dataset.state = state;
+    status.textContent = text;
+  }
+
+  function failed(rows) {
+    clearInterval(timer);
+    show("error", `error: the server reported a failure after ${number.format(rows)} rows; ` +
+      "the table is incomplete");
+  }
+
+  function tick() {
+    const rows = countRows();
+    const quiet = performance.now() - grewAt;
+    if (quiet >= MARKER_MS && markers.length) {
+      failed(rows);
+    } else if (quiet < STALL_MS) {
+      show("loading", `loading… ${number.format(rows)} rows so far`);
+    } else {
+      show("stalled", `no new rows for ${Math.floor(quiet / 1000)} s (${number.format(rows)} ` +
+        "so far): the source is slow or the stream was cut");
+    }
+  }
+
+  function finish() {
+    clearInterval(timer);
+    const rows = countRows();
+    const footer = document.getElementById("ts-complete");
+    const sent = footer ? Number(footer.dataset.rowsSent) : NaN;
+    if (markers.length) {
+      failed(rows);
+    } else if (footer && sent === rows) {
+      show("complete", `${number.format(rows)} rows, complete`);
+    } else if (footer) {
+      show("error", `error: the server sent ${number.format(sent)} rows, the page has ` +
+        `${number.format(rows)}; the table is incomplete`);
+    } else {
+      show("error", `error: the stream was cut after ${number.format(rows)} rows; ` +
+        "the table is incomplete");
+    }
+  }
+
+  if (document.readyState === "loading") {
+    tick();
+    timer = setInterval(tick, TICK_MS);
+    document.addEventListener("DOMContentLoaded", finish, { once: true });
+  } else {
+    finish();
+  }
+})();

@@ -1,0 +1,223 @@
+"""The table page in a real browser: Debian's Chromium, driven by Playwright, on a real waitress.
+
+The sources here are scripted: they pause mid-table until the test lets them go on, or fail
+after a given row, so "while the stream is still open" is a fact the test controls, not a race.
+The page is loaded with its real Content-Security-Policy (no ``bypass_csp``), so the status
+script must pass it. Screenshots go to runs/screenshots/ (ignored by git): look at them.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from service import create_app
+from service.sources.base import RowStream, Table
+from service.sources.synthetic import COLUMNS, synthetic_row
+
+from . import httpraw
+from .servers import ROOT
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="drives Debian's /usr/bin/chromium")
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = ROOT / "runs" / "screenshots"
+STATUS = "#ts-status"
+
+
+class _ScriptedStream(RowStream):
+    def __init__(self, table: _ScriptedTable) -> None:
+        self.columns = COLUMNS
+        self.rows_read = 0
+        self._table = table
+
+    def __iter__(self) -> Iterator[tuple[str, ...]]:
+        table = self._table
+        for i in range(table.rows):
+            if i == table.pause_after:
+                table.paused.set()
+                table.resume.wait(30)
+            if i == table.fail_after:
+                raise ConnectionError("database went away")
+            self.rows_read += 1
+            yield synthetic_row(i)
+
+    def close(self) -> None:
+        self._table.closed.set()
+
+
+class _ScriptedTable(Table):
+    """Synthetic rows that pause after ``pause_after`` until ``resume``, or fail at a row."""
+
+    kind = "test"
+
+    def __init__(
+        self, name: str, rows: int, pause_after: int | None = None, fail_after: int | None = None
+    ) -> None:
+        self.name = name
+        self.rows = rows
+        self.pause_after = pause_after
+        self.fail_after = fail_after
+        self.paused = threading.Event()
+        self.resume = threading.Event()
+        self.closed = threading.Event()
+
+    def columns(self) -> list[str]:
+        return list(COLUMNS)
+
+    def open(self, limit=None, offset=0) -> RowStream:
+        return _ScriptedStream(self)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if shutil.which(CHROMIUM) is None:
+        pytest.fail(
+            f"{CHROMIUM} is missing: the browser test needs Debian's chromium package; "
+            "run `make system-deps` (tests/system/install-deps.sh) as root"
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox"], headless=True
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, thread_server):
+    # Asks for thread_server so that it is torn down after the page: a browser still holding
+    # keep-alive connections would make each server wait for them at stop.
+    context = browser.new_context(viewport={"width": 1100, "height": 700})
+    page = context.new_page()
+    page.problems = []  # page errors and console errors (a CSP violation is one)
+    page.on("pageerror", lambda exc: page.problems.append(str(exc)))
+    page.on("console", lambda m: m.type == "error" and page.problems.append(m.text))
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def serve(thread_server, settings_for):
+    def start(table: _ScriptedTable) -> str:
+        app = create_app(settings_for())
+        app.extensions["tablestream"].catalog[table.name] = table
+        return f"{thread_server(app).url}/tables/{table.name}"
+
+    return start
+
+
+def _screenshot(page, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=path)
+    return path
+
+
+def _wait_until(page, expression: str, timeout: float = 10.0) -> None:
+    """Poll ``expression`` in the page. Playwright's wait_for_function evaluates a string with
+    ``eval``, which the page's CSP (rightly) refuses; ``page.evaluate`` goes through DevTools."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true after {timeout} s: {expression}")
+        time.sleep(0.05)
+
+
+def _status(page) -> tuple[str, str]:
+    status = page.locator(STATUS)
+    return status.get_attribute("data-state") or "", status.inner_text()
+
+
+def test_rows_show_while_the_stream_is_open_and_the_status_turns_complete_at_the_footer(
+    page, serve
+):
+    table = _ScriptedTable("paused", rows=20_000, pause_after=5_000)
+    try:
+        page.goto(serve(table), wait_until="commit")
+        assert table.paused.wait(10), "the source never reached its pause"
+        # Rows sent so far are on screen and counted; the stream is still open (paused).
+        _wait_until(
+            page,
+            """(() => {
+                const s = document.getElementById("ts-status");
+                const n = document.getElementById("ts-table")?.tBodies[0]?.rows.length;
+                return s && !s.hidden && n > 1000 && s.textContent.includes(
+                    new Intl.NumberFormat("en-US").format(n) + " rows so far");
+            })()""",
+        )
+        state, text = _status(page)
+        assert state == "loading" and text.startswith("loading… "), text
+        assert page.locator("#ts-table thead th").all_inner_texts() == COLUMNS
+        first = page.locator("#ts-table tbody tr").first
+        assert first.is_visible() and first.locator("td").first.inner_text() == "1"
+        assert page.locator("#ts-complete").count() == 0
+        painted = page.evaluate(
+            "performance.getEntriesByName('first-contentful-paint').map(e => e.startTime)"
+        )
+        assert painted, "the browser has not painted anything while rows are arriving"
+        _screenshot(page, "loading")
+        assert not table.resume.is_set() and not table.closed.is_set()
+    finally:
+        table.resume.set()
+
+    page.wait_for_selector(f"{STATUS}:not([data-state=loading])", timeout=30_000)
+    assert _status(page) == ("complete", "20,000 rows, complete")
+    assert page.locator("#ts-table tbody tr").count() == 20_000
+    assert page.locator("#ts-complete").get_attribute("data-rows-sent") == "20000"
+    # The header stays in view while scrolling (sticky), the status stays in its corner.
+    page.mouse.wheel(0, 20_000)
+    _wait_until(page, "window.scrollY > 10000")
+    header = page.locator("#ts-table thead th").first.bounding_box()
+    assert header is not None and abs(header["y"]) < 2, header
+    assert page.locator(STATUS).is_visible()
+    _screenshot(page, "complete-scrolled")
+    assert page.problems == []
+
+
+def test_a_stream_cut_by_a_failing_source_is_shown_as_stalled_and_never_complete(page, serve):
+    # Chromium stops the parser when a chunked body is cut and drops what it had not parsed,
+    # the server's error marker included; the document stays "loading" with no event. The
+    # page can only see that rows stopped coming (tablestream.js, STALL_MS = 5 s).
+    table = _ScriptedTable("failing", rows=20_000, fail_after=3_000)
+    page.goto(serve(table), wait_until="commit")
+    page.wait_for_selector(f"{STATUS}[data-state=stalled]", timeout=20_000)
+    rows = page.locator("#ts-table tbody tr").count()
+    assert 0 < rows <= 3_000
+    _, text = _status(page)
+    assert text.startswith("no new rows for ") and f"({rows:,} so far)" in text, text
+    assert text.endswith("the source is slow or the stream was cut"), text
+    assert page.locator("#ts-complete").count() == 0
+    assert page.locator(STATUS).is_visible()
+    _screenshot(page, "cut-stalled")
+    assert table.closed.wait(10)
+    # The only complaint is the browser's about the cut body, never the CSP or the script.
+    assert all("ERR_INCOMPLETE_CHUNKED_ENCODING" in p for p in page.problems), page.problems
+
+
+def test_the_error_marker_of_a_cut_stream_once_parsed_turns_the_status_to_error(page, serve):
+    # The body the service sends when a source fails, handed to the browser whole (as a browser
+    # that parses a cut document to its end would see it): the marker makes it an error.
+    url = serve(_ScriptedTable("failing", rows=20_000, fail_after=3_000))
+    cut = httpraw.get(url)
+    assert not cut.terminated and b"data-stream-error" in cut.tail
+    headers = {k: v for k, v in cut.headers.items() if k != "transfer-encoding"}
+    page.route(url, lambda route: route.fulfill(status=200, headers=headers, body=cut.body))
+    page.goto(url, wait_until="commit")
+    page.wait_for_selector(f"{STATUS}[data-state=error]", timeout=20_000)
+    rows = page.locator("#ts-table tbody tr").count()
+    assert 0 < rows <= 3_000
+    assert _status(page)[1] == (
+        f"error: the server reported a failure after {rows:,} rows; the table is incomplete"
+    )
+    assert page.locator("#ts-complete").count() == 0
+    _screenshot(page, "cut-error")
+    assert page.problems == []
