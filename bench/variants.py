@@ -22,6 +22,7 @@ from flask import Blueprint, Response, current_app, render_template, request, st
 from markupsafe import escape
 
 from service.chunker import Chunker
+from service.requestlog import REQUEST_ID_KEY
 from service.sources import RowStream
 
 __all__ = ["bp"]
@@ -36,7 +37,13 @@ def _open() -> tuple[RowStream, dict, int]:
     table = current_app.extensions["tablestream"].catalog["synthetic"]
     limit = request.args.get("limit", default=1000, type=int)
     rows = table.open(limit=limit)
-    context = {"table": table, "columns": rows.columns, "rows": rows, "flush": lambda: ""}
+    context = {
+        "table": table,
+        "columns": rows.columns,
+        "rows": rows,
+        "flush": lambda: "",
+        "request_id": request.environ.get(REQUEST_ID_KEY, ""),
+    }
     return rows, context, min(limit, table.row_count())
 
 

@@ -19,7 +19,7 @@ from .config import ConfigError, Settings
 from .errors import register_error_pages
 from .instrumentation import install_metrics
 from .metrics import Metrics
-from .requestlog import RequestLogMiddleware, stream_facts
+from .requestlog import REQUEST_ID_KEY, RequestLogMiddleware, stream_facts
 from .rowmarkup import rows_html
 from .runtime import Runtime
 from .security import install_security_headers
@@ -65,6 +65,9 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     app.extensions["tablestream"] = runtime
     runtime.observer_factories.append(lambda table: watchdog.observer(table, request.environ))
     runtime.observer_factories.append(lambda table: stream_facts(table, request.environ))
+    runtime.observer_factories.append(
+        lambda table: runtime.recent.observer(table, request.environ[REQUEST_ID_KEY])
+    )
     install_metrics(app, metrics, public_endpoint=settings.metrics_port == 0)
     install_security_headers(app)
     app.wsgi_app = RequestLogMiddleware(app.wsgi_app)  # type: ignore[method-assign]

@@ -14,6 +14,7 @@ from .config import Settings
 from .metrics import Metrics
 from .sources import SourceError, Table
 from .streaming import FanOut, NullObserver, StreamObserver
+from .streamstatus import RecentStreams
 from .watchdog import Watchdog
 
 __all__ = ["Runtime"]
@@ -28,6 +29,7 @@ class Runtime:
     # Each factory is called once per stream, inside the request, with the table name; what
     # it returns is told about every chunk and the outcome. Metrics and logs register here.
     observer_factories: list[Callable[[str], StreamObserver]] = field(default_factory=list)
+    recent: RecentStreams = field(default_factory=RecentStreams)
 
     def describe_tables(self) -> list[dict[str, Any]]:
         """Name, kind, columns and (where cheap) row count of every table, for the index page."""

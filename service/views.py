@@ -8,6 +8,7 @@ are the stream's business (``streaming.py``). Views know no SQL and no file path
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -82,6 +83,7 @@ def table_and_format(name: str) -> tuple[Table, Format]:
 
 
 def _pieces(fmt: Format, source: Table, rows: RowStream, chunker: Chunker, **context: Any):
+    """What the chunker cuts up: the page template, or CSV / NDJSON made from the batches."""
     if fmt.name == "csv":
         return csv_pieces(rows, chunker.flush)
     if fmt.name == "ndjson":
@@ -116,7 +118,8 @@ def table(name: str) -> Response:
         rows.close()
         return Response(mimetype=fmt.mimetype, headers=headers)
     chunker = Chunker(settings.chunk_bytes)
-    pieces = _pieces(fmt, source, rows, chunker, limit=limit, offset=offset)
+    request_id = request.environ.get(REQUEST_ID_KEY, "")
+    pieces = _pieces(fmt, source, rows, chunker, limit=limit, offset=offset, request_id=request_id)
     encoder = None
     if settings.gzip and request.accept_encodings.quality("gzip") > 0:
         encoder = GzipChunks(settings.gzip_level)
@@ -132,6 +135,19 @@ def table(name: str) -> Response:
         label=f"{name} (request {request.environ.get(REQUEST_ID_KEY, '-')})",
     )
     return Response(body, mimetype=fmt.mimetype, headers=headers)
+
+
+@bp.get("/streams/<request_id>")
+def stream_status(request_id: str) -> Response:
+    """The outcome of a recent stream of this process, by the request id its page carries."""
+    found = _runtime().recent.get(request_id)
+    if found is None:
+        body = {"request_id": request_id, "error": "no such recent stream in this process"}
+        return Response(json.dumps(body), 404, mimetype="application/json")
+    body = {"request_id": request_id, **found}
+    return Response(
+        json.dumps(body), mimetype="application/json", headers={"Cache-Control": "no-store"}
+    )
 
 
 @bp.get("/healthz")

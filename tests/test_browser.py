@@ -183,24 +183,41 @@ def test_rows_show_while_the_stream_is_open_and_the_status_turns_complete_at_the
     assert page.problems == []
 
 
-def test_a_stream_cut_by_a_failing_source_is_shown_as_stalled_and_never_complete(page, serve):
+def test_a_stream_cut_by_a_failing_source_is_shown_as_an_error_and_never_complete(page, serve):
     # Chromium stops the parser when a chunked body is cut and drops what it had not parsed,
-    # the server's error marker included; the document stays "loading" with no event. The
-    # page can only see that rows stopped coming (tablestream.js, STALL_MS = 5 s).
+    # the server's error marker included; the document stays "loading" with no event. Once
+    # rows stop, tablestream.js asks /streams/<request id> and learns the stream failed.
     table = _ScriptedTable("failing", rows=20_000, fail_after=3_000)
     page.goto(serve(table), wait_until="commit")
-    page.wait_for_selector(f"{STATUS}[data-state=stalled]", timeout=20_000)
+    page.wait_for_selector(f"{STATUS}[data-state=error]", timeout=20_000)
     rows = page.locator("#ts-table tbody tr").count()
     assert 0 < rows <= 3_000
     _, text = _status(page)
-    assert text.startswith("no new rows for ") and f"({rows:,} so far)" in text, text
-    assert text.endswith("the source is slow or the stream was cut"), text
+    assert text == (
+        f"error: the stream failed on the server after 3,000 rows ({rows:,} shown); "
+        "the table is incomplete"
+    ), text
     assert page.locator("#ts-complete").count() == 0
     assert page.locator(STATUS).is_visible()
-    _screenshot(page, "cut-stalled")
+    _screenshot(page, "cut-error-live")
     assert table.closed.wait(10)
     # The only complaint is the browser's about the cut body, never the CSP or the script.
     assert all("ERR_INCOMPLETE_CHUNKED_ENCODING" in p for p in page.problems), page.problems
+
+
+def test_a_slow_source_is_shown_as_stalled_not_as_an_error(page, serve):
+    table = _ScriptedTable("slow", rows=5_000, pause_after=1_000)
+    page.goto(serve(table), wait_until="commit")
+    assert table.paused.wait(10)
+    page.wait_for_selector(f"{STATUS}[data-state=stalled]", timeout=20_000)
+    rows = page.locator("#ts-table tbody tr").count()
+    assert 0 < rows <= 1_000  # up to a chunk of rows waits in the chunker while the source is slow
+    _, text = _status(page)
+    assert text.startswith("no new rows for ") and f"({rows:,} so far)" in text, text
+    table.resume.set()
+    page.wait_for_selector(f"{STATUS}[data-state=complete]", timeout=20_000)
+    assert _status(page)[1] == "5,000 rows, complete"
+    assert page.problems == []
 
 
 def test_the_error_marker_of_a_cut_stream_once_parsed_turns_the_status_to_error(page, serve):

@@ -12,6 +12,9 @@
 //             was cut. Chromium cannot tell these apart from inside the page: when a chunked
 //             body is cut it stops the parser, drops what it had not parsed yet (the server's
 //             error marker with it) and leaves the document "loading" for ever, with no event.
+//             So once rows stop for ASK_MS the script asks the server (#ts-status's
+//             data-status-url, GET /streams/<request id>) what became of the stream; an "error"
+//             or "client_aborted" answer turns the status into an error.
 //   complete  parsing ended and the success footer #ts-complete is there, its data-rows-sent
 //             equal to the rows on the page: "N rows, complete"
 //   error     the server's error marker was parsed, or parsing ended without the footer (a
@@ -22,6 +25,7 @@
   const TICK_MS = 250;
   const MARKER_MS = 1000; // the error marker comes after the last row: look once rows stop
   const STALL_MS = 5000;
+  const ASK_MS = 2000; // rows stopped this long: ask the server, then again every ASK_MS
   const number = new Intl.NumberFormat("en-US");
   // Live: reading .length walks the document only after it changed, i.e. once per quiet spell.
   const markers = document.getElementsByClassName("ts-error");
@@ -29,6 +33,9 @@
   let last = null;
   let timer = 0;
   let grewAt = performance.now();
+  let askedAt = 0;
+  let asking = false;
+  let serverSays = null; // the last answer of /streams/<request id>
 
   function countRows() {
     const table = document.getElementById("ts-table");
@@ -58,11 +65,37 @@
       "the table is incomplete");
   }
 
+  function ask() {
+    const status = document.getElementById("ts-status");
+    const url = status && status.dataset.statusUrl;
+    if (!url || asking || !window.fetch) return;
+    asking = true;
+    askedAt = performance.now();
+    fetch(url, { cache: "no-store", credentials: "same-origin" })
+      .then((response) => (response.ok ? response.json() : null))
+      .then((answer) => { serverSays = answer; })
+      .catch(() => {})
+      .finally(() => { asking = false; });
+  }
+
+  function cutOnServer(rows, answer) {
+    clearInterval(timer);
+    const why = answer.outcome === "error" ? "failed on the server" : "was cut by the server";
+    show("error", `error: the stream ${why} after ${number.format(answer.rows_sent)} rows ` +
+      `(${number.format(rows)} shown); the table is incomplete`);
+  }
+
   function tick() {
     const rows = countRows();
-    const quiet = performance.now() - grewAt;
+    const now = performance.now();
+    const quiet = now - grewAt;
+    const ended = serverSays && (serverSays.outcome === "error" ||
+      serverSays.outcome === "client_aborted");
+    if (quiet >= ASK_MS && now - askedAt >= ASK_MS) ask();
     if (quiet >= MARKER_MS && markers.length) {
       failed(rows);
+    } else if (quiet >= MARKER_MS && ended) {
+      cutOnServer(rows, serverSays);
     } else if (quiet < STALL_MS) {
       show("loading", `loading… ${number.format(rows)} rows so far`);
     } else {

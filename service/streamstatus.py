@@ -1,0 +1,63 @@
+"""What became of a recent stream, for the page that cannot see it end.
+
+When a chunked body is cut, Chromium stops its HTML parser, drops what it had not parsed yet (the
+server's error marker with it) and leaves the document "loading" with no event, so the page's
+script cannot tell a failed stream from a slow one. It can ask: every table page carries its
+request id, and ``GET /streams/<request id>`` answers with the stream's outcome and row count.
+
+Kept in memory, per process, for the last ``capacity`` streams (a few hundred bytes each), and
+only for outcomes and counts, never data. With several processes behind one port the question
+may reach a process that did not serve the stream; it then answers 404 and the page keeps
+saying "stalled", which is what it knew anyway.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any
+
+from .streaming import StreamObserver
+
+__all__ = ["IN_PROGRESS", "RecentStreams"]
+
+IN_PROGRESS = "in_progress"
+
+
+class _Recorder:
+    def __init__(self, recent: RecentStreams, request_id: str) -> None:
+        self._recent = recent
+        self._id = request_id
+
+    def chunk_sent(self, nbytes: int, rows_read: int, uncompressed: int) -> None:
+        pass
+
+    def finished(self, outcome: str, rows_read: int) -> None:
+        self._recent._update(self._id, outcome, rows_read)
+
+
+class RecentStreams:
+    """A bounded map from request id to ``{table, outcome, rows_sent}``."""
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self._capacity = capacity
+        self._lock = threading.Lock()
+        self._streams: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    def observer(self, table: str, request_id: str) -> StreamObserver:
+        with self._lock:
+            self._streams[request_id] = {"table": table, "outcome": IN_PROGRESS, "rows_sent": 0}
+            self._streams.move_to_end(request_id)
+            while len(self._streams) > self._capacity:
+                self._streams.popitem(last=False)
+        return _Recorder(self, request_id)
+
+    def get(self, request_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            found = self._streams.get(request_id)
+            return dict(found) if found is not None else None
+
+    def _update(self, request_id: str, outcome: str, rows_read: int) -> None:
+        with self._lock:
+            if request_id in self._streams:
+                self._streams[request_id].update(outcome=outcome, rows_sent=rows_read)
