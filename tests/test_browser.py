@@ -193,9 +193,12 @@ def test_a_stream_cut_by_a_failing_source_is_shown_as_an_error_and_never_complet
     rows = page.locator("#ts-table tbody tr").count()
     assert 0 < rows <= 3_000
     _, text = _status(page)
-    assert text == (
+    # Usually Chromium dropped the marker and the server's answer tells; when the parser
+    # happened to reach the marker before the cut, the marker tells.
+    assert text in (
         f"error: the stream failed on the server after 3,000 rows ({rows:,} shown); "
-        "the table is incomplete"
+        "the table is incomplete",
+        f"error: the server reported a failure after {rows:,} rows; the table is incomplete",
     ), text
     assert page.locator("#ts-complete").count() == 0
     assert page.locator(STATUS).is_visible()
