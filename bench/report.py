@@ -32,8 +32,10 @@ _MEMORY_NOTES = """\
   has not read yet, in memory up to `TABLESTREAM_OUTBUF_OVERFLOW` (1 MiB here, waitress's
   default is 1 MiB) and then in a temporary file, and the app thread blocks once
   `TABLESTREAM_OUTBUF_HIGH_WATERMARK` is reached (2 MiB here; waitress's default, 16 MiB, let RSS
-  climb to ~100 MB over a few requests in the prototype). A slow reader therefore costs at most
-  ~2 MiB (memory + temp file), not the table.
+  climb to ~100 MB over a few requests in the prototype). A slow reader therefore costs a
+  bounded amount, not the table: up to overflow + high watermark of RAM (waitress copies up to
+  the whole unsent buffer for every send attempt) and up to twice the high watermark of temp
+  file; `tests/test_slow_readers.py` measures 50 of them (see the README's failure section).
 - **The allocator** keeps freed memory: glibc gives every thread its own arena, so with 8
   waitress threads RSS rises until every thread has had a stream. `TABLESTREAM_MALLOC_ARENAS=1`
   (the default) caps that, and the service calls `malloc_trim` when the last stream in flight
