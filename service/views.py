@@ -113,17 +113,18 @@ def table(name: str) -> Response:
         current_app.logger.error("cannot open table %s: %s", name, exc)
         abort(503, f"The table {name!r} cannot be read right now; try again later.")
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no", "Vary": "Accept-Encoding"}
+    gzipped = settings.gzip and request.accept_encodings.quality("gzip") > 0
+    if gzipped:
+        headers["Content-Encoding"] = "gzip"
     if request.method == "HEAD":
-        # The answer a GET would start with, without a stream to count as aborted.
+        # The headers a GET would start with (no length: the body is streamed), and no stream
+        # that would be counted as aborted.
         rows.close()
-        return Response(mimetype=fmt.mimetype, headers=headers)
+        return Response(iter(()), mimetype=fmt.mimetype, headers=headers)
     chunker = Chunker(settings.chunk_bytes)
     request_id = request.environ.get(REQUEST_ID_KEY, "")
     pieces = _pieces(fmt, source, rows, chunker, limit=limit, offset=offset, request_id=request_id)
-    encoder = None
-    if settings.gzip and request.accept_encodings.quality("gzip") > 0:
-        encoder = GzipChunks(settings.gzip_level)
-        headers["Content-Encoding"] = "gzip"
+    encoder = GzipChunks(settings.gzip_level) if gzipped else None
     body = TableStreamBody(
         pieces,
         rows,
@@ -132,7 +133,7 @@ def table(name: str) -> Response:
         observer=runtime.observer(name),
         client_disconnected=request.environ.get("waitress.client_disconnected"),
         encoder=encoder,
-        label=f"{name} (request {request.environ.get(REQUEST_ID_KEY, '-')})",
+        label=f"{name} (request {request_id or '-'})",
     )
     return Response(body, mimetype=fmt.mimetype, headers=headers)
 

@@ -61,6 +61,7 @@ def test_a_head_request_opens_no_stream_and_counts_no_abort(server):
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 200
         assert response.headers["Content-Type"] == "text/html; charset=utf-8"
+        assert response.headers["Content-Length"] is None  # a GET streams: no length either
         assert response.read() == b""
     assert value(metrics, "tablestream_streams_total", outcome="client_aborted") is None
     assert value(metrics, "tablestream_streams_in_progress", table="synthetic") in (None, 0)
