@@ -30,6 +30,7 @@ class Chunker:
             raise ValueError(f"chunk_bytes must be positive, got {chunk_bytes}")
         self.chunk_bytes = chunk_bytes
         self._flush_requested = False
+        self.unsent = b""  # what was buffered when the pieces raised
 
     def flush(self) -> str:
         """Called from the template: send everything rendered so far as its own chunk."""
@@ -39,9 +40,19 @@ class Chunker:
     def chunks(self, pieces: Iterable[str]) -> Iterator[bytes]:
         limit = self.chunk_bytes
         buffer: list[str] = []
+        it = iter(pieces)
+        try:
+            yield from self._coalesce(it, buffer, limit)
+        except Exception:
+            # The pieces failed (a source went away): keep what was rendered, whole rows, so
+            # the caller can send it before its error marker instead of losing up to a chunk.
+            self.unsent = "".join(buffer).encode()
+            buffer.clear()
+            raise
+
+    def _coalesce(self, it: Iterator[str], buffer: list[str], limit: int) -> Iterator[bytes]:
         append = buffer.append
         size = 0
-        it = iter(pieces)
         # Head: until the template asks for a flush, look at the flag after every piece.
         for piece in it:
             append(piece)
@@ -69,3 +80,4 @@ class Chunker:
                     append(text[start:])
         if size:
             yield "".join(buffer).encode()
+            buffer.clear()

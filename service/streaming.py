@@ -145,7 +145,8 @@ class TableStreamBody:
                 self._label,
                 rows.rows_read,
             )
-            marker = self._error_marker(rows.rows_read)
+            # The rows rendered before the failure (whole rows) go out first, then the marker.
+            marker = self._chunker.unsent + self._error_marker(rows.rows_read)
             sent = encode(marker)
             yield sent
             observe(len(sent), rows.rows_read, len(marker))

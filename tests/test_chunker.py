@@ -44,3 +44,23 @@ def test_pieces_larger_than_a_chunk_are_cut_to_the_target_size_and_the_rest_carr
 
 def test_empty_stream_gives_no_chunk():
     assert list(Chunker(1024).chunks(["", ""])) == []
+
+
+def test_what_was_buffered_when_the_pieces_fail_is_kept_for_the_caller():
+    chunker = Chunker(1000)
+
+    def pieces():
+        yield "<head>"
+        yield chunker.flush()
+        yield "a" * 1500
+        yield "<tr>whole row</tr>"
+        raise ConnectionError("source gone")
+
+    sent = []
+    try:
+        for chunk in chunker.chunks(pieces()):
+            sent.append(chunk)
+    except ConnectionError:
+        pass
+    assert sent == [b"<head>", b"a" * 1000]
+    assert chunker.unsent == b"a" * 500 + b"<tr>whole row</tr>"

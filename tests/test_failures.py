@@ -46,7 +46,9 @@ def test_a_source_failing_mid_stream_gives_a_visibly_cut_page_counted_as_error(
     assert not response.terminated, "a cut stream must not end with the terminating chunk"
     table = parse_table(response.text)
     assert table.error_marker and table.rows_sent is None
-    assert len(table.rows) <= 50_000
+    # Every row the source gave arrives whole before the marker, and the marker says how many.
+    assert len(table.rows) == 50_000 and table.rows[-1] == ["49999"]
+    assert b"tablestream:error after 50000 rows" in response.tail
     assert failing.opened[0].closed
     metrics = f"{server.url}/metrics"
     assert _wait(lambda: value(metrics, "tablestream_streams_total", outcome="error") == 1)

@@ -51,9 +51,23 @@ class RowStream(ABC):
     def __iter__(self) -> Iterator[Row]: ...
 
     def batches(self) -> Iterator[list[Row]]:
-        """The same rows as ``__iter__``, as non-empty lists."""
+        """The same rows as ``__iter__``, as non-empty lists.
+
+        When the rows fail part-way through a batch, the rows read so far are still handed on
+        before the error, so a page shows every row the source gave (``rows_read`` of them).
+        """
         rows = iter(self)
-        while batch := list(itertools.islice(rows, BATCH_ROWS)):
+        while True:
+            batch: list[Row] = []
+            try:
+                for row in itertools.islice(rows, BATCH_ROWS):
+                    batch.append(row)
+            except Exception:
+                if batch:
+                    yield batch
+                raise
+            if not batch:
+                return
             yield batch
 
     @abstractmethod
