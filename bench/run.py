@@ -86,9 +86,9 @@ QUICK = Plan(
     long_rows=1_000_000,
     concurrent=20,
     concurrent_rows=100_000,
-    scale_streams=4,
-    scale_rows=50_000,
-    scale_requests=5,
+    scale_streams=8,
+    scale_rows=100_000,
+    scale_requests=4,
     chunk_sizes=(),
 )
 
