@@ -87,7 +87,9 @@ def hand() -> Response:
     def pieces() -> Iterator[str]:
         yield head
         start, between, end = "<tr><td>", "</td><td>", "</td></tr>\n"
-        for batch in rows.batches():
+        for number, batch in enumerate(rows.batches()):
+            if number:
+                yield "</tbody><tbody>\n"  # as table.html: one group per batch
             for row in batch:
                 yield start + between.join([escape(cell) for cell in row]) + end
         yield tail

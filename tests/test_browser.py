@@ -149,7 +149,7 @@ def test_rows_show_while_the_stream_is_open_and_the_status_turns_complete_at_the
             page,
             """(() => {
                 const s = document.getElementById("ts-status");
-                const n = document.getElementById("ts-table")?.tBodies[0]?.rows.length;
+                const n = document.querySelectorAll("#ts-table tbody tr").length;
                 return s && !s.hidden && n > 1000 && s.textContent.includes(
                     new Intl.NumberFormat("en-US").format(n) + " rows so far");
             })()""",
