@@ -13,7 +13,7 @@ import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 
-__all__ = ["RowStream", "SourceBusy", "SourceError", "Table"]
+__all__ = ["BatchedRowStream", "RowStream", "SourceBusy", "SourceError", "Table"]
 
 Row = Sequence[str]
 
@@ -79,6 +79,16 @@ class RowStream(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class BatchedRowStream(RowStream):
+    """A RowStream that reads in batches anyway: it gives ``batches()``, rows come from them."""
+
+    def __iter__(self) -> Iterator[Row]:
+        return itertools.chain.from_iterable(self.batches())
+
+    @abstractmethod
+    def batches(self) -> Iterator[list[Row]]: ...
 
 
 class Table(ABC):

@@ -13,21 +13,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
-from .base import BATCH_ROWS, Row, RowStream, SourceError, Table
+from .base import BATCH_ROWS, BatchedRowStream, Row, RowStream, SourceError, Table
 
 __all__ = ["CSVTable"]
 
 
-class _CSVStream(RowStream):
+class _CSVStream(BatchedRowStream):
     def __init__(self, handle: TextIO, columns: list[str], limit: int | None, offset: int):
         self._handle: TextIO | None = handle
         self._reader = csv.reader(handle)
         self.columns = columns
         self._limit, self._offset = limit, offset
         self.rows_read = 0
-
-    def __iter__(self) -> Iterator[Row]:
-        return itertools.chain.from_iterable(self.batches())
 
     def batches(self) -> Iterator[list[Row]]:
         stop = None if self._limit is None else self._offset + self._limit

@@ -9,24 +9,20 @@ one chunk and are no slower. SQLite and PostgreSQL share this; each closes its o
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from .base import BATCH_ROWS, Row, RowStream
+from .base import BATCH_ROWS, BatchedRowStream, Row
 from .formatting import format_batch
 
 __all__ = ["CursorRowStream"]
 
 
-class CursorRowStream(RowStream):
+class CursorRowStream(BatchedRowStream):
     """A RowStream over ``fetchmany``; subclasses set it up and release the cursor in close()."""
 
     _fetchmany: Callable[[int], Sequence[Sequence[Any]]]
     _fetch_rows: int
-
-    def __iter__(self) -> Iterator[Row]:
-        return itertools.chain.from_iterable(self.batches())
 
     def batches(self) -> Iterator[list[Row]]:
         fetch, size = self._fetchmany, self._fetch_rows

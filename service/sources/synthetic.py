@@ -13,10 +13,9 @@ which stays as the readable definition that the tests hold the fast path to.
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 from collections.abc import Iterator
 
-from .base import BATCH_ROWS, Row, RowStream, Table
+from .base import BATCH_ROWS, BatchedRowStream, Row, RowStream, Table
 
 __all__ = ["COLUMNS", "SyntheticTable", "synthetic_batch", "synthetic_row"]
 
@@ -78,14 +77,11 @@ def synthetic_batch(start: int, stop: int) -> list[tuple[str, ...]]:
     return out
 
 
-class _SyntheticStream(RowStream):
+class _SyntheticStream(BatchedRowStream):
     def __init__(self, start: int, stop: int) -> None:
         self.columns = COLUMNS
         self._start, self._stop = start, stop
         self.rows_read = 0
-
-    def __iter__(self) -> Iterator[Row]:
-        return itertools.chain.from_iterable(self.batches())
 
     def batches(self) -> Iterator[list[Row]]:
         for batch_start in range(self._start, self._stop, BATCH_ROWS):
