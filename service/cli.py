@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 from collections.abc import Sequence
 
@@ -20,7 +21,7 @@ from prometheus_client import start_http_server
 from . import create_app
 from .allocator import limit_malloc_arenas
 from .config import SETTINGS, ConfigError, Settings, settings_markdown
-from .processes import clean_multiprocess_dir, reuse_port_socket, supervise
+from .processes import clean_multiprocess_dir, listening_socket, supervise
 from .watchdog import install_graceful_shutdown, listening_servers
 
 __all__ = ["main", "serve_app"]
@@ -86,10 +87,15 @@ def serve_app(app: Flask, settings: Settings) -> int:
     """Serve ``app`` with waitress as ``tablestream serve`` does: tuned, drained on SIGTERM."""
     arenas_capped = limit_malloc_arenas(settings.malloc_arenas)
     options = settings.waitress_options()
-    if settings.reuse_port:
+    if settings.listen_fd:
         del options["host"], options["port"]
-        options["sockets"] = [reuse_port_socket(settings.host, settings.port, settings.backlog)]
-    elif settings.metrics_port:
+        options["sockets"] = [socket.socket(fileno=settings.listen_fd)]
+    elif settings.reuse_port:
+        del options["host"], options["port"]
+        options["sockets"] = [
+            listening_socket(settings.host, settings.port, settings.backlog, reuse_port=True)
+        ]
+    if settings.metrics_port and not (settings.listen_fd or settings.reuse_port):
         metrics = app.extensions["tablestream"].metrics
         start_http_server(
             settings.metrics_port, addr=settings.metrics_host, registry=metrics.registry

@@ -251,7 +251,7 @@ SETTINGS: tuple[Setting, ...] = (
         "processes",
         integer(1, 64),
         "1",
-        "waitress processes `tablestream serve` runs, sharing the port with SO_REUSEPORT",
+        "waitress processes `tablestream serve` runs, accepting from one shared listening socket",
     ),
     # -- reliability
     _s(
@@ -293,7 +293,14 @@ SETTINGS: tuple[Setting, ...] = (
         "reuse_port",
         boolean,
         "false",
-        "bind the port with SO_REUSEPORT so several processes share it (set by --processes)",
+        "bind the port with SO_REUSEPORT so separately started processes can share it",
+    ),
+    _s(
+        "listen_fd",
+        integer(0, 65535),
+        "0",
+        "serve on this inherited listening socket instead of binding host:port (set by "
+        "--processes for its children); 0 = bind",
     ),
 )
 
@@ -351,6 +358,7 @@ class Settings:
     pg_pool_max: int
     pg_pool_timeout: float
     reuse_port: bool
+    listen_fd: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -1,13 +1,21 @@
 """``tablestream serve --processes N``: N waitress processes behind one port.
 
 Rendering rows holds the GIL, so one process uses one core however many threads it has. The
-parent starts N ``tablestream serve`` children that each bind the same address with
-SO_REUSEPORT (the kernel spreads new connections over them), so no external load balancer is
-needed on one machine. Metrics are aggregated through PROMETHEUS_MULTIPROC_DIR, which the
-parent empties once before any child starts (a child cleaning it would wipe its siblings'
-values), and the parent — not a child — serves the separate metrics port when one is set, so
-every scrape sees the sum. SIGTERM and SIGINT are passed on; the parent exits when all
-children have, non-zero if any child failed.
+parent binds the listening socket once and starts N ``tablestream serve`` children that all
+accept from it (the pre-fork model), so no external load balancer is needed on one machine.
+One shared socket balances by load: an idle child's loop is waiting in ``select`` and takes a
+new connection at once, while a busy child's loop first has to win the GIL back from its
+rendering threads. SO_REUSEPORT (one socket per child) was measured first: the kernel hashes
+each connection to a child whatever its load, so with a few long streams one child often sat
+idle while the other had them all, and 2 processes gave 1.5-1.7x one process instead of ~2x.
+A draining child (SIGTERM) stops accepting and its siblings take the new connections, where
+with SO_REUSEPORT the connections hashed to it would wait in its backlog until reset.
+
+Metrics are aggregated through PROMETHEUS_MULTIPROC_DIR, which the parent empties once before
+any child starts (a child cleaning it would wipe its siblings' values), and the parent — not a
+child — serves the separate metrics port when one is set, so every scrape sees the sum. SIGTERM
+and SIGINT are passed on; the parent exits when all children have, non-zero if any child
+failed.
 """
 
 from __future__ import annotations
@@ -24,17 +32,18 @@ from pathlib import Path
 
 from .config import Settings
 
-__all__ = ["clean_multiprocess_dir", "reuse_port_socket", "supervise"]
+__all__ = ["clean_multiprocess_dir", "listening_socket", "supervise"]
 
 log = logging.getLogger("tablestream")
 
 
-def reuse_port_socket(host: str, port: int, backlog: int) -> socket.socket:
-    """A listening socket that other processes may bind too (Linux SO_REUSEPORT)."""
+def listening_socket(host: str, port: int, backlog: int, reuse_port: bool = False) -> socket.socket:
+    """A listening TCP socket; with ``reuse_port`` other processes may bind the port too."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     sock.listen(backlog)
     return sock
@@ -55,28 +64,33 @@ def supervise(settings: Settings) -> int:
         prefix="tablestream-metrics-"
     )
     clean_multiprocess_dir(metrics_dir)
+    listener = listening_socket(settings.host, settings.port, settings.backlog, settings.reuse_port)
+    host, port = listener.getsockname()[:2]
     env = {
         **os.environ,
         "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
         "TABLESTREAM_PROCESSES": "1",
-        "TABLESTREAM_REUSE_PORT": "1",
-        "TABLESTREAM_HOST": settings.host,
-        "TABLESTREAM_PORT": str(settings.port),
+        "TABLESTREAM_LISTEN_FD": str(listener.fileno()),
+        "TABLESTREAM_HOST": host,
+        "TABLESTREAM_PORT": str(port),
     }
     if settings.metrics_port:
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=metrics_dir)
         start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
     children = [
-        subprocess.Popen([sys.executable, "-m", "service", "serve"], env=env)
+        subprocess.Popen(
+            [sys.executable, "-m", "service", "serve"], env=env, pass_fds=[listener.fileno()]
+        )
         for _ in range(settings.processes)
     ]
+    listener.close()  # the children hold it; the parent never accepts
     log.info(
         "tablestream supervising %d processes (pids %s) on %s:%s, metrics in %s",
         len(children),
         " ".join(str(c.pid) for c in children),
-        settings.host,
-        settings.port,
+        host,
+        port,
         metrics_dir,
     )
 

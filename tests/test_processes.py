@@ -1,0 +1,104 @@
+"""`tablestream serve --processes N`: the children share the one socket their parent bound.
+
+The kernel's view (/proc/net/tcp and each process's file descriptors) tells which process
+holds the listening socket and which one accepted a given connection, so these tests check
+the mechanism itself rather than guessing it from timings.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from . import httpraw
+
+TCP_LISTEN, TCP_ESTABLISHED = "0A", "01"
+
+
+def _children(pid: int) -> list[int]:
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue  # closed while we looked
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    return inodes
+
+
+def _tcp_inodes(port: int, state: str) -> set[str]:
+    """Inodes of the IPv4 sockets whose local port is ``port`` and whose state is ``state``."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local_port = int(fields[1].rsplit(":", 1)[1], 16)
+        if local_port == port and fields[3] == state:
+            inodes.add(fields[9])
+    return inodes
+
+
+def _wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := predicate():
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.mark.slow
+def test_every_process_accepts_from_the_one_socket_the_parent_bound(process_server):
+    server = process_server(TABLESTREAM_DB="", TABLESTREAM_PROCESSES="2")
+    children = _wait_for(
+        lambda: len(kids := _children(server.pid)) == 2 and kids, what="two children"
+    )
+    listening = _tcp_inodes(server.port, TCP_LISTEN)
+    assert len(listening) == 1, f"expected one listening socket on the port, found {listening}"
+    for child in children:
+        assert listening <= _socket_inodes(child), f"process {child} does not hold the socket"
+    assert not listening & _socket_inodes(server.pid), "the parent kept the socket open"
+    assert httpraw.get(f"{server.url}/tables/synthetic?limit=10").terminated
+
+
+@pytest.mark.slow
+def test_new_connections_go_to_the_sibling_while_one_process_drains(process_server):
+    server = process_server(
+        TABLESTREAM_DB="",
+        TABLESTREAM_PROCESSES="2",
+        TABLESTREAM_SHUTDOWN_GRACE="60",
+        TABLESTREAM_OUTBUF_HIGH_WATERMARK="1048576",
+        TABLESTREAM_OUTBUF_OVERFLOW="1048576",
+    )
+    _wait_for(lambda: len(_children(server.pid)) == 2, what="two children")
+    # A stream nobody reads stays in flight, so the process serving it drains for 60 s.
+    held = socket.create_connection(("127.0.0.1", server.port))
+    held.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    try:
+        held.sendall(b"GET /tables/synthetic?limit=1000000 HTTP/1.1\r\nHost: t\r\n\r\n")
+        held.recv(1)  # the stream has started
+
+        def holder() -> int | None:
+            accepted = _tcp_inodes(server.port, TCP_ESTABLISHED)
+            owners = [c for c in _children(server.pid) if accepted & _socket_inodes(c)]
+            return owners[0] if len(owners) == 1 else None
+
+        draining = _wait_for(holder, what="the process holding the stream")
+        os.kill(draining, signal.SIGTERM)
+        time.sleep(0.5)  # let it stop accepting
+        assert Path(f"/proc/{draining}").exists(), "the draining process should still be up"
+        for _ in range(20):
+            response = httpraw.get(f"{server.url}/tables/synthetic?limit=100", timeout=5)
+            assert response.status == 200 and response.terminated
+        assert Path(f"/proc/{draining}").exists(), "the stream in flight should keep it draining"
+    finally:
+        held.close()
