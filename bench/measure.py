@@ -1,7 +1,10 @@
 """Measuring a server process from outside: RSS, peak RSS, CPU seconds; timing one fetch.
 
 The client is curl writing to /dev/null: a C client that costs the shared 2-core machine far
-less than the server it measures, and reports time to first byte itself. Peak RSS comes from
+less than the server it measures, and reports time to first byte itself. Aggregate throughput
+under a steady load comes from wrk instead: it counts every byte read during a fixed window,
+partial responses included, where a batch of curl loops also times its ramp-up and the tail
+in which the last few requests run alone. Peak RSS comes from
 the kernel (VmHWM, reset through /proc/PID/clear_refs before each measurement), so a peak
 between two samples is never missed.
 """
@@ -13,13 +16,23 @@ import shutil
 import signal
 import socket
 import subprocess
-import threading
 import time
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Fetch", "Server", "fetch", "fetch_loops", "fetch_many", "free_port"]
+__all__ = [
+    "Fetch",
+    "Load",
+    "Server",
+    "fetch",
+    "fetch_many",
+    "free_port",
+    "process_cpu_seconds",
+    "steady_load",
+    "wire_bytes",
+]
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -36,6 +49,12 @@ def _status(pid: int, key: str) -> int:
             if line.startswith(key + ":"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds one process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
 
 
 @dataclass
@@ -85,11 +104,7 @@ class Server:
             Path(f"/proc/{pid}/clear_refs").write_text("5")
 
     def cpu_seconds(self) -> float:
-        total = 0
-        for pid in self.pids():
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-        return total / _TICK
+        return sum(process_cpu_seconds(pid) for pid in self.pids())
 
     def settle(self, seconds: float = 1.5) -> None:
         """Wait for the service's idle work (heap trim after the last stream) to happen."""
@@ -144,23 +159,37 @@ def fetch_many(urls: list[str]) -> tuple[list[Fetch], float]:
     return [_parse(u, o) for u, o in zip(urls, outs, strict=True)], wall
 
 
-def fetch_loops(url: str, loops: int, requests_per_loop: int) -> tuple[int, float]:
-    """``loops`` clients, each fetching ``url`` back to back on a new connection every time.
+@dataclass
+class Load:
+    seconds: float
+    bytes: int  # read off the wire, headers and chunk framing included
+    requests: int
+    errors: int
 
-    A closed loop balances itself across server processes that share a port: a process with
-    more streams in flight finishes them later, so the other process's clients come back sooner.
-    Returns the requests completed and the wall time.
-    """
-    done: list[Fetch] = []
 
-    def loop() -> None:
-        for _ in range(requests_per_loop):
-            done.append(fetch(url))
+def wire_bytes(url: str) -> int:
+    """Bytes one response to ``url`` takes on the wire (status line to last chunk)."""
+    parts = urllib.parse.urlsplit(url)
+    request = f"GET {parts.path}?{parts.query} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+    total = 0
+    with socket.create_connection((parts.hostname, parts.port), timeout=60) as sock:
+        sock.sendall((request + "Connection: close\r\n\r\n").encode("latin-1"))
+        while block := sock.recv(1 << 20):
+            total += len(block)
+    return total
 
-    threads = [threading.Thread(target=loop) for _ in range(loops)]
-    start = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return len(done), time.perf_counter() - start
+
+def steady_load(url: str, connections: int, seconds: int) -> Load:
+    """wrk with ``connections`` closed-loop clients for ``seconds``, a new connection per request."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise SystemExit("the benchmark needs wrk: apt-get install wrk (make bench does it)")
+    script = Path(__file__).with_name("wrk_summary.lua")
+    threads = min(2, connections)
+    argv = [wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "120s"]
+    done = subprocess.run(
+        [*argv, "-s", str(script), url], capture_output=True, text=True, check=True
+    )
+    line = next(x for x in done.stdout.splitlines() if x.startswith("WRK "))
+    micros, nbytes, requests, *errors = (int(x) for x in line.split()[1:])
+    return Load(micros / 1e6, nbytes, requests, sum(errors))

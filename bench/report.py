@@ -90,7 +90,7 @@ def _chunk_lines(chunks: list[Any]) -> list[str]:
     ]
 
 
-def _plot(path: Path, cells: list[Any], scale: dict[int, float]) -> None:
+def _plot(path: Path, cells: list[Any], scale: Any) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -115,7 +115,7 @@ def _plot(path: Path, cells: list[Any], scale: dict[int, float]) -> None:
         for c in cells
         if c.rows == top and c.runs and c.variant != "ceiling"
     ]
-    bars += [(f"service x{p} proc", rate / 1000) for p, rate in sorted(scale.items())]
+    bars += [(f"service x{p} proc", scale.rate(p) / 1000) for p in sorted(scale.rates)]
     speed.barh([b[0] for b in bars], [b[1] for b in bars], color="tab:blue")
     speed.set_xlabel(f"thousand rows/s ({top:,} rows per stream; processes: aggregate)")
     speed.set_title("Throughput")
@@ -134,7 +134,7 @@ def write_report(
     cells: list,
     long: Any,
     conc: dict,
-    scale: dict,
+    scale: Any,
     chunks: list,
     steps: list,
     verdicts: list,
@@ -177,12 +177,15 @@ def write_report(
         f"| one {long.rows:,}-row stream | {long.median('rows_per_s'):,.0f} | {long.median('ttfb') * 1000:.1f} | {long.worst('peak') / MIB:+.1f} | {long.worst('after') / MIB:+.1f} |",
         f"| {conc['streams']} concurrent {conc['rows']:,}-row streams, 1 process (idle RSS {conc['idle_mib']:.0f} MiB) | {conc['rows_per_s']:,.0f} total | | {conc['peak_mib']:+.1f} | {conc['after_mib']:+.1f} |",
         *[
-            f"| {p} process{'es' if p > 1 else ''}, closed-loop clients on one port | {rate:,.0f} total | | | |"
-            for p, rate in sorted(scale.items())
+            f"| {p} process{'es' if p > 1 else ''} (`--processes {p}`), closed-loop clients, server on {scale.core_use(p):.2f} cores | {scale.rate(p):,.0f} total | | | |"
+            for p in sorted(scale.rates)
         ],
         "",
         "One process is bound to one core by the GIL; `TABLESTREAM_PROCESSES=2` (or two",
-        "`tablestream serve` behind a load balancer) uses the second core.",
+        "`tablestream serve` behind a load balancer) uses the second core. The 1- and",
+        "2-process servers run alternately; 2 processes vs 1, pair by pair: "
+        + ", ".join(f"{r:.2f}x" for r in scale.ratios)
+        + ". The curl clients share the two cores with the servers.",
         "",
         *_chunk_lines(chunks),
         "## What each optimisation bought",

@@ -5,11 +5,12 @@ parent binds the listening socket once and starts N ``tablestream serve`` childr
 accept from it (the pre-fork model), so no external load balancer is needed on one machine.
 One shared socket balances by load: an idle child's loop is waiting in ``select`` and takes a
 new connection at once, while a busy child's loop first has to win the GIL back from its
-rendering threads. SO_REUSEPORT (one socket per child) was measured first: the kernel hashes
-each connection to a child whatever its load, so with a few long streams one child often sat
-idle while the other had them all, and 2 processes gave 1.5-1.7x one process instead of ~2x.
-A draining child (SIGTERM) stops accepting and its siblings take the new connections, where
-with SO_REUSEPORT the connections hashed to it would wait in its backlog until reset.
+rendering threads. With one SO_REUSEPORT socket per child instead, the kernel hashes each
+connection to a child whatever its load: under 8 closed-loop clients one of two children was
+nearly idle in 12-30% of half-second samples, against 0-8% with the shared socket
+(``python -m bench.balance``). A draining child (SIGTERM) stops accepting and its siblings take
+the new connections, where with SO_REUSEPORT the connections hashed to it would wait in its
+backlog until the drain ends.
 
 Metrics are aggregated through PROMETHEUS_MULTIPROC_DIR, which the parent empties once before
 any child starts (a child cleaning it would wipe its siblings' values), and the parent — not a

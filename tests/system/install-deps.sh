@@ -8,6 +8,7 @@ declare -A NEEDS=(
   [prometheus]=prometheus
   [chromium]=chromium
   [curl]=curl
+  [wrk]=wrk
 )
 missing=()
 for cmd in "${!NEEDS[@]}"; do
