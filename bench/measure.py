@@ -12,6 +12,7 @@ between two samples is never missed.
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -165,6 +166,7 @@ class Load:
     bytes: int  # read off the wire, headers and chunk framing included
     requests: int
     errors: int
+    client_cpu: float  # wrk's own CPU seconds, user + system
 
 
 def wire_bytes(url: str) -> int:
@@ -187,9 +189,12 @@ def steady_load(url: str, connections: int, seconds: int) -> Load:
     script = Path(__file__).with_name("wrk_summary.lua")
     threads = min(2, connections)
     argv = [wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "120s"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(
         [*argv, "-s", str(script), url], capture_output=True, text=True, check=True
     )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client_cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
     line = next(x for x in done.stdout.splitlines() if x.startswith("WRK "))
     micros, nbytes, requests, *errors = (int(x) for x in line.split()[1:])
-    return Load(micros / 1e6, nbytes, requests, sum(errors))
+    return Load(micros / 1e6, nbytes, requests, sum(errors), client_cpu)

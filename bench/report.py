@@ -177,7 +177,7 @@ def write_report(
         f"| one {long.rows:,}-row stream | {long.median('rows_per_s'):,.0f} | {long.median('ttfb') * 1000:.1f} | {long.worst('peak') / MIB:+.1f} | {long.worst('after') / MIB:+.1f} |",
         f"| {conc['streams']} concurrent {conc['rows']:,}-row streams, 1 process (idle RSS {conc['idle_mib']:.0f} MiB) | {conc['rows_per_s']:,.0f} total | | {conc['peak_mib']:+.1f} | {conc['after_mib']:+.1f} |",
         *[
-            f"| {p} process{'es' if p > 1 else ''} (`--processes {p}`), closed-loop clients, server on {scale.core_use(p):.2f} cores | {scale.rate(p):,.0f} total | | | |"
+            f"| {p} process{'es' if p > 1 else ''} (`--processes {p}`), 8 wrk connections, server on {scale.core_use(p):.2f} cores, wrk on {scale.client_core_use(p):.2f} | {scale.rate(p):,.0f} total ({scale.mb_rate(p):.1f} MB/s) | | | |"
             for p in sorted(scale.rates)
         ],
         "",
@@ -185,7 +185,8 @@ def write_report(
         "`tablestream serve` behind a load balancer) uses the second core. The 1- and",
         "2-process servers run alternately; 2 processes vs 1, pair by pair: "
         + ", ".join(f"{r:.2f}x" for r in scale.ratios)
-        + ". The curl clients share the two cores with the servers.",
+        + ". wrk and the loopback traffic share the two cores with the servers, so 2 processes",
+        "get less than 2 cores between them.",
         "",
         *_chunk_lines(chunks),
         "## What each optimisation bought",

@@ -248,6 +248,8 @@ class Scale:
 
     rates: dict[int, list[float]] = field(default_factory=dict)
     cores: dict[int, list[float]] = field(default_factory=dict)
+    mb_per_s: dict[int, list[float]] = field(default_factory=dict)  # on the wire
+    client_cores: dict[int, list[float]] = field(default_factory=dict)  # wrk's CPU
     ratios: list[float] = field(default_factory=list)  # 2 processes over 1, pair by pair
 
     def rate(self, processes: int) -> float:
@@ -256,11 +258,17 @@ class Scale:
     def core_use(self, processes: int) -> float:
         return statistics.median(self.cores[processes])
 
+    def mb_rate(self, processes: int) -> float:
+        return statistics.median(self.mb_per_s[processes])
+
+    def client_core_use(self, processes: int) -> float:
+        return statistics.median(self.client_cores[processes])
+
 
 def phase_d(plan: Plan, py: str, logs: Path) -> Scale:
     """The same closed-loop load on 1 and on 2 processes, alternated run by run."""
     servers = {p: _serve(py, logs, plan.scale_rows, TABLESTREAM_PROCESSES=str(p)) for p in (1, 2)}
-    scale = Scale({1: [], 2: []}, {1: [], 2: []})
+    scale = Scale(*({1: [], 2: []} for _ in range(4)))
     try:
         for server in servers.values():
             fetch(_url(server, "service", 10_000))
@@ -276,12 +284,15 @@ def phase_d(plan: Plan, py: str, logs: Path) -> Scale:
                 scale.cores[processes].append((server.cpu_seconds() - cpu) / wall)
                 rows = load.bytes / per_response * plan.scale_rows
                 scale.rates[processes].append(rows / load.seconds)
+                scale.mb_per_s[processes].append(load.bytes / 1e6 / load.seconds)
+                scale.client_cores[processes].append(load.client_cpu / wall)
             scale.ratios.append(scale.rates[2][-1] / scale.rates[1][-1])
             print(
                 "  "
                 + ", ".join(
-                    f"{p} process(es) {scale.rates[p][-1]:,.0f} rows/s on "
-                    f"{scale.cores[p][-1]:.2f} cores"
+                    f"{p} process(es) {scale.rates[p][-1]:,.0f} rows/s "
+                    f"{scale.mb_per_s[p][-1]:.1f} MB/s on "
+                    f"{scale.cores[p][-1]:.2f} cores (wrk {scale.client_cores[p][-1]:.2f})"
                     for p in servers
                 )
                 + f": {scale.ratios[-1]:.2f}x",
