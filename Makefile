@@ -48,7 +48,7 @@ $(VENV)/.installed-bench: pyproject.toml | $(VENV)/bin/activate
 	$(PY) -m pip install --quiet -e '.[bench]'
 	touch $@ $(VENV)/.installed
 
-# Side-by-side benchmark; writes docs/BENCHMARKS.md and docs/benchmarks.png (~15 min).
+# Side-by-side benchmark; writes docs/BENCHMARKS.md and docs/benchmarks.png (~12 min).
 bench: $(VENV)/.installed-bench system-deps
 	$(PY) -m bench.run
 

@@ -117,7 +117,9 @@ def _plot(path: Path, cells: list[Any], scale: Any) -> None:
     ]
     bars += [(f"service x{p} proc", scale.rate(p) / 1000) for p in sorted(scale.rates)]
     speed.barh([b[0] for b in bars], [b[1] for b in bars], color="tab:blue")
-    speed.set_xlabel(f"thousand rows/s ({top:,} rows per stream; processes: aggregate)")
+    speed.set_xlabel(
+        f"thousand rows/s ({top:,} rows per stream; processes: {scale.rows:,}-row streams)"
+    )
     speed.set_title("Throughput")
     speed.invert_yaxis()
     for i, (_, value) in enumerate(bars):
@@ -150,7 +152,7 @@ def write_report(
         f"Written by `make {'bench-quick' if quick else 'bench'}` ({elapsed:.0f} s). Machine: "
         f"{platform.machine()}, {__import__('os').cpu_count()} CPUs, Python {platform.python_version()}, {versions}. "
         "Server: `tablestream serve` defaults (waitress, 8 threads, 32 KiB chunks), client: curl "
-        "on 127.0.0.1 writing to /dev/null. The machine is shared, so compare rows of one run, "
+        "on 127.0.0.1 writing to /dev/null (wrk for the 1 vs 2 processes load). The machine is shared, so compare rows of one run, "
         "not runs of different days.",
         "",
         "## Verdict",
@@ -181,12 +183,15 @@ def write_report(
             for p in sorted(scale.rates)
         ],
         "",
-        "One process is bound to one core by the GIL; `TABLESTREAM_PROCESSES=2` (or two",
-        "`tablestream serve` behind a load balancer) uses the second core. The 1- and",
-        "2-process servers run alternately; 2 processes vs 1, pair by pair: "
+        "One process is bound to one core by the GIL; `TABLESTREAM_PROCESSES=2` (or two "
+        "`tablestream serve` behind a load balancer) uses the second core. The 1- and 2-process "
+        "servers run alternately, each run a fixed window of wrk load (8 connections, a new "
+        "connection per request); 2 processes vs 1, pair by pair: "
         + ", ".join(f"{r:.2f}x" for r in scale.ratios)
-        + ". wrk and the loopback traffic share the two cores with the servers, so 2 processes",
-        "get less than 2 cores between them.",
+        + ". wrk and the loopback traffic share the two cores with the servers, so 2 processes "
+        "get less than 2 cores between them; per server core, 1 process did "
+        f"{scale.rate(1) / scale.core_use(1):,.0f} rows/s with all 8 streams and 2 processes "
+        f"{scale.rate(2) / scale.core_use(2):,.0f} with about 4 each.",
         "",
         *_chunk_lines(chunks),
         "## What each optimisation bought",

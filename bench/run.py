@@ -251,6 +251,7 @@ class Scale:
     mb_per_s: dict[int, list[float]] = field(default_factory=dict)  # on the wire
     client_cores: dict[int, list[float]] = field(default_factory=dict)  # wrk's CPU
     ratios: list[float] = field(default_factory=list)  # 2 processes over 1, pair by pair
+    rows: int = 0  # per request
 
     def rate(self, processes: int) -> float:
         return statistics.median(self.rates[processes])
@@ -268,7 +269,7 @@ class Scale:
 def phase_d(plan: Plan, py: str, logs: Path) -> Scale:
     """The same closed-loop load on 1 and on 2 processes, alternated run by run."""
     servers = {p: _serve(py, logs, plan.scale_rows, TABLESTREAM_PROCESSES=str(p)) for p in (1, 2)}
-    scale = Scale(*({1: [], 2: []} for _ in range(4)))
+    scale = Scale(*({1: [], 2: []} for _ in range(4)), rows=plan.scale_rows)
     try:
         for server in servers.values():
             fetch(_url(server, "service", 10_000))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import socket
 import sys
 from collections.abc import Sequence
 
@@ -21,7 +20,12 @@ from prometheus_client import start_http_server
 from . import create_app
 from .allocator import limit_malloc_arenas
 from .config import SETTINGS, ConfigError, Settings, settings_markdown
-from .processes import clean_multiprocess_dir, listening_socket, supervise
+from .processes import (
+    clean_multiprocess_dir,
+    inherited_listening_socket,
+    listening_socket,
+    supervise,
+)
 from .watchdog import install_graceful_shutdown, listening_servers
 
 __all__ = ["main", "serve_app"]
@@ -85,11 +89,15 @@ def _serve(args: argparse.Namespace) -> int:
 
 def serve_app(app: Flask, settings: Settings) -> int:
     """Serve ``app`` with waitress as ``tablestream serve`` does: tuned, drained on SIGTERM."""
-    arenas_capped = limit_malloc_arenas(settings.malloc_arenas)
     options = settings.waitress_options()
     if settings.listen_fd:
+        try:
+            inherited = inherited_listening_socket(settings.listen_fd)
+        except ConfigError as exc:
+            print(f"tablestream: configuration error: {exc}", file=sys.stderr)
+            return 2
         del options["host"], options["port"]
-        options["sockets"] = [socket.socket(fileno=settings.listen_fd)]
+        options["sockets"] = [inherited]
     elif settings.reuse_port:
         del options["host"], options["port"]
         options["sockets"] = [
@@ -100,6 +108,7 @@ def serve_app(app: Flask, settings: Settings) -> int:
         start_http_server(
             settings.metrics_port, addr=settings.metrics_host, registry=metrics.registry
         )
+    arenas_capped = limit_malloc_arenas(settings.malloc_arenas)
     log.info(
         "tablestream serving %d tables on http://%s:%s/ with waitress %s; malloc arenas %s",
         len(app.extensions["tablestream"].catalog),

@@ -31,9 +31,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .config import Settings
+from .config import ConfigError, Settings
 
-__all__ = ["clean_multiprocess_dir", "listening_socket", "supervise"]
+__all__ = [
+    "clean_multiprocess_dir",
+    "inherited_listening_socket",
+    "listening_socket",
+    "supervise",
+]
 
 log = logging.getLogger("tablestream")
 
@@ -47,6 +52,23 @@ def listening_socket(host: str, port: int, backlog: int, reuse_port: bool = Fals
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     sock.listen(backlog)
+    return sock
+
+
+def inherited_listening_socket(fd: int) -> socket.socket:
+    """The listening TCP socket handed down as file descriptor ``fd``; ConfigError if it is not."""
+    problem = f"TABLESTREAM_LISTEN_FD={fd} is not a listening TCP socket"
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError as exc:
+        raise ConfigError(
+            f"{problem} ({exc.strerror}); expected an inherited, bound, listening socket or 0"
+        ) from None
+    if sock.type != socket.SOCK_STREAM or not sock.getsockopt(
+        socket.SOL_SOCKET, socket.SO_ACCEPTCONN
+    ):
+        sock.detach()  # not ours to close
+        raise ConfigError(f"{problem}; expected an inherited, bound, listening socket or 0")
     return sock
 
 
