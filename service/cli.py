@@ -20,12 +20,8 @@ from prometheus_client import start_http_server
 from . import create_app
 from .allocator import limit_malloc_arenas
 from .config import SETTINGS, ConfigError, Settings, settings_markdown
-from .processes import (
-    clean_multiprocess_dir,
-    inherited_listening_socket,
-    listening_socket,
-    supervise,
-)
+from .listening import bind_errors_exit, inherited_listening_socket, listening_socket
+from .processes import clean_multiprocess_dir, supervise
 from .watchdog import install_graceful_shutdown, listening_servers
 
 __all__ = ["main", "serve_app"]
@@ -89,6 +85,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def serve_app(app: Flask, settings: Settings) -> int:
     """Serve ``app`` with waitress as ``tablestream serve`` does: tuned, drained on SIGTERM."""
+    arenas_capped = limit_malloc_arenas(settings.malloc_arenas)  # before waitress starts threads
     options = settings.waitress_options()
     if settings.listen_fd:
         try:
@@ -98,17 +95,23 @@ def serve_app(app: Flask, settings: Settings) -> int:
             return 2
         del options["host"], options["port"]
         options["sockets"] = [inherited]
-    elif settings.reuse_port:
-        del options["host"], options["port"]
-        options["sockets"] = [
-            listening_socket(settings.host, settings.port, settings.backlog, reuse_port=True)
-        ]
+    with bind_errors_exit(settings.host, settings.port, "TABLESTREAM_HOST or TABLESTREAM_PORT"):
+        if settings.reuse_port and not settings.listen_fd:
+            del options["host"], options["port"]
+            options["sockets"] = [
+                listening_socket(settings.host, settings.port, settings.backlog, reuse_port=True)
+            ]
+        server = waitress.create_server(app, **options)
     if settings.metrics_port and not (settings.listen_fd or settings.reuse_port):
         metrics = app.extensions["tablestream"].metrics
-        start_http_server(
-            settings.metrics_port, addr=settings.metrics_host, registry=metrics.registry
-        )
-    arenas_capped = limit_malloc_arenas(settings.malloc_arenas)
+        with bind_errors_exit(
+            settings.metrics_host,
+            settings.metrics_port,
+            "TABLESTREAM_METRICS_HOST or TABLESTREAM_METRICS_PORT",
+        ):
+            start_http_server(
+                settings.metrics_port, addr=settings.metrics_host, registry=metrics.registry
+            )
     log.info(
         "tablestream serving %d tables on http://%s:%s/ with waitress %s; malloc arenas %s",
         len(app.extensions["tablestream"].catalog),
@@ -117,7 +120,6 @@ def serve_app(app: Flask, settings: Settings) -> int:
         " ".join(f"{k}={v}" for k, v in sorted(options.items())),
         settings.malloc_arenas if arenas_capped else "glibc default",
     )
-    server = waitress.create_server(app, **options)
     runtime = app.extensions["tablestream"]
     install_graceful_shutdown(listening_servers(server), runtime.watchdog, settings.shutdown_grace)
     try:

@@ -25,51 +25,17 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from .config import ConfigError, Settings
+from .config import Settings
+from .listening import bind_errors_exit, listening_socket
 
-__all__ = [
-    "clean_multiprocess_dir",
-    "inherited_listening_socket",
-    "listening_socket",
-    "supervise",
-]
+__all__ = ["clean_multiprocess_dir", "supervise"]
 
 log = logging.getLogger("tablestream")
-
-
-def listening_socket(host: str, port: int, backlog: int, reuse_port: bool = False) -> socket.socket:
-    """A listening TCP socket; with ``reuse_port`` other processes may bind the port too."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuse_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    sock.listen(backlog)
-    return sock
-
-
-def inherited_listening_socket(fd: int) -> socket.socket:
-    """The listening TCP socket handed down as file descriptor ``fd``; ConfigError if it is not."""
-    problem = f"TABLESTREAM_LISTEN_FD={fd} is not a listening TCP socket"
-    try:
-        sock = socket.socket(fileno=fd)
-    except OSError as exc:
-        raise ConfigError(
-            f"{problem} ({exc.strerror}); expected an inherited, bound, listening socket or 0"
-        ) from None
-    if sock.type != socket.SOCK_STREAM or not sock.getsockopt(
-        socket.SOL_SOCKET, socket.SO_ACCEPTCONN
-    ):
-        sock.detach()  # not ours to close
-        raise ConfigError(f"{problem}; expected an inherited, bound, listening socket or 0")
-    return sock
 
 
 def clean_multiprocess_dir(path: str) -> None:
@@ -87,7 +53,10 @@ def supervise(settings: Settings) -> int:
         prefix="tablestream-metrics-"
     )
     clean_multiprocess_dir(metrics_dir)
-    listener = listening_socket(settings.host, settings.port, settings.backlog, settings.reuse_port)
+    with bind_errors_exit(settings.host, settings.port, "TABLESTREAM_HOST or TABLESTREAM_PORT"):
+        listener = listening_socket(
+            settings.host, settings.port, settings.backlog, settings.reuse_port
+        )
     host, port = listener.getsockname()[:2]
     env = {
         **os.environ,
@@ -100,7 +69,12 @@ def supervise(settings: Settings) -> int:
     if settings.metrics_port:
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=metrics_dir)
-        start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
+        with bind_errors_exit(
+            settings.metrics_host,
+            settings.metrics_port,
+            "TABLESTREAM_METRICS_HOST or TABLESTREAM_METRICS_PORT",
+        ):
+            start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
     children = [
         subprocess.Popen(
             [sys.executable, "-m", "service", "serve"], env=env, pass_fds=[listener.fileno()]
