@@ -7,8 +7,9 @@ request id, and ``GET /streams/<request id>`` answers with the stream's outcome 
 
 Kept in memory, per process, for the last ``capacity`` streams (a few hundred bytes each), and
 only for outcomes and counts, never data. With several processes behind one port the question
-may reach a process that did not serve the stream; it then answers 404 and the page keeps
-saying "stalled", which is what it knew anyway.
+may reach a process that did not serve the stream; it then answers 404 and closes the
+connection, so the page, which keeps saying "stalled" and asks again every 2 s, reaches the
+other processes too instead of asking the same one over a kept-alive connection.
 """
 
 from __future__ import annotations

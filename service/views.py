@@ -144,7 +144,17 @@ def stream_status(request_id: str) -> Response:
     found = _runtime().recent.get(request_id)
     if found is None:
         body = {"request_id": request_id, "error": "no such recent stream in this process"}
-        return Response(json.dumps(body), 404, mimetype="application/json")
+        # With --processes the stream may be a sibling's, and a browser asks again on the same
+        # keep-alive connection, i.e. the same process, for ever. A body of unknown length makes
+        # waitress send it chunked and close the connection after it (HTTP/1.1 without
+        # Content-Length; a WSGI app may not send Connection: close itself), so the next ask is
+        # accepted anew, by whichever process wins it.
+        return Response(
+            iter([json.dumps(body)]),
+            404,
+            mimetype="application/json",
+            headers={"Cache-Control": "no-store"},
+        )
     body = {"request_id": request_id, **found}
     return Response(
         json.dumps(body), mimetype="application/json", headers={"Cache-Control": "no-store"}

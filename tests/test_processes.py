@@ -7,6 +7,8 @@ the mechanism itself rather than guessing it from timings.
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import signal
 import socket
@@ -102,3 +104,36 @@ def test_new_connections_go_to_the_sibling_while_one_process_drains(process_serv
         assert Path(f"/proc/{draining}").exists(), "the stream in flight should keep it draining"
     finally:
         held.close()
+
+
+@pytest.mark.slow
+def test_a_stream_status_question_reaches_the_process_that_served_the_stream(process_server):
+    server = process_server(TABLESTREAM_DB="", TABLESTREAM_PROCESSES="2")
+    _wait_for(lambda: len(_children(server.pid)) == 2, what="two children")
+    ids = [f"two-procs-{i}" for i in range(6)]
+    for request_id in ids:
+        page = httpraw.get(
+            f"{server.url}/tables/synthetic?limit=10", headers={"X-Request-ID": request_id}
+        )
+        assert page.terminated
+    # One kept-alive client, as a browser's fetch() would be: a process that does not know the
+    # id closes the connection, so the client's next ask may be accepted by the other process.
+    client = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        for request_id in ids:
+            for _ask in range(30):
+                client.request("GET", f"/streams/{request_id}")
+                response = client.getresponse()
+                body = json.loads(response.read())
+                if response.status == 200:
+                    break
+                assert response.status == 404
+                assert response.getheader("Connection") == "close"
+            assert body == {
+                "request_id": request_id,
+                "table": "synthetic",
+                "outcome": "completed",
+                "rows_sent": 10,
+            }
+    finally:
+        client.close()
