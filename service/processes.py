@@ -17,10 +17,17 @@ any child starts (a child cleaning it would wipe its siblings' values), and the 
 child — serves the separate metrics port when one is set, so every scrape sees the sum. SIGTERM
 and SIGINT are passed on; the parent exits when all children have, non-zero if any child
 failed.
+
+A child that ends while the parent is not stopping (killed by the OOM killer, crashed, or sent
+SIGTERM on its own for a rolling restart) is replaced at once from the same socket, as gunicorn's
+arbiter does, so capacity does not halve silently. A child that cannot start (5 in a row ending
+within 10 s) is not retried for ever: the parent stops the others and exits 1, for the process
+manager above it to see.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -28,6 +35,8 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import Settings
@@ -36,6 +45,26 @@ from .listening import bind_errors_exit, listening_socket
 __all__ = ["clean_multiprocess_dir", "supervise"]
 
 log = logging.getLogger("tablestream")
+
+
+QUICK_DEATH_S = 10  # a child that ends sooner than this after it started counts as a crash
+MAX_QUICK_DEATHS = 5  # crashes in a row before the supervisor gives up (it cannot start children)
+
+
+@dataclass
+class _Child:
+    proc: subprocess.Popen
+    started: float = field(default_factory=time.monotonic)
+
+    def age(self) -> float:
+        return time.monotonic() - self.started
+
+
+def _signal(pid: int, signum: int) -> None:
+    # os.kill, not Popen.send_signal: that polls, and could reap a child behind os.wait()'s back.
+    # Only os.wait() reaps here, so a pid cannot be reused before the loop has seen it end.
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signum)
 
 
 def clean_multiprocess_dir(path: str) -> None:
@@ -75,36 +104,69 @@ def supervise(settings: Settings) -> int:
             "TABLESTREAM_METRICS_HOST or TABLESTREAM_METRICS_PORT",
         ):
             start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
-    children = [
-        subprocess.Popen(
+
+    def spawn() -> subprocess.Popen:
+        return subprocess.Popen(
             [sys.executable, "-m", "service", "serve"], env=env, pass_fds=[listener.fileno()]
         )
-        for _ in range(settings.processes)
-    ]
-    listener.close()  # the children hold it; the parent never accepts
+
+    children = {c.pid: _Child(c) for c in (spawn() for _ in range(settings.processes))}
     log.info(
         "tablestream supervising %d processes (pids %s) on %s:%s, metrics in %s",
         len(children),
-        " ".join(str(c.pid) for c in children),
+        " ".join(str(pid) for pid in children),
         host,
         port,
         metrics_dir,
     )
+    stopping = False
 
     def forward(signum: int, _frame: object) -> None:
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signum)
+        nonlocal stopping
+        stopping = True
+        for pid in list(children):
+            _signal(pid, signum)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    failed = 0
-    for child in children:
-        code = child.wait()
-        mark_process_dead(child.pid, metrics_dir)
-        if code not in (0, -signal.SIGTERM, -signal.SIGINT):
+    failed, quick_deaths = 0, 0
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        child = children.pop(pid, None)
+        if child is None:
+            continue
+        code = child.proc.returncode = os.waitstatus_to_exitcode(status)
+        mark_process_dead(pid, metrics_dir)
+        clean = code in (0, -signal.SIGTERM, -signal.SIGINT)
+        if stopping:
+            if not clean:
+                failed += 1
+                log.error("process %d exited with %d", pid, code)
+            continue
+        quick_deaths = quick_deaths + 1 if child.age() < QUICK_DEATH_S else 0
+        if quick_deaths >= MAX_QUICK_DEATHS:
+            log.error(
+                "process %d exited with %d; %d processes in a row ended within %d s of starting: "
+                "giving up and stopping the others",
+                pid,
+                code,
+                quick_deaths,
+                QUICK_DEATH_S,
+            )
             failed += 1
-            log.error("process %d exited with %d", child.pid, code)
+            forward(signal.SIGTERM, None)
+            continue
+        replacement = spawn()
+        children[replacement.pid] = _Child(replacement)
+        if stopping:  # the signal came while it was being started: it was not told
+            _signal(replacement.pid, signal.SIGTERM)
+        (log.info if clean else log.error)(
+            "process %d exited with %d; started process %d in its place", pid, code, replacement.pid
+        )
+    listener.close()
     if own_dir:
         shutil.rmtree(metrics_dir, ignore_errors=True)
     return 1 if failed else 0

@@ -12,6 +12,8 @@ import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -68,7 +70,8 @@ def test_every_process_accepts_from_the_one_socket_the_parent_bound(process_serv
     assert len(listening) == 1, f"expected one listening socket on the port, found {listening}"
     for child in children:
         assert listening <= _socket_inodes(child), f"process {child} does not hold the socket"
-    assert not listening & _socket_inodes(server.pid), "the parent kept the socket open"
+    # The parent keeps it too, never accepting, to start replacements from it.
+    assert listening <= _socket_inodes(server.pid)
     assert httpraw.get(f"{server.url}/tables/synthetic?limit=10").terminated
 
 
@@ -137,3 +140,40 @@ def test_a_stream_status_question_reaches_the_process_that_served_the_stream(pro
             }
     finally:
         client.close()
+
+
+@pytest.mark.slow
+def test_a_process_that_dies_is_replaced_from_the_same_socket(process_server):
+    server = process_server(TABLESTREAM_DB="", TABLESTREAM_PROCESSES="2")
+    first = _wait_for(lambda: len(kids := _children(server.pid)) == 2 and kids, what="children")
+    os.kill(first[0], signal.SIGKILL)  # as the OOM killer would
+    now = _wait_for(
+        lambda: len(kids := _children(server.pid)) == 2 and first[0] not in kids and kids,
+        what="a replacement process",
+    )
+    assert first[1] in now
+    [replacement] = set(now) - {first[1]}
+    listening = _tcp_inodes(server.port, TCP_LISTEN)
+    _wait_for(lambda: listening <= _socket_inodes(replacement), what="the replacement to listen")
+    for _ in range(10):
+        assert httpraw.get(f"{server.url}/tables/synthetic?limit=100").terminated
+    log = server.log_path.read_text()
+    assert f"process {first[0]} exited with -9; started process {replacement} in its place" in log
+
+
+@pytest.mark.slow
+def test_the_supervisor_gives_up_when_replacements_cannot_start(process_server, tmp_path):
+    db = tmp_path / "gone.sqlite3"
+    subprocess.run(
+        [sys.executable, "-m", "service", "demo-db", str(db), "--rows", "10"],
+        check=True,
+        capture_output=True,
+    )
+    server = process_server(TABLESTREAM_DB=str(db), TABLESTREAM_PROCESSES="2")
+    children = _wait_for(lambda: len(kids := _children(server.pid)) == 2 and kids, what="children")
+    db.unlink()  # a new process now refuses to start: its database is missing
+    os.kill(children[0], signal.SIGKILL)
+    assert server.proc.wait(timeout=90) == 1
+    log = server.log_path.read_text()
+    assert "5 processes in a row ended within 10 s of starting: giving up" in log
+    assert not Path(f"/proc/{children[1]}").exists(), "the healthy process should be stopped too"
