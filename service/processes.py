@@ -22,7 +22,9 @@ A child that ends while the parent is not stopping (killed by the OOM killer, cr
 SIGTERM on its own for a rolling restart) is replaced at once from the same socket, as gunicorn's
 arbiter does, so capacity does not halve silently. A child that cannot start (5 in a row ending
 within 10 s) is not retried for ever: the parent stops the others and exits 1, for the process
-manager above it to see.
+manager above it to see. SIGHUP reloads without dropping a request: a new process is started for
+each running one (it imports the code and opens the data sources anew; the settings stay the
+parent's); 3 s later, when the new ones accept, the old ones drain their streams and end.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +52,7 @@ log = logging.getLogger("tablestream")
 
 QUICK_DEATH_S = 10  # a child that ends sooner than this after it started counts as a crash
 MAX_QUICK_DEATHS = 5  # crashes in a row before the supervisor gives up (it cannot start children)
+RELOAD_OVERLAP_S = 3  # on SIGHUP, old and new processes both accept this long (a start takes ~1 s)
 
 
 @dataclass
@@ -127,8 +131,36 @@ def supervise(settings: Settings) -> int:
         for pid in list(children):
             _signal(pid, signum)
 
+    retiring: set[int] = set()
+
+    def reload(_signum: int, _frame: object) -> None:
+        """SIGHUP: start a new process per running one, then drain the old ones."""
+        if stopping:
+            return
+        old = [pid for pid in children if pid not in retiring]
+        for pid in old:
+            fresh = spawn()
+            children[fresh.pid] = _Child(fresh)
+            retiring.add(pid)
+
+        def retire() -> None:  # once the new ones have had time to start accepting
+            for pid in old:
+                if pid in children:  # not reaped yet, so the pid is still that process's
+                    _signal(pid, signal.SIGTERM)
+
+        timer = threading.Timer(RELOAD_OVERLAP_S, retire)
+        timer.daemon = True
+        timer.start()
+        log.info(
+            "SIGHUP: %d new processes started; %s drain and end in %d s",
+            len(old),
+            " ".join(map(str, old)),
+            RELOAD_OVERLAP_S,
+        )
+
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGHUP, reload)
     failed, quick_deaths = 0, 0
     while children:
         try:
@@ -141,6 +173,11 @@ def supervise(settings: Settings) -> int:
         code = child.proc.returncode = os.waitstatus_to_exitcode(status)
         mark_process_dead(pid, metrics_dir)
         clean = code in (0, -signal.SIGTERM, -signal.SIGINT)
+        if pid in retiring:
+            retiring.discard(pid)
+            if not clean:
+                log.error("process %d exited with %d after SIGHUP", pid, code)
+            continue
         if stopping:
             if not clean:
                 failed += 1

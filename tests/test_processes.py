@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -177,3 +178,34 @@ def test_the_supervisor_gives_up_when_replacements_cannot_start(process_server, 
     log = server.log_path.read_text()
     assert "5 processes in a row ended within 10 s of starting: giving up" in log
     assert not Path(f"/proc/{children[1]}").exists(), "the healthy process should be stopped too"
+
+
+@pytest.mark.slow
+def test_sighup_replaces_every_process_without_dropping_a_request(process_server):
+    server = process_server(TABLESTREAM_DB="", TABLESTREAM_PROCESSES="2")
+    old = set(_wait_for(lambda: len(kids := _children(server.pid)) == 2 and kids, what="children"))
+    long_stream: list[httpraw.RawResponse] = []
+    reader = threading.Thread(
+        target=lambda: long_stream.append(
+            httpraw.get(f"{server.url}/tables/synthetic?limit=300000", keep=False)
+        )
+    )
+    reader.start()
+    time.sleep(0.2)  # the stream has begun on one of the old processes
+    os.kill(server.pid, signal.SIGHUP)
+    short = []
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:  # requests all through the reload
+        short.append(httpraw.get(f"{server.url}/tables/synthetic?limit=100", timeout=10))
+    new = set(
+        _wait_for(
+            lambda: len(kids := _children(server.pid)) == 2 and not set(kids) & old and kids,
+            timeout=30,
+            what="two new processes and no old one",
+        )
+    )
+    reader.join(timeout=60)
+    assert long_stream and long_stream[0].terminated, "the stream in flight was cut"
+    assert short and all(r.status == 200 and r.terminated for r in short)
+    assert len(new) == 2
+    assert httpraw.get(f"{server.url}/tables/synthetic?limit=100").terminated
