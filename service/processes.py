@@ -148,6 +148,10 @@ def supervise(settings: Settings) -> int:
                 if pid in children:  # not reaped yet, so the pid is still that process's
                     _signal(pid, signal.SIGTERM)
 
+        if stopping:  # a stop signal came while this handler was starting them
+            for pid in list(children):
+                _signal(pid, signal.SIGTERM)
+            return
         timer = threading.Timer(RELOAD_OVERLAP_S, retire)
         timer.daemon = True
         timer.start()
