@@ -24,7 +24,9 @@ arbiter does, so capacity does not halve silently. A child that cannot start (5 
 within 10 s) is not retried for ever: the parent stops the others and exits 1, for the process
 manager above it to see. SIGHUP reloads without dropping a request: a new process is started for
 each running one (it imports the code and opens the data sources anew; the settings stay the
-parent's); 3 s later, when the new ones accept, the old ones drain their streams and end.
+parent's); 3 s later, if the new ones are still up, the old ones drain their streams and end —
+if one of the new ones ended (broken code, a missing database), the reload is undone and the
+old ones keep serving.
 """
 
 from __future__ import annotations
@@ -131,33 +133,53 @@ def supervise(settings: Settings) -> int:
         for pid in list(children):
             _signal(pid, signum)
 
-    retiring: set[int] = set()
+    retiring: set[int] = set()  # old processes a reload is replacing: their end is expected
+    on_trial: set[int] = set()  # new processes a reload started: not replaced if they end
 
     def reload(_signum: int, _frame: object) -> None:
-        """SIGHUP: start a new process per running one, then drain the old ones."""
+        """SIGHUP: start a new process per running one; retire the old ones if the new live."""
         if stopping:
             return
-        old = [pid for pid in children if pid not in retiring]
-        for pid in old:
-            fresh = spawn()
-            children[fresh.pid] = _Child(fresh)
-            retiring.add(pid)
-
-        def retire() -> None:  # once the new ones have had time to start accepting
-            for pid in old:
-                if pid in children:  # not reaped yet, so the pid is still that process's
-                    _signal(pid, signal.SIGTERM)
-
+        old = [pid for pid in children if pid not in retiring and pid not in on_trial]
+        fresh = []
+        for _ in old:
+            proc = spawn()
+            children[proc.pid] = _Child(proc)
+            fresh.append(proc.pid)
+        on_trial.update(fresh)
         if stopping:  # a stop signal came while this handler was starting them
             for pid in list(children):
                 _signal(pid, signal.SIGTERM)
             return
-        timer = threading.Timer(RELOAD_OVERLAP_S, retire)
+
+        def judge() -> None:  # once the new ones have had time to start accepting
+            on_trial.difference_update(fresh)
+            if stopping:
+                return
+            dead = [pid for pid in fresh if pid not in children]
+            if dead:
+                log.error(
+                    "SIGHUP reload failed: new process(es) %s ended within %d s; the old ones "
+                    "keep serving",
+                    " ".join(map(str, dead)),
+                    RELOAD_OVERLAP_S,
+                )
+                undo = [pid for pid in fresh if pid in children]
+                retiring.update(undo)
+            else:
+                # Every process but the new ones: the old, and any that replaced one that died.
+                undo = [p for p in children if p not in fresh and p not in retiring | on_trial]
+                retiring.update(undo)
+                log.info("SIGHUP reload: processes %s drain and end", " ".join(map(str, undo)))
+            for pid in undo:
+                _signal(pid, signal.SIGTERM)
+
+        timer = threading.Timer(RELOAD_OVERLAP_S, judge)
         timer.daemon = True
         timer.start()
         log.info(
-            "SIGHUP: %d new processes started; %s drain and end in %d s",
-            len(old),
+            "SIGHUP: started %s; they replace %s if they are still up in %d s",
+            " ".join(map(str, fresh)),
             " ".join(map(str, old)),
             RELOAD_OVERLAP_S,
         )
@@ -177,10 +199,10 @@ def supervise(settings: Settings) -> int:
         code = child.proc.returncode = os.waitstatus_to_exitcode(status)
         mark_process_dead(pid, metrics_dir)
         clean = code in (0, -signal.SIGTERM, -signal.SIGINT)
-        if pid in retiring:
-            retiring.discard(pid)
+        if pid in retiring or pid in on_trial:
+            retiring.discard(pid)  # a process on trial that ends is judged by the reload
             if not clean:
-                log.error("process %d exited with %d after SIGHUP", pid, code)
+                log.error("process %d exited with %d during a SIGHUP reload", pid, code)
             continue
         if stopping:
             if not clean:

@@ -209,3 +209,29 @@ def test_sighup_replaces_every_process_without_dropping_a_request(process_server
     assert short and all(r.status == 200 and r.terminated for r in short)
     assert len(new) == 2
     assert httpraw.get(f"{server.url}/tables/synthetic?limit=100").terminated
+
+
+@pytest.mark.slow
+def test_a_sighup_whose_new_processes_cannot_start_leaves_the_old_ones_serving(
+    process_server, tmp_path
+):
+    db = tmp_path / "gone.sqlite3"
+    subprocess.run(
+        [sys.executable, "-m", "service", "demo-db", str(db), "--rows", "10"],
+        check=True,
+        capture_output=True,
+    )
+    server = process_server(TABLESTREAM_DB=str(db), TABLESTREAM_PROCESSES="2")
+    old = set(_wait_for(lambda: len(kids := _children(server.pid)) == 2 and kids, what="children"))
+    db.unlink()  # the new processes will refuse to start: their database is missing
+    os.kill(server.pid, signal.SIGHUP)
+    _wait_for(
+        lambda: "SIGHUP reload failed" in server.log_path.read_text(),
+        timeout=30,
+        what="the reload to be judged",
+    )
+    time.sleep(1)
+    assert set(_children(server.pid)) == old
+    assert server.proc.poll() is None
+    for _ in range(5):
+        assert httpraw.get(f"{server.url}/tables/orders?limit=5").terminated
