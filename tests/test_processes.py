@@ -61,6 +61,15 @@ def _wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+def _all_serving(server, processes: int = 2) -> list[int]:
+    """The children, once each has opened its sources and is serving (its start-up log line)."""
+    _wait_for(
+        lambda: server.log_path.read_text().count("tablestream serving ") >= processes,
+        what=f"{processes} processes serving",
+    )
+    return _children(server.pid)
+
+
 @pytest.mark.slow
 def test_every_process_accepts_from_the_one_socket_the_parent_bound(process_server):
     server = process_server(TABLESTREAM_DB="", TABLESTREAM_PROCESSES="2")
@@ -171,7 +180,7 @@ def test_the_supervisor_gives_up_when_replacements_cannot_start(process_server, 
         capture_output=True,
     )
     server = process_server(TABLESTREAM_DB=str(db), TABLESTREAM_PROCESSES="2")
-    children = _wait_for(lambda: len(kids := _children(server.pid)) == 2 and kids, what="children")
+    children = _all_serving(server)
     db.unlink()  # a new process now refuses to start: its database is missing
     os.kill(children[0], signal.SIGKILL)
     assert server.proc.wait(timeout=90) == 1
@@ -183,7 +192,7 @@ def test_the_supervisor_gives_up_when_replacements_cannot_start(process_server, 
 @pytest.mark.slow
 def test_sighup_replaces_every_process_without_dropping_a_request(process_server):
     server = process_server(TABLESTREAM_DB="", TABLESTREAM_PROCESSES="2")
-    old = set(_wait_for(lambda: len(kids := _children(server.pid)) == 2 and kids, what="children"))
+    old = set(_all_serving(server))
     long_stream: list[httpraw.RawResponse] = []
     reader = threading.Thread(
         target=lambda: long_stream.append(
@@ -222,7 +231,7 @@ def test_a_sighup_whose_new_processes_cannot_start_leaves_the_old_ones_serving(
         capture_output=True,
     )
     server = process_server(TABLESTREAM_DB=str(db), TABLESTREAM_PROCESSES="2")
-    old = set(_wait_for(lambda: len(kids := _children(server.pid)) == 2 and kids, what="children"))
+    old = set(_all_serving(server))
     db.unlink()  # the new processes will refuse to start: their database is missing
     os.kill(server.pid, signal.SIGHUP)
     _wait_for(
