@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 
 from .measure import Server, fetch, process_cpu_seconds, steady_load, wire_bytes
+from .run import server_env
 
 ROWS = 100_000
 IDLE_CORES = 0.3  # a process using less than this in a sample counts as idle
@@ -26,11 +27,7 @@ SAMPLE_S = 0.5
 def _start(way: str, logs: Path) -> tuple[list[Server], list[int]]:
     """The servers for one way and the pids of the two processes that serve."""
     tablestream = str(Path(sys.executable).with_name("tablestream"))
-    env = {
-        "TABLESTREAM_DB": "",
-        "TABLESTREAM_SYNTHETIC_ROWS": str(ROWS),
-        "TABLESTREAM_LOG_LEVEL": "warning",
-    }
+    env = server_env(ROWS)
     if way == "shared socket":
         server = Server(
             [tablestream, "serve"], {**env, "TABLESTREAM_PROCESSES": "2"}, logs / "s.log"

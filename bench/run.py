@@ -97,7 +97,7 @@ QUICK = Plan(
 )
 
 
-def _env(rows: int) -> dict[str, str]:
+def server_env(rows: int) -> dict[str, str]:
     return {
         "TABLESTREAM_DB": "",
         "TABLESTREAM_SYNTHETIC_ROWS": str(rows),
@@ -152,7 +152,7 @@ def phase_a(plan: Plan, py: str, logs: Path) -> tuple[list[Cell], list[str]]:
     cells: list[Cell] = []
     different: list[str] = []
     for rows in plan.sizes:
-        server = Server([py, "-m", "bench.server"], _env(rows), logs / "bench-server.log")
+        server = Server([py, "-m", "bench.server"], server_env(rows), logs / "bench-server.log")
         try:
             different = different or _check_identical(server)
             for variant in ("service", "hand", "buffered5", "render_template"):
@@ -184,7 +184,7 @@ def phase_a(plan: Plan, py: str, logs: Path) -> tuple[list[Cell], list[str]]:
 
 def _serve(py: str, logs: Path, rows: int, **env: str) -> Server:
     argv = [str(Path(py).with_name("tablestream")), "serve"]
-    return Server(argv, {**_env(rows), **env}, logs / "service.log")
+    return Server(argv, {**server_env(rows), **env}, logs / "service.log")
 
 
 def phase_b(plan: Plan, py: str, logs: Path) -> Cell:

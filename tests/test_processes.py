@@ -12,13 +12,13 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
+
+from service.demo import create_demo_db
 
 from . import httpraw
 
@@ -173,12 +173,7 @@ def test_a_process_that_dies_is_replaced_from_the_same_socket(process_server):
 
 @pytest.mark.slow
 def test_the_supervisor_gives_up_when_replacements_cannot_start(process_server, tmp_path):
-    db = tmp_path / "gone.sqlite3"
-    subprocess.run(
-        [sys.executable, "-m", "service", "demo-db", str(db), "--rows", "10"],
-        check=True,
-        capture_output=True,
-    )
+    db = create_demo_db(tmp_path / "gone.sqlite3", rows=10, customers=5)
     server = process_server(TABLESTREAM_DB=str(db), TABLESTREAM_PROCESSES="2")
     children = _all_serving(server)
     db.unlink()  # a new process now refuses to start: its database is missing
@@ -224,12 +219,7 @@ def test_sighup_replaces_every_process_without_dropping_a_request(process_server
 def test_a_sighup_whose_new_processes_cannot_start_leaves_the_old_ones_serving(
     process_server, tmp_path
 ):
-    db = tmp_path / "gone.sqlite3"
-    subprocess.run(
-        [sys.executable, "-m", "service", "demo-db", str(db), "--rows", "10"],
-        check=True,
-        capture_output=True,
-    )
+    db = create_demo_db(tmp_path / "gone.sqlite3", rows=10, customers=5)
     server = process_server(TABLESTREAM_DB=str(db), TABLESTREAM_PROCESSES="2")
     old = set(_all_serving(server))
     db.unlink()  # the new processes will refuse to start: their database is missing
