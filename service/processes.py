@@ -132,6 +132,9 @@ def supervise(settings: Settings) -> int:
         stopping = True
         for pid in list(children):
             _signal(pid, signum)
+        # The whole server stops: with the children's descriptors closing too, the socket
+        # closes and new connections are refused at once instead of waiting in the backlog.
+        listener.close()
 
     retiring: set[int] = set()  # old processes a reload is replacing: their end is expected
     on_trial: set[int] = set()  # new processes a reload started: not replaced if they end
