@@ -134,6 +134,14 @@ class Setting:
     def allowed(self) -> str:
         return getattr(self.convert, "allowed", "")
 
+    def render(self, value: Any) -> str:
+        """``value`` as its environment text, which ``convert`` reads back to the same value."""
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, tuple):
+            return ",".join("=".join(v) if isinstance(v, tuple) else str(v) for v in value)
+        return str(value)
+
 
 def _s(attr: str, convert: Callable[[str], Any], default: str, help: str, env: str = "") -> Setting:
     return Setting(attr, env or "TABLESTREAM_" + attr.upper(), convert, default, help)
@@ -444,14 +452,14 @@ class Settings:
         parsed: dict[str, Any] = {}
         for attr, raw in {**{s.attr: s.default for s in SETTINGS}, **values}.items():
             setting = by_attr[attr]
-            if isinstance(raw, str):
-                try:
-                    parsed[attr] = setting.convert(raw)
-                except ValueError as exc:
-                    name = setting.env if source == "env" else attr
-                    raise ConfigError(f"{name}={raw!r} {exc}") from None
-            else:
-                parsed[attr] = raw
+            # Every value goes through its converter, whatever its type: {"threads": -3} is
+            # refused like TABLESTREAM_THREADS=-3.
+            text = raw if isinstance(raw, str) else setting.render(raw)
+            try:
+                parsed[attr] = setting.convert(text)
+            except (TypeError, ValueError) as exc:
+                name = setting.env if source == "env" else attr
+                raise ConfigError(f"{name}={raw!r} {exc}") from None
         settings = cls(**parsed)
         settings.validate()
         return settings
@@ -498,6 +506,11 @@ class Settings:
         names = [name for name, _ in self.csv]
         if len(set(names)) != len(names):
             raise ConfigError(f"TABLESTREAM_CSV names a table twice: {', '.join(names)}")
+
+    def to_env(self) -> dict[str, str]:
+        """Every setting as environment text: what a child process needs to rebuild these
+        exact settings with ``from_env`` (command-line flags included)."""
+        return {s.env: s.render(getattr(self, s.attr)) for s in SETTINGS}
 
     @property
     def effective_stream_slots(self) -> int:
