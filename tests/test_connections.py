@@ -1,4 +1,4 @@
-"""Connection deadlines of `tablestream serve`: slow headers and idle sockets are closed, streams are not.
+"""Connection deadlines of `tablestream serve`: slow headers and idle sockets close, streams do not.
 
 Each test runs a real server process with short deadlines and watches the socket from the
 client's side: the server closing it shows as recv() returning b"" (or a reset).
