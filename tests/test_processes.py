@@ -237,6 +237,7 @@ def test_a_sighup_whose_new_processes_cannot_start_leaves_the_old_ones_serving(
         assert httpraw.get(f"{server.url}/tables/orders?limit=5").terminated
 
 
+@pytest.mark.slow
 def test_children_run_with_the_parents_command_line_flags_not_just_its_environment(
     process_server,
 ):
@@ -255,6 +256,7 @@ def test_children_run_with_the_parents_command_line_flags_not_just_its_environme
         assert len(os.listdir(f"/proc/{pid}/task")) <= 3 + 3
 
 
+@pytest.mark.slow
 def test_stopping_the_whole_server_refuses_new_connections_while_streams_drain(process_server):
     server = process_server(
         TABLESTREAM_DB="", TABLESTREAM_PROCESSES="2", TABLESTREAM_SHUTDOWN_GRACE="30"
