@@ -321,6 +321,7 @@ def test_a_broken_view_is_listed_on_the_index_and_fails_readiness_by_name(
         "orphan: cannot read table 'orphan': no such table: main.gone"
     ]
     assert httpraw.get(f"{server.url}/tables/kept.csv").text == "id\r\n1\r\n"
+    assert httpraw.get(f"{server.url}/tables/orphan").status == 503
 
 
 @pytest.mark.parametrize(
