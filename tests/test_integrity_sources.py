@@ -16,6 +16,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -348,3 +349,30 @@ def test_serve_refuses_a_database_file_that_is_not_a_sqlite_database(tmp_path, c
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0], done.stderr
     assert lines[0].startswith(f"tablestream: configuration error: TABLESTREAM_DB='{path}'")
+
+
+def test_readyz_names_a_view_that_breaks_while_the_service_runs(thread_server, tmp_path):
+    path = tmp_path / "live.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE base (id INTEGER)")
+        conn.execute("CREATE VIEW over_base AS SELECT * FROM base")
+    conn.close()
+    server = thread_server(create_app({"db": str(path), "synthetic_rows": "0"}))
+    assert httpraw.get(f"{server.url}/readyz").status == 200
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE base")
+    conn.close()
+    deadline = time.monotonic() + 10  # the verdict is reused for READINESS_CACHE_SECONDS
+    while (ready := httpraw.get(f"{server.url}/readyz")).status == 200:
+        assert time.monotonic() < deadline, "/readyz never noticed the broken view"
+        time.sleep(0.1)
+    assert ready.status == 503 and "over_base: cannot read table 'over_base'" in ready.text
+
+
+def test_readiness_checks_every_table_once_for_probes_close_together(app):
+    runtime = app.extensions["tablestream"]
+    checked: list[str] = []
+    for table in runtime.catalog.values():
+        table.check = lambda name=table.name: checked.append(name)  # type: ignore[method-assign]
+    assert runtime.problems() == [] and runtime.problems() == []
+    assert sorted(checked) == sorted(runtime.catalog)
