@@ -163,10 +163,12 @@ def test_a_writer_committing_to_a_wal_database_does_not_fail_a_running_stream(
                       "outbuf_high_watermark": "65536", "outbuf_overflow": "65536"})  # fmt: skip
     server = thread_server(app)
     stream = PausedStream(f"{server.url}/tables/orders.csv")
+    written = os.stat(path).st_mtime_ns
     for n in range(3):  # commits after the snapshot, each copied into the file by a checkpoint
         writer.execute("DELETE FROM orders WHERE id > ?", (OLD_ROWS - 1000 * (n + 1),))
         writer.commit()
         writer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    assert os.stat(path).st_mtime_ns != written, "a checkpoint wrote the file during the stream"
     text = stream.finish()
     writer.close()
     assert stream.complete and "tablestream:error" not in text

@@ -140,5 +140,9 @@ class Table(ABC):
         """Start reading up to ``limit`` rows after skipping ``offset`` rows."""
 
     def check(self) -> None:
-        """Raise SourceError when the table cannot be served now (used by /readyz)."""
+        """Raise SourceError when the table cannot be served now (used by /readyz).
+
+        Sources that can read their first row cheaply do, so a table that is configured but
+        unreadable (a view over a dropped table) makes the service not ready.
+        """
         return None
