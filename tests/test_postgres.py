@@ -16,6 +16,8 @@ import pytest
 
 psycopg = pytest.importorskip("psycopg")
 
+pytestmark = pytest.mark.postgres
+
 from service import create_app  # noqa: E402
 from service.sources.formatting import format_batch  # noqa: E402
 from service.sources.postgres import PostgresTable  # noqa: E402

@@ -237,6 +237,7 @@ def test_a_sighup_whose_new_processes_cannot_start_leaves_the_old_ones_serving(
         assert httpraw.get(f"{server.url}/tables/orders?limit=5").terminated
 
 
+@pytest.mark.slow
 def test_children_run_with_the_parents_command_line_flags_not_just_its_environment(
     process_server,
 ):
@@ -253,3 +254,29 @@ def test_children_run_with_the_parents_command_line_flags_not_just_its_environme
         # 3 workers plus the main loop and at most a helper or two; the 5 of the environment or
         # the default 12 would show here.
         assert len(os.listdir(f"/proc/{pid}/task")) <= 3 + 3
+
+
+@pytest.mark.slow
+def test_stopping_the_whole_server_refuses_new_connections_while_streams_drain(process_server):
+    server = process_server(
+        TABLESTREAM_DB="", TABLESTREAM_PROCESSES="2", TABLESTREAM_SHUTDOWN_GRACE="30"
+    )
+    _all_serving(server)
+    held = socket.create_connection(("127.0.0.1", server.port))
+    held.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    try:
+        held.sendall(b"GET /tables/synthetic?limit=1000000 HTTP/1.1\r\nHost: t\r\n\r\n")
+        held.recv(1)  # the stream is in flight and nobody reads it: its process drains
+        os.kill(server.pid, signal.SIGTERM)
+
+        def refused() -> bool:
+            try:
+                socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
+            except ConnectionRefusedError:
+                return True
+            return False
+
+        _wait_for(refused, timeout=2, what="new connections to be refused")
+        assert server.proc.poll() is None, "the stream in flight should keep the server draining"
+    finally:
+        held.close()
