@@ -104,10 +104,10 @@ class FileWatch:
         if start[0] != now[0]:
             return "its journal mode changed (the file was rewritten)"
         if start[0] == "rollback":
-            return (
-                f"it was rewritten in place (size {start[2]} -> {now[2]} bytes, "
-                f"modified {start[3]} -> {now[3]})"
-            )
+            seen = [f"size {start[2]} -> {now[2]} bytes"] if now[2] != start[2] else []
+            seen += ["modification time"] if now[3] != start[3] else []
+            seen += ["SQLite header"] if now[1] != start[1] else []
+            return f"it was written to outside SQLite ({', '.join(seen)} changed)"
         page_size = int.from_bytes(now[1][:2], "big")
         page_size = 65536 if page_size == 1 else page_size
         if now[1] != start[1]:
