@@ -1,0 +1,127 @@
+"""The shipped nginx config (ops/nginx) in front of a real `tablestream serve`, run by real nginx.
+
+A complete stream arrives through nginx byte for byte as it does directly, on either upstream
+protocol; the access log names the client, not nginx; a client that stops reading holds the
+service's stream back instead of filling nginx's disk. (Cut streams: test_cut_points.py.)
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from .metricsread import value
+from .nginx import Nginx
+from .servers import ProcessServer, wait_for
+
+CLIENT = "127.0.0.2"  # the test client's own loopback address; nginx reaches the service from .1
+
+
+def curl_bytes(url: str, *headers: str) -> tuple[int, bytes]:
+    command = ["curl", "-sS", "--max-time", "30", url]
+    for header in headers:
+        command += ["-H", header]
+    done = subprocess.run(command, capture_output=True, timeout=40)
+    return done.returncode, done.stdout
+
+
+@pytest.fixture
+def behind_nginx(process_server, tmp_path: Path):
+    """A server with TABLESTREAM_TRUSTED_PROXY=127.0.0.1 and both nginx variants before it."""
+    proxies: list[Nginx] = []
+
+    def start(**env: str) -> tuple[ProcessServer, Nginx, Nginx]:
+        server = process_server(TABLESTREAM_TRUSTED_PROXY="127.0.0.1", **env)
+        for http10 in (True, False):
+            proxies.append(Nginx(tmp_path / f"nginx-{len(proxies)}", server.port, http10=http10))
+        return server, proxies[-2], proxies[-1]
+
+    yield start
+    for proxy in proxies:
+        proxy.stop()
+
+
+@pytest.mark.parametrize("fmt", ["html", "csv", "ndjson"])
+@pytest.mark.parametrize("encoding", ["identity", "gzip"])
+def test_a_complete_stream_through_nginx_is_byte_identical_to_direct(
+    behind_nginx, demo_db, fmt, encoding
+):
+    server, http10, http11 = behind_nginx(TABLESTREAM_DB=str(demo_db))
+    path = f"/tables/orders.{fmt}"
+    # The page names its request id, so all three ask under one id.
+    headers = ("X-Request-ID: same-id", f"Accept-Encoding: {encoding}")
+    direct = curl_bytes(server.url + path, *headers)
+    assert direct[0] == 0
+    if fmt == "html" and encoding == "identity":
+        assert b'data-rows-sent="20000"' in direct[1]
+    assert len(direct[1]) > 100_000
+    assert curl_bytes(http10.url + path, *headers) == direct
+    assert curl_bytes(http11.url + path, *headers) == direct
+
+
+def _get_from(address: str, url: str, path: str, headers: dict[str, str]) -> int:
+    port = int(url.rsplit(":", 1)[1])
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(address, 0))
+    try:
+        conn.request("GET", path, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
+
+
+def _access_line(server: ProcessServer, request_id: str) -> dict | None:
+    for line in server.log_path.read_text(errors="replace").splitlines():
+        _, found, payload = line.partition(" tablestream.access ")
+        if found and json.loads(payload)["request_id"] == request_id:
+            return json.loads(payload)
+    return None
+
+
+@pytest.mark.parametrize(
+    ("count", "logged"),
+    [
+        # One tier (nginx): the last X-Forwarded-For entry is the address nginx saw, the client.
+        # What the client put in the header itself (203.0.113.7) is not believed.
+        ("1", CLIENT),
+        # Two tiers (a load balancer in front of nginx): the entry before nginx's own is the
+        # balancer's word for the client.
+        ("2", "203.0.113.7"),
+    ],
+)
+def test_behind_the_shipped_nginx_the_access_log_names_the_client_not_nginx(
+    behind_nginx, count, logged
+):
+    server, _, nginx = behind_nginx(TABLESTREAM_DB="", TABLESTREAM_TRUSTED_PROXY_COUNT=count)
+    request_id = f"through-nginx-{count}"
+    headers = {"X-Forwarded-For": "203.0.113.7", "X-Request-ID": request_id}
+    assert _get_from(CLIENT, nginx.url, "/tables/synthetic.csv?limit=5", headers) == 200
+    line = wait_for(lambda: _access_line(server, request_id), 10, "the access log line")
+    assert line["remote"] == logged
+    assert line["remote"] != "127.0.0.1"  # nginx's address
+
+
+def test_a_client_that_stops_reading_through_nginx_holds_the_stream_back(behind_nginx):
+    server, _, nginx = behind_nginx(TABLESTREAM_DB="")
+    port = int(nginx.url.rsplit(":", 1)[1])
+    metrics = f"{server.url}/metrics"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        sock.sendall(b"GET /tables/synthetic.csv HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        # The bytes handed to waitress stop growing once every buffer on the way is full.
+        samples: list[float] = []
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (len(samples) > 2 and samples[-1] == samples[-2]):
+            samples.append(value(metrics, "tablestream_stream_bytes_total", table="synthetic") or 0)
+            time.sleep(0.5)  # the sampling interval of a plateau, not an ordering of events
+        assert len(samples) > 2 and samples[-1] == samples[-2], samples
+        assert samples[-1] < 64 * 1024 * 1024, samples  # of a ~700 MB table
+        assert [p for p in (nginx.root / "proxy").rglob("*") if p.is_file()] == []
