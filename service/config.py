@@ -270,7 +270,7 @@ SETTINGS: tuple[Setting, ...] = (
         "trusted_proxy",
         proxy_address,
         "",
-        "address of the reverse proxy whose forwarded headers are believed (logs, request ids "
+        "address of the reverse proxy whose forwarded headers are believed (the access log "
         "and per-client limits then see the client); * trusts any peer (only if no client can "
         "reach the port directly); empty = none",
     ),

@@ -38,11 +38,11 @@ from .servers import ProcessServer, wait_for
 
 pytestmark = pytest.mark.slow
 
-ROWS = 200_000
+ROWS = 1_000_000  # the synthetic stream: far longer than any cell lets it run
 VIEW_ROWS = 40_000
 FAIL_AT = 30_000  # the failing view's row that raises (SQLite: "malformed JSON")
 GRACE = "0.5"
-READ_RATE = "4M"  # curl's read rate for the cut-while-reading cells: the stream is still running
+READ_RATE = "10M"  # curl's rate in the cut-while-reading cells: bounds the bytes of a cell
 STARTED = 64 * 1024  # bytes the client has before the server is signalled
 
 
