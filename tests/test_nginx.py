@@ -7,6 +7,7 @@ service's stream back instead of filling nginx's disk. (Cut streams: test_cut_po
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import socket
@@ -125,3 +126,31 @@ def test_a_client_that_stops_reading_through_nginx_holds_the_stream_back(behind_
         assert len(samples) > 2 and samples[-1] == samples[-2], samples
         assert samples[-1] < 64 * 1024 * 1024, samples  # of a ~700 MB table
         assert [p for p in (nginx.root / "proxy").rglob("*") if p.is_file()] == []
+
+
+def _status_from(stack: contextlib.ExitStack, address: str, url: str, path: str) -> int:
+    """Start a GET from ``address`` and leave it open (closed with ``stack``); its status."""
+    port = int(url.rsplit(":", 1)[1])
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(address, 0))
+    stack.callback(conn.close)
+    conn.request("GET", path)
+    response = conn.getresponse()
+    stack.callback(response.close)
+    return response.status
+
+
+def test_behind_the_shipped_nginx_the_per_client_stream_limit_counts_each_client(behind_nginx):
+    server, _, nginx = behind_nginx(TABLESTREAM_DB="", TABLESTREAM_STREAMS_PER_CLIENT="1")
+    path = "/tables/synthetic.csv"  # 2,000,000 rows: still running while the others ask
+    with contextlib.ExitStack() as stack:
+        assert _status_from(stack, "127.0.0.2", nginx.url, path) == 200
+        # Every connection from nginx comes from 127.0.0.1, yet another client is let in ...
+        assert _status_from(stack, "127.0.0.3", nginx.url, path) == 200
+        # ... and the same client is refused its second stream.
+        assert _status_from(stack, "127.0.0.2", nginx.url, path) == 503
+    rejected = value(f"{server.url}/metrics", "tablestream_streams_rejected_total")
+    assert rejected == 1
+    assert (
+        value(f"{server.url}/metrics", "tablestream_streams_rejected_total", reason="client_limit")
+        == 1
+    )
