@@ -9,6 +9,8 @@ from __future__ import annotations
 import socket
 import time
 
+import pytest
+
 from . import httpraw
 from .metricsread import value
 
@@ -70,6 +72,7 @@ def test_an_idle_kept_alive_connection_is_closed_after_the_keepalive_timeout(
         assert _closed_by_server(client, within=5)
 
 
+@pytest.mark.slow
 def test_a_stream_outlasting_every_deadline_is_not_cut_by_them(process_server, settings_for):
     server = _serve(
         process_server,
@@ -88,6 +91,7 @@ def test_a_stream_outlasting_every_deadline_is_not_cut_by_them(process_server, s
     assert response.terminated and b'data-rows-sent="60000"' in response.tail
 
 
+@pytest.mark.slow
 def test_a_client_far_below_the_minimum_send_rate_is_cut(process_server, settings_for):
     server = _serve(
         process_server,

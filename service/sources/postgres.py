@@ -44,7 +44,13 @@ class _PostgresStream(CursorRowStream):
         self._pool = pool
         self._conn: psycopg.Connection | None = conn
         self._cursor = conn.cursor(name=f"tablestream_{next(_cursor_ids)}")
-        self._cursor.execute(query, params)
+        try:
+            self._cursor.execute(query, params)
+        except BaseException:
+            # A backend that dies right here (killed, restarted) would leave the named cursor
+            # to the garbage collector, which warns; the caller gives the connection back.
+            self._cursor.close()
+            raise
         self.columns = [d.name for d in self._cursor.description or []]
         self._fetchmany = self._cursor.fetchmany
         self._fetch_rows = fetch_rows
