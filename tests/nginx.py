@@ -3,16 +3,19 @@
 The site file ``ops/nginx/tablestream.conf`` is used as it is, except for its two addresses
 (listen and upstream), which point at free ports on 127.0.0.1. ``http10`` removes its
 ``proxy_http_version 1.1`` line: nginx then speaks its default HTTP/1.0 to the service, as most
-copy-pasted configs do. Everything nginx writes (pid, logs, temp files) stays under ``root``.
+copy-pasted configs do; ``edit`` changes the site file otherwise (an outer tier's config).
+Everything nginx writes (pid, logs, temp files) stays under ``root``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import signal
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from .servers import ROOT, free_port, wait_ready
@@ -45,14 +48,21 @@ def site_config(listen_port: int, upstream_port: int, http10: bool = False) -> s
 class Nginx:
     """nginx in the foreground (``daemon off``) with its prefix, logs and temp files in ``root``."""
 
-    def __init__(self, root: Path, upstream_port: int, http10: bool = False) -> None:
+    def __init__(
+        self,
+        root: Path,
+        upstream_port: int,
+        http10: bool = False,
+        edit: Callable[[str], str] | None = None,
+    ) -> None:
         root.mkdir(parents=True, exist_ok=True)
         self.root = root
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.error_log = root / "error.log"
         self.access_log = root / "access.log"
-        (root / "site.conf").write_text(site_config(self.port, upstream_port, http10))
+        site = site_config(self.port, upstream_port, http10)
+        (root / "site.conf").write_text(edit(site) if edit is not None else site)
         temp = "\n".join(
             f"    {kind}_temp_path {root / kind};"
             for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
@@ -77,8 +87,21 @@ class Nginx:
             self.stop()
             raise
 
-    def errors(self) -> str:
-        return self.error_log.read_text(errors="replace")
+    def temp_bytes(self) -> int:
+        """Bytes in nginx's proxy temp files now: a response buffered for a slow client.
+
+        nginx unlinks a temp file as soon as it has opened it, so the files are found through
+        the workers' open descriptors, not in the directory.
+        """
+        prefix = str(self.root / "proxy")
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+        total = 0
+        for worker in children.split():
+            for fd in Path(f"/proc/{worker}/fd").iterdir():
+                with contextlib.suppress(OSError):  # closed meanwhile
+                    if os.readlink(fd).startswith(prefix):
+                        total += os.stat(fd).st_size
+        return total
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -36,7 +36,7 @@ from service.sources.synthetic import synthetic_row
 from .nginx import Nginx
 from .servers import ProcessServer, wait_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.system]  # Debian's nginx
 
 ROWS = 1_000_000  # the synthetic stream: far longer than any cell lets it run
 VIEW_ROWS = 40_000

@@ -12,7 +12,7 @@ import http.client
 import json
 import socket
 import subprocess
-import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,8 @@ import pytest
 from .metricsread import value
 from .nginx import Nginx
 from .servers import ProcessServer, wait_for
+
+pytestmark = pytest.mark.system  # Debian's nginx
 
 CLIENT = "127.0.0.2"  # the test client's own loopback address; nginx reaches the service from .1
 
@@ -40,9 +42,14 @@ def behind_nginx(process_server, tmp_path: Path):
     def start(**env: str) -> tuple[ProcessServer, Nginx, Nginx]:
         server = process_server(TABLESTREAM_TRUSTED_PROXY="127.0.0.1", **env)
         for http10 in (True, False):
-            proxies.append(Nginx(tmp_path / f"nginx-{len(proxies)}", server.port, http10=http10))
+            tier(server.port, http10=http10)
         return server, proxies[-2], proxies[-1]
 
+    def tier(upstream_port: int, **options) -> Nginx:
+        proxies.append(Nginx(tmp_path / f"nginx-{len(proxies)}", upstream_port, **options))
+        return proxies[-1]
+
+    start.tier = tier  # type: ignore[attr-defined]
     yield start
     for proxy in proxies:
         proxy.stop()
@@ -109,23 +116,63 @@ def test_behind_the_shipped_nginx_the_access_log_names_the_client_not_nginx(
     assert line["remote"] != "127.0.0.1"  # nginx's address
 
 
-def test_a_client_that_stops_reading_through_nginx_holds_the_stream_back(behind_nginx):
-    server, _, nginx = behind_nginx(TABLESTREAM_DB="")
-    port = int(nginx.url.rsplit(":", 1)[1])
-    metrics = f"{server.url}/metrics"
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+@contextlib.contextmanager
+def _stalled_client(proxy: Nginx, request_id: str) -> Iterator[None]:
+    """A client that asks for the 10M-row table (~750 MB of CSV), takes the headers, then
+    reads nothing more until the block ends."""
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
-        sock.sendall(b"GET /tables/synthetic.csv HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.sendall(
+            b"GET /tables/synthetic.csv HTTP/1.1\r\nHost: x\r\n"
+            + f"X-Request-ID: {request_id}\r\n\r\n".encode()
+        )
         assert sock.recv(65536).startswith(b"HTTP/1.1 200")
-        # The bytes handed to waitress stop growing once every buffer on the way is full.
-        samples: list[float] = []
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not (len(samples) > 2 and samples[-1] == samples[-2]):
-            samples.append(value(metrics, "tablestream_stream_bytes_total", table="synthetic") or 0)
-            time.sleep(0.5)  # the sampling interval of a plateau, not an ordering of events
-        assert len(samples) > 2 and samples[-1] == samples[-2], samples
-        assert samples[-1] < 64 * 1024 * 1024, samples  # of a ~700 MB table
-        assert [p for p in (nginx.root / "proxy").rglob("*") if p.is_file()] == []
+        yield
+
+
+def _ended(server: ProcessServer, request_id: str) -> str:
+    done = subprocess.run(
+        ["curl", "-s", f"{server.url}/streams/{request_id}"], capture_output=True, timeout=10
+    )
+    found = json.loads(done.stdout).get("outcome", "in_progress")
+    return "" if found == "in_progress" else found
+
+
+def test_a_client_that_stops_reading_through_two_shipped_tiers_holds_the_stream_back(
+    behind_nginx, tmp_path
+):
+    server, _, inner = behind_nginx(TABLESTREAM_DB="", TABLESTREAM_WRITE_TIMEOUT="1")
+    outer = behind_nginx.tier(inner.port)  # a second nginx with the same site file in front
+    with _stalled_client(outer, "stalled"):
+        # No tier reads ahead, so the service sees its client stall and cuts it after 1 s.
+        ended = wait_for(lambda: _ended(server, "stalled"), 30, "the stalled stream's end")
+        assert ended != "completed"
+        assert outer.temp_bytes() == 0 and inner.temp_bytes() == 0
+    sent = value(f"{server.url}/metrics", "tablestream_stream_bytes_total", table="synthetic")
+    assert sent is not None and sent < 64 * 1024 * 1024
+
+
+def test_an_outer_tier_without_its_own_buffering_off_spools_the_stream_to_disk(behind_nginx):
+    """Why every tier must turn buffering off: nginx consumes X-Accel-Buffering: no, so the
+    tier in front of it never sees the service's request not to buffer."""
+    server, _, inner = behind_nginx(TABLESTREAM_DB="")
+
+    def without_buffering_lines(site: str) -> str:
+        for line in ("proxy_buffering off;", "proxy_max_temp_file_size 0;"):
+            assert line in site
+            site = site.replace(line, "")
+        return site
+
+    outer = behind_nginx.tier(inner.port, edit=without_buffering_lines)
+    with _stalled_client(outer, "spooled"):
+        spooled = wait_for(
+            lambda: outer.temp_bytes() > 32 * 1024 * 1024 and outer.temp_bytes(),
+            30,
+            "the outer tier's temp files",
+        )
+        assert inner.temp_bytes() == 0
+        assert _ended(server, "spooled") == ""  # the service is still rendering for it
+    assert spooled > 32 * 1024 * 1024
 
 
 def _status_from(stack: contextlib.ExitStack, address: str, url: str, path: str) -> int:
