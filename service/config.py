@@ -8,11 +8,14 @@ same rows, so a setting cannot exist without being documented.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from waitress.adjustments import KNOWN_PROXY_HEADERS
 
 __all__ = ["SETTINGS", "ConfigError", "Setting", "Settings", "settings_markdown"]
 
@@ -120,6 +123,44 @@ def pg_tables(value: str) -> tuple[str, ...]:
 
 
 pg_tables.allowed = "TABLE, SCHEMA.TABLE or SCHEMA.*, comma-separated"  # type: ignore[attr-defined]
+
+
+def proxy_address(value: str) -> str:
+    """The one address (as waitress sees REMOTE_ADDR) whose forwarded headers are believed."""
+    value = value.strip()
+    if value in ("", "*"):
+        return value
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError(
+            "is not an IP address; expected the proxy's address as the service sees it "
+            "(e.g. 127.0.0.1 or ::1), * for any peer, or empty for no trusted proxy"
+        ) from None
+
+
+proxy_address.allowed = "an IP address, * (any peer), or empty"  # type: ignore[attr-defined]
+
+
+def proxy_headers(value: str) -> tuple[str, ...]:
+    """Forwarded headers to believe from the trusted proxy, names as waitress knows them."""
+    names = tuple(
+        dict.fromkeys(n.strip().lower() for n in value.replace(",", " ").split() if n.strip())
+    )
+    unknown = [name for name in names if name not in KNOWN_PROXY_HEADERS]
+    if unknown:
+        raise ValueError(
+            f"names {', '.join(unknown)}, which waitress does not know; expected some of "
+            f"{', '.join(sorted(KNOWN_PROXY_HEADERS))}"
+        )
+    if "forwarded" in names and len(names) > 1:
+        raise ValueError("mixes forwarded with x-forwarded-*; expected one kind of header")
+    return names
+
+
+proxy_headers.allowed = (  # type: ignore[attr-defined]
+    f"space-separated, of {', '.join(sorted(KNOWN_PROXY_HEADERS))}; forwarded alone"
+)
 
 
 @dataclass(frozen=True)
@@ -244,6 +285,28 @@ SETTINGS: tuple[Setting, ...] = (
         "largest request body waitress accepts; the service reads none",
     ),
     _s("ident", text, "tablestream", "Server header value"),
+    # -- behind a reverse proxy (docs/proxies.md)
+    _s(
+        "trusted_proxy",
+        proxy_address,
+        "",
+        "address of the reverse proxy whose forwarded headers are believed (the access log "
+        "and per-client limits then see the client); * trusts any peer (only if no client can "
+        "reach the port directly); empty = none",
+    ),
+    _s(
+        "trusted_proxy_count",
+        integer(1, 32),
+        "1",
+        "proxy tiers in front of the service that append to X-Forwarded-For: the client is "
+        "that many entries from the end; needs TABLESTREAM_TRUSTED_PROXY",
+    ),
+    _s(
+        "trusted_proxy_headers",
+        proxy_headers,
+        "x-forwarded-for x-forwarded-proto",
+        "forwarded headers believed from the trusted proxy; needs TABLESTREAM_TRUSTED_PROXY",
+    ),
     _s(
         "malloc_arenas",
         integer(0, 64),
@@ -417,6 +480,9 @@ class Settings:
     max_request_header_size: int
     max_request_body_size: int
     ident: str
+    trusted_proxy: str
+    trusted_proxy_count: int
+    trusted_proxy_headers: tuple[str, ...]
     malloc_arenas: int
     log_level: str
     metrics_port: int
@@ -511,6 +577,16 @@ class Settings:
                 f"{self.threads}; expected fewer slots than threads (a reserve answers probes), "
                 "or 0 for the default reserve"
             )
+        for setting in SETTINGS:
+            if setting.attr in ("trusted_proxy_count", "trusted_proxy_headers"):
+                default = setting.convert(setting.default)
+                if getattr(self, setting.attr) != default and not self.trusted_proxy:
+                    raise ConfigError(_without_proxy(setting.env))
+        if self.trusted_proxy and not self.trusted_proxy_headers:
+            raise ConfigError(
+                "TABLESTREAM_TRUSTED_PROXY is set but TABLESTREAM_TRUSTED_PROXY_HEADERS is empty; "
+                "expected the forwarded headers to believe, e.g. x-forwarded-for x-forwarded-proto"
+            )
         names = [name for name, _ in self.csv]
         if len(set(names)) != len(names):
             raise ConfigError(f"TABLESTREAM_CSV names a table twice: {', '.join(names)}")
@@ -544,5 +620,24 @@ class Settings:
             "expose_tracebacks": False,
             # poll() instead of select(): no 1,024-descriptor ceiling on connection_limit.
             "asyncore_use_poll": True,
+            # Forwarded headers from anyone but the trusted proxy are removed, never believed.
             "clear_untrusted_proxy_headers": True,
+            **self._proxy_options(),
         }
+
+    def _proxy_options(self) -> dict[str, Any]:
+        if not self.trusted_proxy:
+            return {}
+        return {
+            "trusted_proxy": self.trusted_proxy,
+            "trusted_proxy_count": self.trusted_proxy_count,
+            "trusted_proxy_headers": set(self.trusted_proxy_headers),
+        }
+
+
+def _without_proxy(env: str) -> str:
+    return (
+        f"{env} is set but TABLESTREAM_TRUSTED_PROXY is empty; expected the proxy's address in "
+        "TABLESTREAM_TRUSTED_PROXY (forwarded headers are believed only from it), or leave "
+        f"{env} at its default"
+    )

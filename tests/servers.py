@@ -20,7 +20,7 @@ from flask import Flask
 
 ROOT = Path(__file__).resolve().parents[1]
 
-__all__ = ["ProcessServer", "ThreadServer", "free_port", "rss_bytes", "wait_ready"]
+__all__ = ["ProcessServer", "ThreadServer", "free_port", "rss_bytes", "wait_for", "wait_ready"]
 
 
 def free_port() -> int:
@@ -41,6 +41,16 @@ def wait_ready(url: str, timeout: float = 20.0, proc: subprocess.Popen | None = 
         except OSError:
             time.sleep(0.05)
     raise TimeoutError(f"{url} not ready after {timeout}s")
+
+
+def wait_for(predicate, timeout: float, what: str, step: float = 0.02):
+    """Poll ``predicate`` until it returns something true, for at most ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(step)
+    raise TimeoutError(f"{what} not seen within {timeout} s")
 
 
 def rss_bytes(pid: int) -> int:
