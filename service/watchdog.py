@@ -247,7 +247,7 @@ def install_graceful_shutdown(server: Any, runtime: Any, grace: float) -> None:
 
     def on_sigterm(signum: int, _frame: object) -> None:
         log.info(
-            "SIGTERM: listening socket closing, not ready; %d streams in flight get up to %.0f s",
+            "SIGTERM: listening socket closing, not ready; %d streams in flight get up to %g s",
             runtime.watchdog.in_flight(),
             grace,
         )
