@@ -75,9 +75,10 @@ loadtest: $(VENV)/.installed-test
 loadtest-smoke: $(VENV)/.installed-test
 	$(PY) -m loadtests.run --smoke $(LOADTEST_ARGS)
 
-# Regenerate the README's configuration table from service/config.py.
+# Regenerate the full settings table in docs/settings.md from service/config (tests/test_docs.py
+# fails when it is out of date).
 readme: $(VENV)/.installed
-	$(PY) docs/update_readme_settings.py
+	$(PY) docs/generate_settings.py
 
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check $(LINT_PATHS)
