@@ -1,0 +1,45 @@
+"""Why TABLESTREAM_GZIP_LEVEL defaults to 1: size and speed of zlib levels on the real page.
+
+Renders 100,000 rows of the synthetic table (about 13.8 MB of HTML) in process, cuts it into
+32 KiB chunks and compresses them as the service does (gzip framing, Z_SYNC_FLUSH after every
+chunk), best of three runs per level. Prints one line per level; figures go in docs/formats.md.
+
+    python docs/gzip_levels.py [--rows N] [--levels 1,6,9]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+import zlib
+
+os.environ.setdefault("TABLESTREAM_DB", "")  # the synthetic table alone; no demo file needed
+
+from service import create_app  # noqa: E402  (after the environment is set)
+
+CHUNK = 32 * 1024
+RUNS = 3
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--levels", default="1,6,9")
+    args = parser.parse_args()
+    body = create_app().test_client().get(f"/tables/synthetic?limit={args.rows}").get_data()
+    chunks = [body[i : i + CHUNK] for i in range(0, len(body), CHUNK)]
+    print(f"{len(body) / 1e6:.1f} MB of HTML, {len(chunks)} chunks of {CHUNK // 1024} KiB")
+    for level in (int(v) for v in args.levels.split(",")):
+        best, sent = float("inf"), 0
+        for _ in range(RUNS):
+            compressor = zlib.compressobj(level, zlib.DEFLATED, 31)
+            started = time.perf_counter()
+            sent = sum(len(compressor.compress(c) + compressor.flush(zlib.Z_SYNC_FLUSH)) for c in chunks)
+            sent += len(compressor.flush())
+            best = min(best, time.perf_counter() - started)
+        print(f"level {level}: {len(body) / sent:.1f}x smaller, {len(body) / best / 1e6:.0f} MB/s of one core")
+
+
+if __name__ == "__main__":
+    main()
