@@ -78,6 +78,14 @@ def test_every_exported_metric_is_named_in_the_readme(client):
     assert not missing, f"metrics not named in README.md: {missing}"
 
 
+def test_the_readme_main_settings_show_the_declared_defaults():
+    declared = {s.env: s.default for s in SETTINGS}
+    shown = re.findall(r"^\| `(TABLESTREAM_\w+)` \| (?:`([^`]*)`|\(empty\)) \|", README, re.M)
+    assert len(shown) >= 8
+    wrong = [(env, default) for env, default in shown if declared.get(env) != default]
+    assert not wrong, f"README main settings differ from service/config: {wrong}"
+
+
 def test_the_readme_stays_short():
     lines = len(README.splitlines())
     assert lines <= README_MAX_LINES, f"README.md has {lines} lines; move depth to docs/"
