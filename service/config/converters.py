@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable
+from typing import Any
 
 from waitress.adjustments import KNOWN_PROXY_HEADERS
 
@@ -36,38 +37,36 @@ class ConfigError(ValueError):
     """A setting has a value that cannot be used; the message names it and what is allowed."""
 
 
-def integer(low: int, high: int, unit: str = "") -> Callable[[str], int]:
-    """A converter for a whole number in [low, high]."""
-    allowed = f"an integer{(' (' + unit + ')') if unit else ''} between {low} and {high}"
+def _ranged(parse: Callable[[str], Any], kind: str, allowed: str, low: Any, high: Any):
+    """A converter that parses with ``parse`` and keeps the value within [low, high]."""
 
-    def convert(text: str) -> int:
+    def convert(text: str) -> Any:
         try:
-            value = int(text.strip().replace("_", ""))
+            value = parse(text.strip())
         except ValueError:
-            raise ValueError(f"is not an integer; expected {allowed}") from None
+            raise ValueError(f"is not {kind}; expected {allowed}") from None
         if not low <= value <= high:
             raise ValueError(f"is out of range; expected {allowed}")
         return value
 
     convert.allowed = allowed  # type: ignore[attr-defined]
     return convert
+
+
+def _unit(unit: str) -> str:
+    return f" ({unit})" if unit else ""
+
+
+def integer(low: int, high: int, unit: str = "") -> Callable[[str], int]:
+    """A converter for a whole number in [low, high] (``_`` allowed as in ``1_000``)."""
+    allowed = f"an integer{_unit(unit)} between {low} and {high}"
+    return _ranged(lambda t: int(t.replace("_", "")), "an integer", allowed, low, high)
 
 
 def number(low: float, high: float, unit: str = "") -> Callable[[str], float]:
     """A converter for a decimal number in [low, high]."""
-    allowed = f"a number{(' (' + unit + ')') if unit else ''} between {low:g} and {high:g}"
-
-    def convert(text: str) -> float:
-        try:
-            value = float(text.strip())
-        except ValueError:
-            raise ValueError(f"is not a number; expected {allowed}") from None
-        if not low <= value <= high:
-            raise ValueError(f"is out of range; expected {allowed}")
-        return value
-
-    convert.allowed = allowed  # type: ignore[attr-defined]
-    return convert
+    allowed = f"a number{_unit(unit)} between {low:g} and {high:g}"
+    return _ranged(float, "a number", allowed, low, high)
 
 
 _TRUE = {"1", "true", "yes", "on"}
