@@ -1,6 +1,7 @@
 """Headers every response carries: the page runs only its own same-origin CSS and script.
 
-Cells are escaped by the template; the Content-Security-Policy is the second wall should a
+Cells are escaped by ``stream.markup.rows_html`` (a batch of rows at a time, byte-identical to
+escaping each cell); the Content-Security-Policy is the second wall should a
 cell ever slip through (no inline script runs, nothing loads from elsewhere), ``nosniff`` stops
 browsers from guessing a type, and no referrer leaks table URLs with their query strings.
 

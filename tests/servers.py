@@ -18,6 +18,8 @@ from pathlib import Path
 import waitress
 from flask import Flask
 
+from service.server.connections import waitress_options
+
 ROOT = Path(__file__).resolve().parents[1]
 
 __all__ = ["ProcessServer", "ThreadServer", "free_port", "rss_bytes", "wait_for", "wait_ready"]
@@ -70,7 +72,7 @@ class ThreadServer:
 
     def __post_init__(self) -> None:
         # The app's own waitress settings (limits, buffers), so tests exercise what serve uses.
-        options = self.app.extensions["tablestream"].settings.waitress_options()
+        options = waitress_options(self.app.extensions["tablestream"].settings)
         options.update(self.options, host="127.0.0.1", port=0)
         self.server = waitress.create_server(self.app, **options)
         self.url = f"http://127.0.0.1:{self.server.effective_port}"

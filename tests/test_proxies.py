@@ -12,12 +12,13 @@ from waitress.adjustments import Adjustments
 from service import ConfigError, create_app
 from service.config import Settings
 from service.security import relative_location
+from service.server.connections import waitress_options
 
 from .servers import wait_for
 
 
 def test_no_trusted_proxy_by_default_and_forwarded_headers_are_cleared():
-    options = Settings.from_env({}).waitress_options()
+    options = waitress_options(Settings.from_env({}))
     assert "trusted_proxy" not in options
     assert options["clear_untrusted_proxy_headers"] is True
 
@@ -30,7 +31,7 @@ def test_trusted_proxy_settings_become_waitress_adjustments():
             "TABLESTREAM_TRUSTED_PROXY_HEADERS": "X-Forwarded-For, x-forwarded-proto",
         }
     )
-    adjustments = Adjustments(**settings.waitress_options())  # waitress accepts them as given
+    adjustments = Adjustments(**waitress_options(settings))  # waitress accepts them as given
     assert adjustments.trusted_proxy == "10.0.0.5"
     assert adjustments.trusted_proxy_count == 2
     assert adjustments.trusted_proxy_headers == {"x-forwarded-for", "x-forwarded-proto"}
@@ -43,7 +44,7 @@ def test_settings_passed_whole_to_a_child_process_are_accepted_without_a_proxy()
 
 
 def test_the_default_headers_with_a_trusted_proxy_are_for_and_proto():
-    options = Settings.from_env({"TABLESTREAM_TRUSTED_PROXY": "::1"}).waitress_options()
+    options = waitress_options(Settings.from_env({"TABLESTREAM_TRUSTED_PROXY": "::1"}))
     assert options["trusted_proxy_headers"] == {"x-forwarded-for", "x-forwarded-proto"}
     assert options["trusted_proxy_count"] == 1
 

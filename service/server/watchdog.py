@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .streaming import STOP_KEY, StreamObserver
+from ..stream.body import STOP_KEY, StreamObserver
 
 __all__ = ["CUT_GRACE", "Watchdog", "install_graceful_shutdown"]
 
