@@ -35,7 +35,7 @@ _MEMORY_NOTES = """\
   climb to ~100 MB over a few requests in the prototype). A slow reader therefore costs a
   bounded amount, not the table: up to overflow + high watermark of RAM (waitress copies up to
   the whole unsent buffer for every send attempt) and up to twice the high watermark of temp
-  file; `tests/test_slow_readers.py` measures 50 of them (see the README's failure section).
+  file; `tests/test_slow_readers.py` measures 50 of them (see docs/failure-behaviour.md).
 - **The allocator** keeps freed memory: glibc gives every thread its own arena, so with 8
   waitress threads RSS rises until every thread has had a stream. `TABLESTREAM_MALLOC_ARENAS=1`
   (the default) caps that, and the service calls `malloc_trim` when the last stream in flight
@@ -151,7 +151,7 @@ def write_report(
         "",
         f"Written by `make {'bench-quick' if quick else 'bench'}` ({elapsed:.0f} s). Machine: "
         f"{platform.machine()}, {__import__('os').cpu_count()} CPUs, Python {platform.python_version()}, {versions}. "
-        "Server: `tablestream serve` defaults (waitress, 8 threads, 32 KiB chunks), client: curl "
+        "Server: `tablestream serve` defaults (waitress, 12 threads of which 8 stream slots, 32 KiB chunks), client: curl "
         "on 127.0.0.1 writing to /dev/null (wrk for the 1 vs 2 processes load). The machine is shared, so compare rows of one run, "
         "not runs of different days.",
         "",

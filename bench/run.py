@@ -5,9 +5,11 @@ Phases, each on fresh server processes so one variant's memory never shows up in
      and the classic buffered stream interleaved run by run (so ratios are taken pair by pair,
      on the same machine state), then ``render_template`` last (it keeps its memory);
   B. one long stream of the service alone (10M rows; 1M in quick mode): RSS before/peak/after;
-  C. 20 concurrent streams against one process: peak RSS above idle;
+  C. 20 concurrent streams against one process (20 stream slots): peak RSS above idle;
   D. the same closed-loop load on 1 and on 2 processes (``--processes``), alternated run by run:
-     aggregate rows/s and the server cores used.
+     aggregate rows/s and the server cores used;
+  E. one stream per ``TABLESTREAM_CHUNK_BYTES`` value, each on a fresh server: rows/s and peak
+     RSS by chunk size.
 Prints one verdict line per target and exits 1 when one is missed.
 """
 
@@ -199,7 +201,16 @@ def phase_b(plan: Plan, py: str, logs: Path) -> Cell:
 
 
 def phase_c(plan: Plan, py: str, logs: Path) -> dict[str, float]:
-    server = _serve(py, logs, plan.concurrent_rows)
+    # As many stream slots as concurrent streams (the default 8 would answer the rest 503), and
+    # the default reserve of 4 threads beside them.
+    slots = plan.concurrent
+    server = _serve(
+        py,
+        logs,
+        plan.concurrent_rows,
+        TABLESTREAM_THREADS=str(slots + 4),
+        TABLESTREAM_STREAM_SLOTS=str(slots),
+    )
     try:
         fetch(_url(server, "service", 10_000))
         server.settle()

@@ -21,7 +21,7 @@ from .observe.metrics import Metrics
 from .observe.requestlog import REQUEST_ID_KEY, RequestLogMiddleware, stream_facts
 from .runtime import Runtime
 from .security import install_security_headers
-from .server.admission import Admission
+from .server.admission import REASONS, Admission
 from .server.allocator import trim_heap
 from .server.watchdog import Watchdog
 from .sources import build_catalog
@@ -59,6 +59,8 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     )
     app.logger.setLevel(getattr(logging, settings.log_level.upper()))
     metrics = Metrics(settings.chunk_bytes, settings.prometheus_multiproc_dir)
+    for reason in REASONS:  # every series exists from the start, at 0, so rate() works
+        metrics.streams_rejected.labels(reason)
     watchdog = Watchdog(
         settings.write_timeout,
         min_rate=settings.min_send_rate,

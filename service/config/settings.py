@@ -348,7 +348,7 @@ SETTINGS: tuple[Setting, ...] = tuple(
 
 
 def settings_markdown() -> str:
-    """The README's configuration table, one row per setting (``tablestream settings``)."""
+    """The settings table of docs/settings.md, one row per setting (``tablestream settings``)."""
     rows = ["| Variable | Default | Allowed | Meaning |", "|---|---|---|---|"]
     for s in SETTINGS:
         default = f"`{s.default}`" if s.default else "(empty)"

@@ -19,11 +19,12 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
-__all__ = ["CLIENT_LIMIT", "DRAINING", "SLOTS_FULL", "Admission", "Rejected", "Ticket"]
+__all__ = ["CLIENT_LIMIT", "DRAINING", "REASONS", "SLOTS_FULL", "Admission", "Rejected", "Ticket"]
 
 SLOTS_FULL = "slots_full"
 CLIENT_LIMIT = "client_limit"
 DRAINING = "draining"
+REASONS = (SLOTS_FULL, CLIENT_LIMIT, DRAINING)  # the label values of streams_rejected_total
 
 
 class Rejected(Exception):

@@ -55,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", help="listen port (TABLESTREAM_PORT)")
     serve.add_argument("--threads", help="worker threads (TABLESTREAM_THREADS)")
     serve.add_argument("--processes", help="server processes on one port (TABLESTREAM_PROCESSES)")
-    commands.add_parser("settings", help="print the settings table (markdown) of the README")
+    commands.add_parser("settings", help="print the settings table (markdown) of docs/settings.md")
     demo = commands.add_parser("demo-db", help="create the SQLite demo database")
     demo.add_argument(
         "path", nargs="?", help="SQLite file to create (replaced if it exists); omit with --dsn"
