@@ -9,6 +9,7 @@ which RSS never shows) are read from ``/proc`` four times a second.
 from __future__ import annotations
 
 import http.client
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -58,6 +59,10 @@ class ProbeFigures:
 
     def answered(self, which: str) -> list[float]:
         return [s for status, s in getattr(self, which) if status == 200]
+
+    def latencies(self, which: str) -> list[float]:
+        """Every probe's seconds, an unanswered (or failed) one as infinity."""
+        return [s if status == 200 else math.inf for status, s in getattr(self, which)]
 
     def unanswered(self, which: str) -> int:
         return sum(1 for status, _ in getattr(self, which) if status != 200)

@@ -6,6 +6,7 @@ are one rendering of the same rows.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,7 +60,9 @@ class Row:
 
 
 def _ms(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{seconds * 1000:.0f}"
+    if seconds is None:
+        return "-"
+    return "no answer" if math.isinf(seconds) else f"{seconds * 1000:.0f}"
 
 
 def _mib(size: int | None) -> str:
@@ -68,14 +71,15 @@ def _mib(size: int | None) -> str:
 
 def _row_cells(row: Row) -> list[str]:
     f = row.figures
-    health = f.answered("health")
-    small = f.answered("small")
+    health = f.latencies("health")
+    small = f.latencies("small")
     small_ok = sum(1 for s in small if s <= 1.0)
+    answered = len(f.answered("health"))
     return [
         row.attack,
         row.sockets,
         f"{_ms(percentile(health, 0.5))} / {_ms(percentile(health, 0.99))} / "
-        f"{_ms(max(health, default=None))} ms ({len(health)} of {len(f.health)} answered)",
+        f"{_ms(max(health, default=None))} ms ({answered} of {len(health)} answered)",
         f"{_ms(percentile(small, 0.5))} / {_ms(max(small, default=None))} ms "
         f"({small_ok} of {len(f.small)} within 1 s)",
         "n/a" if row.rejected is None else f"{row.rejected:.0f}",
