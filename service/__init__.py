@@ -14,6 +14,7 @@ from typing import Any
 
 from flask import Flask, request
 
+from .admission import Admission
 from .allocator import trim_heap
 from .config import ConfigError, Settings
 from .errors import register_error_pages
@@ -58,9 +59,18 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     )
     app.logger.setLevel(getattr(logging, settings.log_level.upper()))
     metrics = Metrics(settings.chunk_bytes, settings.prometheus_multiproc_dir)
-    watchdog = Watchdog(settings.write_timeout, on_idle=trim_heap)
+    watchdog = Watchdog(
+        settings.write_timeout,
+        min_rate=settings.min_send_rate,
+        rate_window=settings.send_rate_window,
+        on_idle=trim_heap,
+    )
     runtime = Runtime(
-        settings=settings, catalog=build_catalog(settings), metrics=metrics, watchdog=watchdog
+        settings=settings,
+        catalog=build_catalog(settings),
+        metrics=metrics,
+        watchdog=watchdog,
+        admission=Admission(settings.effective_stream_slots, settings.streams_per_client),
     )
     app.extensions["tablestream"] = runtime
     runtime.observer_factories.append(lambda table: watchdog.observer(table, request.environ))

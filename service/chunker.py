@@ -12,6 +12,12 @@ measure it.
 The page head must not wait for a full chunk: the template calls ``{{ flush() }}`` once the
 table header is out, and the chunker sends what it has at once. Until that call the chunker
 checks a flag per piece; after it, the loop does nothing per piece but append and add.
+A stream can be asked to stop from outside (shutdown grace over, a client too slow): ``stop``
+sets a flag that the chunker reads once per chunk it emits, never per piece. It then stops
+taking pieces and raises ``StreamCut``; what it had buffered ends at a piece boundary, i.e.
+after a whole batch of rows, and is kept in ``unsent`` for the caller to send before its error
+marker. So a cut stream carries whole rows and then the marker, never half a row.
+
 This module does no I/O and knows nothing of Flask, so it is tested as a pure function.
 """
 
@@ -19,7 +25,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-__all__ = ["Chunker"]
+__all__ = ["Chunker", "StreamCut"]
+
+
+class StreamCut(RuntimeError):
+    """The stream was asked to stop (``Chunker.stop``); the message says why."""
 
 
 class Chunker:
@@ -30,12 +40,17 @@ class Chunker:
             raise ValueError(f"chunk_bytes must be positive, got {chunk_bytes}")
         self.chunk_bytes = chunk_bytes
         self._flush_requested = False
-        self.unsent = b""  # what was buffered when the pieces raised
+        self._stop_reason = ""
+        self.unsent = b""  # what was buffered when the pieces raised or the stream was cut
 
     def flush(self) -> str:
         """Called from the template: send everything rendered so far as its own chunk."""
         self._flush_requested = True
         return ""
+
+    def stop(self, reason: str) -> None:
+        """Ask the stream to end after the rows it is cutting up now (any thread may call)."""
+        self._stop_reason = reason or "stopped"
 
     def chunks(self, pieces: Iterable[str]) -> Iterator[bytes]:
         limit = self.chunk_bytes
@@ -62,6 +77,8 @@ class Chunker:
                     yield "".join(buffer).encode()
                 buffer.clear()
                 size = 0
+                if self._stop_reason:
+                    raise StreamCut(self._stop_reason)
                 if self._flush_requested:
                     break
         # Body: the hot loop, one append and one add per piece.
@@ -78,6 +95,8 @@ class Chunker:
                 size -= start
                 if size:
                     append(text[start:])
+                if self._stop_reason:
+                    raise StreamCut(self._stop_reason)
         if size:
             yield "".join(buffer).encode()
             buffer.clear()

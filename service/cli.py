@@ -13,16 +13,21 @@ import os
 import sys
 from collections.abc import Sequence
 
-import waitress
 from flask import Flask
 from prometheus_client import start_http_server
 
 from . import create_app
 from .allocator import limit_malloc_arenas
 from .config import SETTINGS, ConfigError, Settings, settings_markdown
-from .listening import bind_errors_exit, inherited_listening_socket, listening_socket
+from .connections import make_server
+from .listening import (
+    bind_errors_exit,
+    check_open_file_limit,
+    inherited_listening_socket,
+    listening_socket,
+)
 from .processes import clean_multiprocess_dir, supervise
-from .watchdog import install_graceful_shutdown, listening_servers
+from .watchdog import install_graceful_shutdown
 
 __all__ = ["main", "serve_app"]
 
@@ -84,24 +89,22 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def serve_app(app: Flask, settings: Settings) -> int:
-    """Serve ``app`` with waitress as ``tablestream serve`` does: tuned, drained on SIGTERM."""
+    """Serve ``app`` with waitress as ``tablestream serve`` does: tuned, guarded, drained."""
     arenas_capped = limit_malloc_arenas(settings.malloc_arenas)  # before waitress starts threads
     options = settings.waitress_options()
     if settings.listen_fd:
         try:
-            inherited = inherited_listening_socket(settings.listen_fd)
+            sock = inherited_listening_socket(settings.listen_fd)
         except ConfigError as exc:
             print(f"tablestream: configuration error: {exc}", file=sys.stderr)
             return 2
-        del options["host"], options["port"]
-        options["sockets"] = [inherited]
-    with bind_errors_exit(settings.host, settings.port, "TABLESTREAM_HOST or TABLESTREAM_PORT"):
-        if settings.reuse_port and not settings.listen_fd:
-            del options["host"], options["port"]
-            options["sockets"] = [
-                listening_socket(settings.host, settings.port, settings.backlog, reuse_port=True)
-            ]
-        server = waitress.create_server(app, **options)
+    else:
+        with bind_errors_exit(settings.host, settings.port, "TABLESTREAM_HOST or TABLESTREAM_PORT"):
+            sock = listening_socket(
+                settings.host, settings.port, settings.backlog, reuse_port=settings.reuse_port
+            )
+    check_open_file_limit(settings)
+    server = make_server(app, sock, options, settings.header_timeout, settings.keepalive_timeout)
     if settings.metrics_port and not (settings.listen_fd or settings.reuse_port):
         metrics = app.extensions["tablestream"].metrics
         with bind_errors_exit(
@@ -112,16 +115,18 @@ def serve_app(app: Flask, settings: Settings) -> int:
             start_http_server(
                 settings.metrics_port, addr=settings.metrics_host, registry=metrics.registry
             )
+    runtime = app.extensions["tablestream"]
     log.info(
-        "tablestream serving %d tables on http://%s:%s/ with waitress %s; malloc arenas %s",
-        len(app.extensions["tablestream"].catalog),
+        "tablestream serving %d tables on http://%s:%s/ with waitress %s; %d stream slots; "
+        "malloc arenas %s",
+        len(runtime.catalog),
         settings.host,
         settings.port,
         " ".join(f"{k}={v}" for k, v in sorted(options.items())),
+        runtime.admission.slots,
         settings.malloc_arenas if arenas_capped else "glibc default",
     )
-    runtime = app.extensions["tablestream"]
-    install_graceful_shutdown(listening_servers(server), runtime.watchdog, settings.shutdown_grace)
+    install_graceful_shutdown(server, runtime, settings.shutdown_grace)
     try:
         server.run()
     except KeyboardInterrupt:

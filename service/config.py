@@ -134,6 +134,14 @@ class Setting:
     def allowed(self) -> str:
         return getattr(self.convert, "allowed", "")
 
+    def render(self, value: Any) -> str:
+        """``value`` as its environment text, which ``convert`` reads back to the same value."""
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, tuple):
+            return ",".join("=".join(v) if isinstance(v, tuple) else str(v) for v in value)
+        return str(value)
+
 
 def _s(attr: str, convert: Callable[[str], Any], default: str, help: str, env: str = "") -> Setting:
     return Setting(attr, env or "TABLESTREAM_" + attr.upper(), convert, default, help)
@@ -185,12 +193,17 @@ SETTINGS: tuple[Setting, ...] = (
     # -- waitress
     _s("host", text, "127.0.0.1", "address waitress listens on"),
     _s("port", integer(0, 65535), "8080", "port waitress listens on"),
-    _s("threads", integer(1, 256), "8", "waitress worker threads = concurrent streams"),
+    _s(
+        "threads",
+        integer(1, 256),
+        "12",
+        "waitress worker threads: the stream slots plus a reserve for probes and small requests",
+    ),
     _s(
         "connection_limit",
         integer(1, 100_000),
-        "200",
-        "open connections waitress accepts before it stops accepting",
+        "1000",
+        "open connections a process holds before it stops accepting (poll(), no 1024-fd cap)",
     ),
     _s("backlog", integer(1, 65535), "1024", "listen backlog of the server socket"),
     _s(
@@ -259,6 +272,58 @@ SETTINGS: tuple[Setting, ...] = (
         number(1, 86400, "seconds"),
         "60",
         "seconds a stream may make no progress (client not reading) before it is cut",
+    ),
+    _s(
+        "stream_slots",
+        integer(0, 256),
+        "0",
+        "streams that may run at once; more get 503 + Retry-After at once; 0 = threads minus "
+        "a reserve of up to 4 threads kept for probes and small requests",
+    ),
+    _s(
+        "small_rows",
+        integer(0, 1_000_000),
+        "1000",
+        "a table request with ?limit= up to this many rows is small: it needs no stream slot",
+    ),
+    _s(
+        "streams_per_client",
+        integer(0, 256),
+        "0",
+        "streams one client address may run at once (the forwarded address behind a trusted "
+        "proxy); 0 = no cap",
+    ),
+    _s(
+        "retry_after",
+        integer(1, 3600, "seconds"),
+        "2",
+        "Retry-After of the 503 a stream request gets when no slot is free",
+    ),
+    _s(
+        "header_timeout",
+        number(0.5, 3600, "seconds"),
+        "10",
+        "seconds a connection has to send a complete request line and headers, from its first "
+        "byte (or from connecting); the connection is closed after it",
+    ),
+    _s(
+        "keepalive_timeout",
+        number(0.5, 86400, "seconds"),
+        "15",
+        "seconds a kept-alive connection may sit idle between requests before it is closed",
+    ),
+    _s(
+        "min_send_rate",
+        integer(0, 1024 * MIB, "bytes per second"),
+        "4096",
+        "a stream whose client accepted less than this on average over the last "
+        "TABLESTREAM_SEND_RATE_WINDOW is cut; 0 = only TABLESTREAM_WRITE_TIMEOUT applies",
+    ),
+    _s(
+        "send_rate_window",
+        number(1, 86400, "seconds"),
+        "60",
+        "the window over which TABLESTREAM_MIN_SEND_RATE is averaged",
     ),
     _s(
         "shutdown_grace",
@@ -351,6 +416,14 @@ class Settings:
     prometheus_multiproc_dir: str
     processes: int
     write_timeout: float
+    stream_slots: int
+    small_rows: int
+    streams_per_client: int
+    retry_after: int
+    header_timeout: float
+    keepalive_timeout: float
+    min_send_rate: int
+    send_rate_window: float
     shutdown_grace: float
     pg_dsn: str
     pg_tables: tuple[str, ...]
@@ -379,14 +452,14 @@ class Settings:
         parsed: dict[str, Any] = {}
         for attr, raw in {**{s.attr: s.default for s in SETTINGS}, **values}.items():
             setting = by_attr[attr]
-            if isinstance(raw, str):
-                try:
-                    parsed[attr] = setting.convert(raw)
-                except ValueError as exc:
-                    name = setting.env if source == "env" else attr
-                    raise ConfigError(f"{name}={raw!r} {exc}") from None
-            else:
-                parsed[attr] = raw
+            # Every value goes through its converter, whatever its type: {"threads": -3} is
+            # refused like TABLESTREAM_THREADS=-3.
+            text = raw if isinstance(raw, str) else setting.render(raw)
+            try:
+                parsed[attr] = setting.convert(text)
+            except (TypeError, ValueError) as exc:
+                name = setting.env if source == "env" else attr
+                raise ConfigError(f"{name}={raw!r} {exc}") from None
         settings = cls(**parsed)
         settings.validate()
         return settings
@@ -424,9 +497,27 @@ class Settings:
                 f"TABLESTREAM_PG_POOL_MIN={self.pg_pool_min} is above TABLESTREAM_PG_POOL_MAX="
                 f"{self.pg_pool_max}; expected min <= max"
             )
+        if self.stream_slots > self.threads:
+            raise ConfigError(
+                f"TABLESTREAM_STREAM_SLOTS={self.stream_slots} is above TABLESTREAM_THREADS="
+                f"{self.threads}; expected fewer slots than threads (a reserve answers probes), "
+                "or 0 for the default reserve"
+            )
         names = [name for name, _ in self.csv]
         if len(set(names)) != len(names):
             raise ConfigError(f"TABLESTREAM_CSV names a table twice: {', '.join(names)}")
+
+    def to_env(self) -> dict[str, str]:
+        """Every setting as environment text: what a child process needs to rebuild these
+        exact settings with ``from_env`` (command-line flags included)."""
+        return {s.env: s.render(getattr(self, s.attr)) for s in SETTINGS}
+
+    @property
+    def effective_stream_slots(self) -> int:
+        """Stream slots: as set, or the threads minus a reserve of up to 4 (at least 1 slot)."""
+        if self.stream_slots:
+            return self.stream_slots
+        return max(1, self.threads - min(4, max(1, self.threads // 3)))
 
     def waitress_options(self) -> dict[str, Any]:
         """The keyword arguments handed to ``waitress.serve``."""
@@ -443,5 +534,7 @@ class Settings:
             "max_request_body_size": self.max_request_body_size,
             "ident": self.ident,
             "expose_tracebacks": False,
+            # poll() instead of select(): no 1,024-descriptor ceiling on connection_limit.
+            "asyncore_use_poll": True,
             "clear_untrusted_proxy_headers": True,
         }

@@ -14,6 +14,7 @@ client mistakes a truncated download for a complete one.
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 from collections.abc import Callable, Iterator
@@ -24,21 +25,32 @@ from .sources import RowStream
 __all__ = ["FORMATS", "Format", "csv_pieces", "ndjson_pieces"]
 
 
-def _html_error(rows_read: int) -> bytes:
+def _what(rows_read: int, reason: str) -> str:
+    """'failed after N rows' or, for a stream the server cut on purpose, 'was cut after ...'."""
+    if reason:
+        return f"was cut after {rows_read} rows ({reason})"
+    return f"failed after {rows_read} rows"
+
+
+def _html_error(rows_read: int, reason: str = "") -> bytes:
+    what = html.escape(_what(rows_read, reason))
     return (
         f"\n<!-- tablestream:error after {rows_read} rows -->\n"
-        f'<p class="ts-error" data-stream-error="true">The stream failed after {rows_read} '
-        "rows; the table is incomplete.</p>\n"
+        f'<p class="ts-error" data-stream-error="true">The stream {what}; '
+        "the table is incomplete.</p>\n"
     ).encode()
 
 
-def _csv_error(rows_read: int) -> bytes:
-    return f"\r\n# tablestream:error after {rows_read} rows; the table is incomplete\r\n".encode()
+def _csv_error(rows_read: int, reason: str = "") -> bytes:
+    why = f" ({reason})" if reason else ""
+    return (
+        f"\r\n# tablestream:error after {rows_read} rows{why}; the table is incomplete\r\n"
+    ).encode()
 
 
-def _ndjson_error(rows_read: int) -> bytes:
+def _ndjson_error(rows_read: int, reason: str = "") -> bytes:
     error = {
-        "tablestream_error": f"the stream failed after {rows_read} rows; the table is incomplete",
+        "tablestream_error": f"the stream {_what(rows_read, reason)}; the table is incomplete",
         "rows_sent": rows_read,
     }
     return ("\n" + json.dumps(error) + "\n").encode()
@@ -48,7 +60,7 @@ def _ndjson_error(rows_read: int) -> bytes:
 class Format:
     name: str
     mimetype: str
-    error_marker: Callable[[int], bytes]
+    error_marker: Callable[..., bytes]  # (rows_read, reason='') -> the marker's bytes
 
 
 FORMATS = {

@@ -9,14 +9,51 @@ SO_REUSEPORT socket per independently started process.
 
 from __future__ import annotations
 
+import logging
+import resource
 import socket
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from .config import ConfigError
+from .config import ConfigError, Settings
 
-__all__ = ["bind_errors_exit", "inherited_listening_socket", "listening_socket"]
+__all__ = [
+    "bind_errors_exit",
+    "check_open_file_limit",
+    "inherited_listening_socket",
+    "listening_socket",
+]
+
+log = logging.getLogger("tablestream")
+
+FD_HEADROOM = 64  # descriptors besides connections: database files, pipes, the listener, logs
+
+
+def check_open_file_limit(settings: Settings) -> int:
+    """Raise the soft open-file limit to what the connection limit needs; warn if it cannot.
+
+    Each connection is a descriptor, and a slow reader's spilled output buffer up to two more
+    (temp files), so a container's usual soft limit of 1,024 would turn a connection flood into
+    accept() errors. The soft limit is raised up to the hard limit; what remains short is logged
+    with the settings to change. Returns the soft limit in force.
+    """
+    needed = settings.connection_limit + 2 * settings.threads + FD_HEADROOM
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        raised = needed if hard == resource.RLIM_INFINITY else min(hard, needed)
+        if raised > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+            soft = raised
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        log.warning(
+            "open-file limit is %d, below the %d that TABLESTREAM_CONNECTION_LIMIT=%d needs; "
+            "raise the hard limit (ulimit -n, LimitNOFILE=) or lower the connection limit",
+            soft,
+            needed,
+            settings.connection_limit,
+        )
+    return soft
 
 
 def listening_socket(host: str, port: int, backlog: int, reuse_port: bool = False) -> socket.socket:

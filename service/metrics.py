@@ -119,6 +119,12 @@ class Metrics:
             "Streams refused with 503 because the source had no capacity (pool exhausted)",
             ["table"],
         )
+        self.streams_rejected = counter(
+            "tablestream_streams_rejected",
+            "Stream requests refused with 503 before they started: no free stream slot "
+            "(slots_full), the client's cap (client_limit) or a draining server (draining)",
+            ["reason"],
+        )
         self.chunk_size = Histogram(
             "tablestream_stream_chunk_size_bytes",
             "Size of each HTTP chunk",

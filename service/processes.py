@@ -24,9 +24,11 @@ arbiter does, so capacity does not halve silently. A child that cannot start (5 
 within 10 s) is not retried for ever: the parent stops the others and exits 1, for the process
 manager above it to see. SIGHUP reloads without dropping a request: a new process is started for
 each running one (it imports the code and opens the data sources anew; the settings stay the
-parent's); 3 s later, if the new ones are still up, the old ones drain their streams and end —
-if one of the new ones ended (broken code, a missing database), the reload is undone and the
-old ones keep serving.
+parent's: every setting, command-line flags included, is handed down in the environment); 3 s
+later, if the new ones are still up, the old ones drain their streams and end — if one of the
+new ones ended (broken code, a missing database), the reload is undone and the old ones keep
+serving. A whole-server stop closes the parent's descriptor of the socket as the children
+close theirs, so new connections are refused at once; a retiring child closes only its own.
 """
 
 from __future__ import annotations
@@ -95,6 +97,7 @@ def supervise(settings: Settings) -> int:
     host, port = listener.getsockname()[:2]
     env = {
         **os.environ,
+        **settings.to_env(),  # the parent's settings whole, flags included, not just its env
         "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
         "TABLESTREAM_PROCESSES": "1",
         "TABLESTREAM_LISTEN_FD": str(listener.fileno()),
@@ -132,6 +135,9 @@ def supervise(settings: Settings) -> int:
         stopping = True
         for pid in list(children):
             _signal(pid, signum)
+        # The whole server stops: with the children's descriptors closing too, the socket
+        # closes and new connections are refused at once instead of waiting in the backlog.
+        listener.close()
 
     retiring: set[int] = set()  # old processes a reload is replacing: their end is expected
     on_trial: set[int] = set()  # new processes a reload started: not replaced if they end

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .admission import Admission
 from .config import Settings
 from .metrics import Metrics
 from .sources import SourceError, Table
@@ -26,6 +27,7 @@ class Runtime:
     catalog: dict[str, Table]
     metrics: Metrics
     watchdog: Watchdog
+    admission: Admission
     # Each factory is called once per stream, inside the request, with the table name; what
     # it returns is told about every chunk and the outcome. Metrics and logs register here.
     observer_factories: list[Callable[[str], StreamObserver]] = field(default_factory=list)
@@ -44,8 +46,10 @@ class Runtime:
             )
         return described
 
-    def observer(self, table: str) -> StreamObserver:
+    def observer(self, table: str, *more: StreamObserver | None) -> StreamObserver:
+        """Every registered observer of a stream of ``table``, plus ``more`` (None skipped)."""
         observers = [factory(table) for factory in self.observer_factories]
+        observers.extend(o for o in more if o is not None)
         if not observers:
             return NullObserver()
         return observers[0] if len(observers) == 1 else FanOut(observers)

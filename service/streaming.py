@@ -20,14 +20,16 @@ from collections.abc import Callable, Iterator
 from time import sleep
 from typing import Protocol
 
-from .chunker import Chunker
+from .chunker import Chunker, StreamCut
 from .compression import GzipChunks
 from .sources import RowStream
 
 __all__ = [
     "ABORTED",
     "COMPLETED",
+    "CUT",
     "ERROR",
+    "STOP_KEY",
     "FanOut",
     "NullObserver",
     "StreamAborted",
@@ -38,6 +40,9 @@ __all__ = [
 COMPLETED = "completed"
 ABORTED = "client_aborted"
 ERROR = "error"
+CUT = "cut"  # ended by the server on purpose: shutdown grace over, or a client far too slow
+
+STOP_KEY = "tablestream.stop"  # environ: the stream's Chunker.stop, for the watchdog to call
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +92,7 @@ class TableStreamBody:
         rows: RowStream,
         chunker: Chunker,
         *,
-        error_marker: Callable[[int], bytes],
+        error_marker: Callable[..., bytes],
         observer: StreamObserver | None = None,
         client_disconnected: Callable[[], bool] | None = None,
         encoder: GzipChunks | None = None,
@@ -139,14 +144,24 @@ class TableStreamBody:
         except GeneratorExit:
             raise
         except Exception as exc:
-            self._outcome = ERROR
-            log.exception(
-                "stream %s failed after %d rows; the client gets an error marker",
-                self._label,
-                rows.rows_read,
-            )
+            reason = ""
+            if isinstance(exc, StreamCut):
+                self._outcome, reason = CUT, str(exc)
+                log.warning(
+                    "stream %s cut after %d rows: %s; the client gets an error marker",
+                    self._label,
+                    rows.rows_read,
+                    reason,
+                )
+            else:
+                self._outcome = ERROR
+                log.exception(
+                    "stream %s failed after %d rows; the client gets an error marker",
+                    self._label,
+                    rows.rows_read,
+                )
             # The rows rendered before the failure (whole rows) go out first, then the marker.
-            marker = self._chunker.unsent + self._error_marker(rows.rows_read)
+            marker = self._chunker.unsent + self._error_marker(rows.rows_read, reason)
             sent = encode(marker)
             yield sent
             observe(len(sent), rows.rows_read, len(marker))

@@ -15,13 +15,14 @@ from typing import Any
 from flask import Blueprint, Response, abort, current_app, render_template, request, stream_template
 from werkzeug.exceptions import ServiceUnavailable
 
+from .admission import Rejected, Ticket
 from .chunker import Chunker
 from .compression import GzipChunks
 from .formats import FORMATS, Format, csv_pieces, ndjson_pieces
 from .requestlog import REQUEST_ID_KEY
 from .runtime import Runtime
 from .sources import RowStream, SourceBusy, SourceError, Table
-from .streaming import TableStreamBody
+from .streaming import STOP_KEY, TableStreamBody
 
 __all__ = ["bp"]
 
@@ -93,6 +94,32 @@ def _pieces(fmt: Format, source: Table, rows: RowStream, chunker: Chunker, **con
     )
 
 
+def _admit(runtime: Runtime, limit: int | None) -> Ticket | None:
+    """A stream slot, or a 503 with Retry-After at once; a small page needs none (fast lane).
+
+    A page of at most ``small_rows`` rows is a few hundred KiB at most: it fits in waitress's
+    output buffer, so its thread is free again at once even when the client never reads.
+    """
+    settings = runtime.settings
+    if limit is not None and limit <= settings.small_rows:
+        return None
+    try:
+        return runtime.admission.admit(request.remote_addr or "")
+    except Rejected as exc:
+        runtime.metrics.streams_rejected.labels(exc.reason).inc()
+        retry = settings.retry_after
+        raise ServiceUnavailable(
+            f"{exc.message} Try again in {retry} s, or ask for at most {settings.small_rows} "
+            "rows (?limit=), which needs no slot.",
+            retry_after=retry,
+        ) from None
+
+
+def _release(ticket: Ticket | None) -> None:
+    if ticket is not None:
+        ticket.release()
+
+
 @bp.get("/tables/<name>")
 def table(name: str) -> Response:
     runtime = _runtime()
@@ -101,15 +128,18 @@ def table(name: str) -> Response:
     name = source.name
     limit = query_int("limit", settings.max_rows, default=None)
     offset = query_int("offset", settings.max_offset, default=0)
+    ticket = _admit(runtime, limit)
     try:
         rows = source.open(limit=limit, offset=offset or 0)
     except SourceBusy as exc:
+        _release(ticket)
         runtime.metrics.source_busy.labels(name).inc()
         raise ServiceUnavailable(
             f"The table {name!r} is busy ({exc}); try again in {exc.retry_after} s.",
             retry_after=exc.retry_after,
         ) from None
     except SourceError as exc:
+        _release(ticket)
         current_app.logger.error("cannot open table %s: %s", name, exc)
         abort(503, f"The table {name!r} cannot be read right now; try again later.")
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no", "Vary": "Accept-Encoding"}
@@ -119,23 +149,42 @@ def table(name: str) -> Response:
     if request.method == "HEAD":
         # The headers a GET would start with (no length: the body is streamed), and no stream
         # that would be counted as aborted.
+        _release(ticket)
         rows.close()
         return Response(iter(()), mimetype=fmt.mimetype, headers=headers)
+    try:
+        body = _body(runtime, source, fmt, rows, ticket, gzipped, limit=limit, offset=offset)
+    except BaseException:
+        _release(ticket)  # from here on the body's close() gives the slot back
+        rows.close()
+        raise
+    return Response(body, mimetype=fmt.mimetype, headers=headers)
+
+
+def _body(
+    runtime: Runtime,
+    source: Table,
+    fmt: Format,
+    rows: RowStream,
+    ticket: Ticket | None,
+    gzipped: bool,
+    **context: Any,
+) -> TableStreamBody:
+    settings = runtime.settings
     chunker = Chunker(settings.chunk_bytes)
     request_id = request.environ.get(REQUEST_ID_KEY, "")
-    pieces = _pieces(fmt, source, rows, chunker, limit=limit, offset=offset, request_id=request_id)
-    encoder = GzipChunks(settings.gzip_level) if gzipped else None
-    body = TableStreamBody(
+    pieces = _pieces(fmt, source, rows, chunker, request_id=request_id, **context)
+    request.environ[STOP_KEY] = chunker.stop  # the watchdog may end the stream at a row boundary
+    return TableStreamBody(
         pieces,
         rows,
         chunker,
         error_marker=fmt.error_marker,
-        observer=runtime.observer(name),
+        observer=runtime.observer(source.name, ticket),
         client_disconnected=request.environ.get("waitress.client_disconnected"),
-        encoder=encoder,
-        label=f"{name} (request {request_id or '-'})",
+        encoder=GzipChunks(settings.gzip_level) if gzipped else None,
+        label=f"{source.name} (request {request_id or '-'})",
     )
-    return Response(body, mimetype=fmt.mimetype, headers=headers)
 
 
 @bp.get("/streams/<request_id>")
@@ -168,7 +217,10 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> Response:
-    problems = _runtime().problems()
+    runtime = _runtime()
+    if runtime.admission.draining:
+        return Response("not ready\nshutting down\n", 503, mimetype="text/plain")
+    problems = runtime.problems()
     if problems:
         return Response("not ready\n" + "\n".join(problems) + "\n", 503, mimetype="text/plain")
     return Response("ready\n", mimetype="text/plain")

@@ -1,16 +1,25 @@
-"""Streams that stop moving, and streams still running at shutdown, are cut from outside.
+"""Streams that stop moving, crawl, or outlive a shutdown are ended from outside.
 
 A client that stops reading but keeps its socket open blocks the worker thread inside
 waitress's ``write_soon`` (it waits on a condition until the output buffer drains) for as long
 as the socket lives; waitress's ``channel_timeout`` only reaps idle channels, not busy ones. The
-watchdog sees each stream's progress through a ``StreamObserver`` (one timestamp per chunk) and,
-after ``TABLESTREAM_WRITE_TIMEOUT`` seconds without a chunk going out, shuts the socket down. It
-uses ``shutdown()``, not ``close()``: the descriptor stays valid for waitress's poll loop, which
-then sees the end of the connection, closes the channel in its own thread and wakes the worker,
-whose stream ends through the normal ``close()`` path (source closed, counted client_aborted).
+watchdog sees each stream's progress through a ``StreamObserver`` (bytes and a timestamp per
+chunk) and ends a stream in two ways:
 
-On SIGTERM the server stops accepting, in-flight streams get ``TABLESTREAM_SHUTDOWN_GRACE``
-seconds to finish, the rest are cut the same way, and the process exits 0.
+- **Asked to stop** (``Chunker.stop`` through the environ's ``STOP_KEY``): the stream ends after
+  the batch of rows it is cutting up, with its format's error marker, and the connection is cut
+  without the terminating chunk. Used when the shutdown grace runs out and when a client reads,
+  but slower than ``TABLESTREAM_MIN_SEND_RATE`` over ``TABLESTREAM_SEND_RATE_WINDOW``: something
+  can still be written, so the client is told. ``CUT_GRACE`` seconds later a stream that has not
+  ended (its worker is stuck in a write) is shut down at the socket.
+- **Shut down at the socket**: after ``TABLESTREAM_WRITE_TIMEOUT`` seconds with no chunk
+  accepted, nothing more can reach the client anyway. ``shutdown()``, not ``close()``: the
+  descriptor stays valid for waitress's poll loop, which then sees the end of the connection,
+  closes the channel in its own thread and wakes the worker, whose stream ends through the
+  normal ``close()`` path (source closed, counted client_aborted).
+
+Both rules count only time in which the client is the bottleneck, i.e. waitress holds unsent
+bytes for it; a stream waiting on a slow database query is not the client's fault.
 """
 
 from __future__ import annotations
@@ -25,31 +34,44 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .streaming import StreamObserver
+from .streaming import STOP_KEY, StreamObserver
 
-__all__ = ["Watchdog", "install_graceful_shutdown", "listening_servers"]
+__all__ = ["CUT_GRACE", "Watchdog", "install_graceful_shutdown"]
 
 log = logging.getLogger("tablestream")
 
+CUT_GRACE = 2.0  # seconds between asking a stream to stop and shutting its socket down
+
 
 class _Entry:
-    __slots__ = ("channel", "last", "table")
+    __slots__ = ("bound_since", "channel", "cut_at", "environ", "last", "samples", "sent", "table")
 
-    def __init__(self, table: str, channel: Any) -> None:
+    def __init__(self, table: str, channel: Any, environ: dict[str, Any]) -> None:
         self.table = table
         self.channel = channel
+        self.environ = environ
         self.last = time.monotonic()
+        self.sent = 0
+        self.samples: list[tuple[float, int]] = []  # (time, bytes sent) over the rate window
+        self.bound_since: float | None = None  # since when the client is the bottleneck
+        self.cut_at: float | None = None  # asked to stop; shut the socket down at this time
+
+    def client_bound(self) -> bool:
+        """Does waitress hold unsent bytes for this client (so the client sets the pace)?"""
+        return getattr(self.channel, "total_outbufs_len", 1) > 0
 
 
 class _Progress:
-    """The observer: one timestamp per chunk; unregisters when the stream ends."""
+    """The observer: bytes and a timestamp per chunk; unregisters when the stream ends."""
 
     def __init__(self, watchdog: Watchdog, entry: _Entry) -> None:
         self._watchdog = watchdog
         self._entry = entry
 
     def chunk_sent(self, nbytes: int, rows_read: int, uncompressed: int) -> None:
-        self._entry.last = time.monotonic()
+        entry = self._entry
+        entry.last = time.monotonic()
+        entry.sent += nbytes
 
     def finished(self, outcome: str, rows_read: int) -> None:
         self._watchdog._remove(self._entry)
@@ -61,9 +83,13 @@ class Watchdog:
         write_timeout: float,
         interval: float = 0.5,
         on_idle: Callable[[], object] | None = None,
+        min_rate: int = 0,
+        rate_window: float = 60.0,
     ) -> None:
         self.write_timeout = write_timeout
         self.interval = interval
+        self.min_rate = min_rate
+        self.rate_window = rate_window
         self._on_idle = on_idle
         self._lock = threading.Lock()
         self._entries: set[_Entry] = set()
@@ -74,7 +100,7 @@ class Watchdog:
     def observer(self, table: str, environ: dict[str, Any]) -> StreamObserver:
         """Watch one stream; its waitress channel is found through the disconnect hook."""
         hook = environ.get("waitress.client_disconnected")
-        entry = _Entry(table, getattr(hook, "__self__", None))
+        entry = _Entry(table, getattr(hook, "__self__", None), environ)
         with self._lock:
             self._entries.add(entry)
         self.start()
@@ -111,26 +137,75 @@ class Watchdog:
             if was_busy and not entries and self._on_idle is not None:
                 self._on_idle()
             was_busy = bool(entries)
+            draining = self._draining_until is not None
+            grace_over = draining and now >= self._draining_until  # type: ignore[operator]
+            if grace_over and any(entry.cut_at is None for entry in entries):
+                log.warning("shutdown grace over; cutting %d streams", len(entries))
             for entry in entries:
-                if now - entry.last > self.write_timeout:
-                    log.warning(
-                        "stream of %s made no progress for %.0f s; cutting the connection",
-                        entry.table,
-                        now - entry.last,
-                    )
-                    _cut(entry)
-            if self._draining_until is not None:
-                if entries and now >= self._draining_until:
-                    log.warning("shutdown grace over; cutting %d streams", len(entries))
-                    for entry in entries:
-                        _cut(entry)
-                if not entries and self._on_drained is not None:
-                    on_drained, self._on_drained = self._on_drained, None
-                    on_drained()
+                self._check(entry, now, grace_over)
+            if draining and not entries and self._on_drained is not None:
+                on_drained, self._on_drained = self._on_drained, None
+                on_drained()
+
+    def _check(self, entry: _Entry, now: float, grace_over: bool) -> None:
+        if entry.cut_at is not None:
+            if now >= entry.cut_at:
+                _shut(entry)
+            return
+        if grace_over:
+            _stop(entry, now, "the server is shutting down")
+            return
+        bound = entry.client_bound()
+        if now - entry.last > self.write_timeout and bound:
+            log.warning(
+                "stream of %s made no progress for %.0f s; cutting the connection",
+                entry.table,
+                now - entry.last,
+            )
+            _shut(entry)
+            return
+        if not self.min_rate:
+            return
+        entry.bound_since = (entry.bound_since or now) if bound else None
+        samples = entry.samples
+        samples.append((now, entry.sent))
+        window = self.rate_window
+        while len(samples) > 1 and samples[1][0] <= now - window:
+            del samples[0]
+        since, sent_then = samples[0]
+        if (
+            entry.bound_since is not None
+            and now - entry.bound_since >= window
+            and now - since >= window
+            and (entry.sent - sent_then) < self.min_rate * window
+        ):
+            rate = (entry.sent - sent_then) / (now - since)
+            log.warning(
+                "stream of %s: the client took %.0f B/s over %.0f s, below %d B/s; cutting it",
+                entry.table,
+                rate,
+                now - since,
+                self.min_rate,
+            )
+            _stop(entry, now, f"the client read slower than {self.min_rate} bytes/s")
 
 
-def _cut(entry: _Entry) -> None:
+def _stop(entry: _Entry, now: float, reason: str) -> None:
+    """Ask the stream to end at a row boundary with its error marker; shut it later if stuck."""
+    stop = entry.environ.get(STOP_KEY)
+    if stop is None:
+        _shut(entry)
+        return
+    stop(reason)
+    entry.cut_at = now + CUT_GRACE
+    server = getattr(entry.channel, "server", None)
+    if server is not None:
+        server.pull_trigger()  # let the loop flush, so a waiting write can go on
+
+
+def _shut(entry: _Entry) -> None:
     channel = entry.channel
+    entry.cut_at = float("inf")  # cut once
     sock = getattr(channel, "socket", None)
     if sock is None:
         return
@@ -139,34 +214,31 @@ def _cut(entry: _Entry) -> None:
     server = getattr(channel, "server", None)
     if server is not None:
         server.pull_trigger()
-    entry.last = float("inf")  # cut once
 
 
-def install_graceful_shutdown(servers: list[Any], watchdog: Watchdog, grace: float) -> None:
-    """SIGTERM: stop accepting, drain in-flight streams for ``grace`` s, then stop the loop."""
+def install_graceful_shutdown(server: Any, runtime: Any, grace: float) -> None:
+    """SIGTERM: refuse new work at once, drain in-flight streams for ``grace`` s, then exit.
+
+    From the signal on ``/readyz`` answers 503 and new stream requests on kept-alive
+    connections get 503 (the admission is draining), and the listening socket is closed, so a
+    balancer's new connection is refused and retried elsewhere within milliseconds.
+    """
 
     def stop_loop() -> None:
         os.kill(os.getpid(), signal.SIGINT)  # waitress's run() exits cleanly on KeyboardInterrupt
 
     def on_sigterm(signum: int, _frame: object) -> None:
         log.info(
-            "SIGTERM: no new connections; %d streams in flight get up to %.0f s",
-            watchdog.in_flight(),
+            "SIGTERM: listening socket closing, not ready; %d streams in flight get up to %.0f s",
+            runtime.watchdog.in_flight(),
             grace,
         )
-        for server in servers:
-            server.accepting = False
-        watchdog.drain(grace, stop_loop)
+        runtime.admission.draining = True
+        server.stop_listening()
+        runtime.watchdog.drain(grace, stop_loop)
 
     signal.signal(signal.SIGTERM, on_sigterm)
     # stop_loop relies on SIGINT raising KeyboardInterrupt, which Python only arranges when
     # SIGINT was not ignored at start: a server started with `&` from a script or under nohup
     # logged the SIGTERM and then never exited.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-
-
-def listening_servers(server: Any) -> list[Any]:
-    """The dispatchers that accept connections (one, or several behind a MultiSocketServer)."""
-    if hasattr(server, "accepting"):
-        return [server]
-    return [s for s in getattr(server, "map", {}).values() if hasattr(s, "accepting")]

@@ -85,8 +85,8 @@ def process_server(tmp_path: Path) -> Iterator[Callable[..., ProcessServer]]:
     """Start `tablestream serve` as a process with the given env; stopped at the end."""
     started: list[ProcessServer] = []
 
-    def start(**env: str) -> ProcessServer:
-        server = ProcessServer(env, tmp_path / f"server-{len(started)}.log")
+    def start(args: tuple[str, ...] = (), **env: str) -> ProcessServer:
+        server = ProcessServer(env, tmp_path / f"server-{len(started)}.log", args=args)
         started.append(server)
         return server
 

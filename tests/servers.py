@@ -117,6 +117,7 @@ class ProcessServer:
     log_path: Path
     cwd: Path = ROOT
     module: str = "service"  # run as ``python -m MODULE serve``; tests.leakyserver for controls
+    args: tuple[str, ...] = ()  # command-line flags after ``serve``
 
     def __post_init__(self) -> None:
         self.port = free_port()
@@ -128,7 +129,7 @@ class ProcessServer:
         }
         self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", self.module, "serve"],
+            [sys.executable, "-m", self.module, "serve", *self.args],
             env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,

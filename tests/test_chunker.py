@@ -1,6 +1,6 @@
 """The chunker alone: pure function from template pieces to byte chunks."""
 
-from service.chunker import Chunker
+from service.chunker import Chunker, StreamCut
 
 
 def test_pieces_are_coalesced_into_chunks_of_at_least_the_target_size():
@@ -64,3 +64,21 @@ def test_what_was_buffered_when_the_pieces_fail_is_kept_for_the_caller():
         pass
     assert sent == [b"<head>", b"a" * 1000]
     assert chunker.unsent == b"a" * 500 + b"<tr>whole row</tr>"
+
+
+def test_a_stopped_chunker_ends_after_whole_pieces_and_keeps_them_for_the_marker():
+    chunker = Chunker(1000)
+    batches = [f"row{i:04d}," * 50 + "\n" for i in range(100)]  # one piece = one batch of rows
+    chunks = chunker.chunks(batches)
+    sent = [next(chunks), next(chunks)]
+    chunker.stop("the server is shutting down")
+    try:
+        sent.extend(chunks)
+    except StreamCut as cut:
+        assert str(cut) == "the server is shutting down"
+    else:
+        raise AssertionError("a stopped chunker went on to the end")
+    text = (b"".join(sent) + chunker.unsent).decode()
+    assert text.endswith("\n") and batches[0] in text  # whole batches only, no half row
+    assert text == "".join(batches[: text.count("\n")])
+    assert text.count("\n") < len(batches)  # it stopped early

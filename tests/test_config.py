@@ -103,3 +103,28 @@ def test_serve_help_lists_every_setting():
     assert done.returncode == 0
     for setting in SETTINGS:
         assert setting.env in done.stdout
+
+
+def test_values_that_are_not_text_are_validated_like_environment_text():
+    with pytest.raises(ConfigError, match="threads=-3 is out of range"):
+        Settings.from_mapping({"threads": -3})
+    with pytest.raises(ConfigError, match="gzip"):
+        Settings.from_mapping({"gzip": 2})
+
+
+def test_settings_survive_the_trip_through_a_child_process_environment():
+    settings = Settings.from_mapping(
+        {"csv": "a=/x.csv,b=/y.csv", "threads": 3, "gzip": False, "write_timeout": 2.5}
+    )
+    assert Settings.from_env(settings.to_env()) == settings
+
+
+def test_stream_slots_leave_a_reserve_of_threads_for_probes_by_default():
+    assert Settings.from_mapping({"threads": "12"}).effective_stream_slots == 8
+    assert Settings.from_mapping({"threads": "3"}).effective_stream_slots == 2
+    assert Settings.from_mapping({"threads": "1"}).effective_stream_slots == 1
+    assert (
+        Settings.from_mapping({"threads": "12", "stream_slots": "10"}).effective_stream_slots == 10
+    )
+    with pytest.raises(ConfigError, match="TABLESTREAM_STREAM_SLOTS=13 is above"):
+        Settings.from_mapping({"threads": "12", "stream_slots": "13"})

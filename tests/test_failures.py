@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -98,7 +99,7 @@ def test_a_client_that_stops_reading_is_cut_after_the_write_timeout(thread_serve
     assert _wait(lambda: value(metrics, "tablestream_streams_total", outcome="client_aborted") == 1)
 
 
-def test_sigterm_lets_short_streams_finish_cuts_long_ones_at_the_grace_and_exits_0(
+def test_sigterm_refuses_new_connections_lets_short_streams_finish_and_marks_cut_ones(
     process_server, settings_for
 ):
     env = {f"TABLESTREAM_{k.upper()}": v for k, v in settings_for().items()}
@@ -115,15 +116,28 @@ def test_sigterm_lets_short_streams_finish_cuts_long_ones_at_the_grace_and_exits
     )
     long.start()
     short.start()
-    time.sleep(0.3)
+    metrics = f"{server.url}/metrics"
+    assert _wait(lambda: value(metrics, "tablestream_streams_in_progress", table="synthetic") == 1)
     server.proc.send_signal(signal.SIGTERM)
+
+    def refused() -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
+        except ConnectionRefusedError:
+            return True
+        return False
+
+    assert _wait(refused, timeout=2), "new connections still accepted after SIGTERM"
+    assert long.is_alive(), "the long stream should still be in its grace period"
     short.join(30)
     long.join(30)
     assert server.proc.wait(timeout=30) == 0
     assert results["short"].terminated and b'data-rows-sent="2000"' in results["short"].tail
-    assert not results["long"].terminated and b"data-rows-sent" not in results["long"].tail
-    with pytest.raises(OSError):
-        socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
+    cut = results["long"]
+    assert not cut.terminated and b"data-rows-sent" not in cut.tail
+    assert b"<!-- tablestream:error after " in cut.tail and b"shutting down" in cut.tail
+    assert cut.tail.rstrip().endswith(b"the table is incomplete.</p>")
+    assert re.search(rb"(</tr>|<tbody>)\n\n<!-- tablestream:error", cut.tail)  # whole rows first
 
 
 def test_sigterm_stops_a_server_whose_parent_ignored_sigint(settings_for, tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import threading
@@ -234,3 +235,21 @@ def test_a_sighup_whose_new_processes_cannot_start_leaves_the_old_ones_serving(
     assert server.proc.poll() is None
     for _ in range(5):
         assert httpraw.get(f"{server.url}/tables/orders?limit=5").terminated
+
+
+def test_children_run_with_the_parents_command_line_flags_not_just_its_environment(
+    process_server,
+):
+    server = process_server(
+        args=("--processes", "2", "--threads", "3"), TABLESTREAM_DB="", TABLESTREAM_THREADS="5"
+    )
+    children = _all_serving(server)
+    assert len(children) == 2
+    started = [
+        line for line in server.log_path.read_text().splitlines() if "tablestream serving" in line
+    ]
+    assert len(started) == 2 and all(re.search(r" threads=3\b", line) for line in started), started
+    for pid in children:
+        # 3 workers plus the main loop and at most a helper or two; the 5 of the environment or
+        # the default 12 would show here.
+        assert len(os.listdir(f"/proc/{pid}/task")) <= 3 + 3

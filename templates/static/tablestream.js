@@ -13,8 +13,8 @@
 //             body is cut it stops the parser, drops what it had not parsed yet (the server's
 //             error marker with it) and leaves the document "loading" for ever, with no event.
 //             So once rows stop for ASK_MS the script asks the server (#ts-status's
-//             data-status-url, GET /streams/<request id>) what became of the stream; an "error"
-//             or "client_aborted" answer turns the status into an error.
+//             data-status-url, GET /streams/<request id>) what became of the stream; an "error",
+//             "cut" or "client_aborted" answer turns the status into an error.
 //   complete  parsing ended and the success footer #ts-complete is there, its data-rows-sent
 //             equal to the rows on the page: "N rows, complete"
 //   error     the server's error marker was parsed, or parsing ended without the footer (a
@@ -99,7 +99,7 @@
     const now = performance.now();
     const quiet = now - grewAt;
     const ended = serverSays && (serverSays.outcome === "error" ||
-      serverSays.outcome === "client_aborted");
+      serverSays.outcome === "cut" || serverSays.outcome === "client_aborted");
     if (quiet >= ASK_MS && now - askedAt >= ASK_MS) ask();
     if (quiet >= MARKER_MS && markers.length) {
       failed(rows);

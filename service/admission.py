@@ -1,0 +1,103 @@
+"""Admission control: a stream gets a slot or an immediate 503, never a silent queue.
+
+waitress hands each request to the next free worker thread and queues the rest in memory with
+no limit and no deadline. A stream holds its thread for as long as its client reads (or does not
+read), so a handful of long or stalled streams used to take every thread, and ``/healthz`` then
+waited behind them in that queue. Here a stream must take one of ``stream_slots`` slots before
+it opens its source; the slots are fewer than the threads, so the threads left over are always
+free for probes, metrics, status and small pages, and for answering the 503 of a stream that
+found no slot. The slot is given back when the stream's body is closed (the stream observer's
+``finished``), whatever the outcome.
+
+A second, optional cap counts streams per client address, so one client cannot take every slot.
+Behind a proxy that address is the proxy's unless the proxy is trusted (its forwarded header is
+then believed by waitress and becomes ``REMOTE_ADDR``). A draining server admits no new stream.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+__all__ = ["CLIENT_LIMIT", "DRAINING", "SLOTS_FULL", "Admission", "Rejected", "Ticket"]
+
+SLOTS_FULL = "slots_full"
+CLIENT_LIMIT = "client_limit"
+DRAINING = "draining"
+
+
+class Rejected(Exception):
+    """No slot for this stream now; ``reason`` is the metric label, ``message`` for the page."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+class Ticket:
+    """One admitted stream's slot; a StreamObserver so the stream's end gives it back."""
+
+    __slots__ = ("_admission", "_client", "_released")
+
+    def __init__(self, admission: Admission, client: str) -> None:
+        self._admission = admission
+        self._client = client
+        self._released = False
+
+    def chunk_sent(self, nbytes: int, rows_read: int, uncompressed: int) -> None:
+        pass
+
+    def finished(self, outcome: str, rows_read: int) -> None:
+        self.release()
+
+    def release(self) -> None:
+        """Give the slot back; safe to call more than once."""
+        if not self._released:
+            self._released = True
+            self._admission._release(self._client)
+
+
+class Admission:
+    """``slots`` streams at once in this process, at most ``per_client`` per address (0: any)."""
+
+    def __init__(self, slots: int, per_client: int = 0) -> None:
+        if slots < 1:
+            raise ValueError(f"slots must be at least 1, got {slots}")
+        self.slots = slots
+        self.per_client = per_client
+        self.draining = False
+        self._lock = threading.Lock()
+        self._in_use = 0
+        self._by_client: Counter[str] = Counter()
+
+    @property
+    def in_use(self) -> int:
+        return self._in_use
+
+    def admit(self, client: str) -> Ticket:
+        """A slot for a stream from ``client``, or ``Rejected`` saying why not."""
+        with self._lock:
+            if self.draining:
+                raise Rejected(DRAINING, "The server is shutting down; try another instance.")
+            if self._in_use >= self.slots:
+                raise Rejected(
+                    SLOTS_FULL,
+                    f"All {self.slots} stream slots of this server are taken.",
+                )
+            if self.per_client and self._by_client[client] >= self.per_client:
+                raise Rejected(
+                    CLIENT_LIMIT,
+                    f"This client already runs {self.per_client} streams, the most one client "
+                    "may run at once.",
+                )
+            self._in_use += 1
+            self._by_client[client] += 1
+        return Ticket(self, client)
+
+    def _release(self, client: str) -> None:
+        with self._lock:
+            self._in_use -= 1
+            self._by_client[client] -= 1
+            if self._by_client[client] <= 0:
+                del self._by_client[client]

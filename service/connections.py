@@ -1,0 +1,194 @@
+"""The waitress server tablestream runs: waitress, plus the deadlines and the drain it lacks.
+
+waitress reads requests in one loop thread and gives complete ones to its worker threads. What
+it does not have, and hostile or unlucky traffic needs, is added here by subclassing its server
+and channel (the hooks waitress itself exposes: ``channel_class``, ``parser_class``, ``run``):
+
+- **A deadline for a complete request** (``TABLESTREAM_HEADER_TIMEOUT``, like Go's
+  ``ReadHeaderTimeout`` or nginx's ``client_header_timeout``). waitress's ``channel_timeout``
+  counts from the last byte received, so a client that trickles one header byte every few
+  seconds (slowloris) kept its connection for ever, and ~200 of them filled the connection limit.
+  The clock starts at the request's first byte, or at connect for a connection that says nothing.
+- **A shorter idle timeout between requests** (``TABLESTREAM_KEEPALIVE_TIMEOUT``) for kept-alive
+  connections, so idle sockets do not hold connection slots for ``channel_timeout``.
+- **An honest drain**: ``stop_listening()`` (called on SIGTERM) closes this process's listening
+  socket at once, from the loop thread, so new connections are refused instead of queueing in the
+  kernel until the process exits. With ``--processes`` every child and the parent hold the same
+  socket: a retiring child closes only its own descriptor and its siblings go on accepting.
+- **``Expect: 100-continue`` on a request without a body** is answered. waitress 3.0.2 sends
+  ``100 Continue`` and then marks the (already complete) request incomplete again, so it is never
+  served and the connection hangs until the channel timeout (tests/test_availability.py shows it
+  against plain waitress). A request with no body has nothing to continue to: the header is
+  dropped.
+
+The checks run in the loop thread once a second (``_tick``), the same thread that reads and
+closes channels, so they never race with it; a channel being served is never touched.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from typing import Any
+
+from waitress.adjustments import Adjustments
+from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser
+from waitress.server import TcpWSGIServer
+from waitress.task import ThreadedTaskDispatcher
+
+__all__ = ["GuardedServer", "make_server"]
+
+log = logging.getLogger("tablestream")
+
+HEALTH_PATH = "/healthz"
+TICK_S = 1.0  # how often deadlines are checked; a deadline is kept to within about this
+
+
+class _RequestParser(HTTPRequestParser):
+    def parse_header(self, header_plus: bytes) -> None:
+        super().parse_header(header_plus)
+        if self.expect_continue and not self.chunked and not self.content_length:
+            self.expect_continue = False  # no body to wait for; see the module docstring
+
+
+class _GuardedChannel(HTTPChannel):
+    parser_class = _RequestParser
+
+    def __init__(self, server: Any, sock: socket.socket, addr: Any, adj: Any, map=None) -> None:
+        self.waiting_since = time.monotonic()  # connect, first byte of a request, or last reply
+        self.served = False
+        super().__init__(server, sock, addr, adj, map)
+
+    def received(self, data: bytes) -> bool:
+        if self.request is None and data:
+            self.waiting_since = time.monotonic()  # a new request starts now
+        return super().received(data)
+
+    def service(self) -> None:
+        try:
+            super().service()
+        finally:
+            self.served = True
+            self.waiting_since = time.monotonic()
+
+    def overdue(self, now: float, header_timeout: float, keepalive_timeout: float) -> str:
+        """Why this channel should be closed now ('' if it should not)."""
+        if self.requests or self.total_outbufs_len or self.will_close or self.close_when_flushed:
+            return ""  # being served, queued, or still sending: not idle
+        waited = now - self.waiting_since
+        if self.request is not None or not self.served:
+            return "request header deadline" if waited > header_timeout else ""
+        return "keep-alive idle timeout" if waited > keepalive_timeout else ""
+
+
+class GuardedServer(TcpWSGIServer):
+    """waitress's TCP server with request deadlines, a keep-alive timeout and a real drain."""
+
+    channel_class = _GuardedChannel
+
+    def __init__(
+        self,
+        application: Any,
+        sock: socket.socket,
+        adj: Adjustments,
+        header_timeout: float,
+        keepalive_timeout: float,
+    ) -> None:
+        self.header_timeout = header_timeout
+        self.keepalive_timeout = keepalive_timeout
+        self._stop_requested = False
+        self._probes: list[Any] = []  # channels holding a liveness probe to answer in the loop
+        self.closed_for_deadline = 0  # connections closed by the deadlines (for tests and logs)
+        dispatcher = ThreadedTaskDispatcher()
+        dispatcher.set_thread_count(adj.threads)
+        sockinfo = (sock.family, sock.type, sock.proto, sock.getsockname())
+        super().__init__(
+            application,
+            map={},
+            _sock=sock,
+            dispatcher=dispatcher,
+            adj=adj,
+            bind_socket=False,
+            sockinfo=sockinfo,
+        )
+
+    def add_task(self, task: Any) -> None:
+        """A liveness probe is answered in the loop thread, everything else by a worker.
+
+        Under full-speed streams every worker hand-off waits for the GIL behind the rendering
+        threads; answering ``/healthz`` where it was read saves that wait (it is a few hundred
+        bytes, so the write never blocks the loop).
+        """
+        request = task.requests[0] if task.requests else None
+        if (
+            request is not None
+            and request.path == HEALTH_PATH
+            and request.command in ("GET", "HEAD")
+            and not request.error
+        ):
+            self._probes.append(task)  # served after this poll, outside the channel's lock
+            return
+        super().add_task(task)
+
+    def stop_listening(self) -> None:
+        """Close the listening socket as soon as the loop wakes; safe in a signal handler."""
+        self._stop_requested = True
+        self.trigger._physical_pull()  # wakes poll(); takes no lock, unlike pull_trigger
+
+    def maintenance(self, now: float) -> None:
+        """waitress's own sweep is replaced by ``_tick`` (it also applies channel_timeout)."""
+
+    def run(self) -> None:
+        """waitress's loop, one poll at a time, with the deadline checks between polls."""
+        from waitress import wasyncore
+
+        next_tick = 0.0
+        try:
+            while self._map:
+                wasyncore.loop(
+                    timeout=self.adj.asyncore_loop_timeout,
+                    use_poll=self.adj.asyncore_use_poll,
+                    map=self._map,
+                    count=1,
+                )
+                while self._probes:
+                    self._probes.pop().service()
+                if self._stop_requested and self.accepting:
+                    self._close_listener()
+                now = time.monotonic()
+                if now >= next_tick:
+                    next_tick = now + TICK_S
+                    self._tick(now)
+        except (SystemExit, KeyboardInterrupt):
+            self.task_dispatcher.shutdown()
+
+    def _close_listener(self) -> None:
+        self.accepting = False
+        self.del_channel()
+        self.socket.close()
+        log.info("listening socket closed: new connections are refused")
+
+    def _tick(self, now: float) -> None:
+        idle_cutoff = time.time() - self.adj.channel_timeout  # waitress's clock for this one
+        for channel in list(self.active_channels.values()):
+            why = channel.overdue(now, self.header_timeout, self.keepalive_timeout)
+            if not why and not channel.requests and channel.last_activity < idle_cutoff:
+                why = "channel timeout"
+            if why:
+                self.closed_for_deadline += 1
+                log.debug("closing connection from %s: %s", channel.addr, why)
+                channel.will_close = True
+
+
+def make_server(
+    app: Any,
+    sock: socket.socket,
+    options: dict[str, Any],
+    header_timeout: float,
+    keepalive_timeout: float,
+) -> GuardedServer:
+    """A GuardedServer on the listening socket ``sock`` with waitress ``options``."""
+    adj = Adjustments(**{k: v for k, v in options.items() if k not in ("host", "port")})
+    return GuardedServer(app, sock, adj, header_timeout, keepalive_timeout)
