@@ -98,7 +98,7 @@ class Probes:
     def sample(self) -> None:
         try:
             rss, disk = rss_bytes(self.pid), temp_file_bytes(self.pid)
-        except OSError:  # the process is gone (the drain attack ends it)
+        except (OSError, RuntimeError):  # the process is gone (the drain attack ends it)
             return
         self.figures.rss_peak = max(self.figures.rss_peak, rss)
         self.figures.disk_peak = max(self.figures.disk_peak, disk)

@@ -62,7 +62,7 @@ class Row:
 def _ms(seconds: float | None) -> str:
     if seconds is None:
         return "-"
-    return "no answer" if math.isinf(seconds) else f"{seconds * 1000:.0f}"
+    return "no answer" if math.isinf(seconds) else f"{seconds * 1000:.0f} ms"
 
 
 def _mib(size: int | None) -> str:
@@ -79,8 +79,8 @@ def _row_cells(row: Row) -> list[str]:
         row.attack,
         row.sockets,
         f"{_ms(percentile(health, 0.5))} / {_ms(percentile(health, 0.99))} / "
-        f"{_ms(max(health, default=None))} ms ({answered} of {len(health)} answered)",
-        f"{_ms(percentile(small, 0.5))} / {_ms(max(small, default=None))} ms "
+        f"{_ms(max(health, default=None))} ({answered} of {len(health)} answered)",
+        f"{_ms(percentile(small, 0.5))} / {_ms(max(small, default=None))} "
         f"({small_ok} of {len(f.small)} within 1 s)",
         "n/a" if row.rejected is None else f"{row.rejected:.0f}",
         f"{_mib(row.rss_idle)} / {_mib(f.rss_peak)} / {_mib(row.rss_after)}",
