@@ -43,13 +43,10 @@ class SocketRecord:
 
     kind: str  # "stalled" or "slowloris"
     opened: float
+    first_sent: float | None = None  # when its first byte went out
     closed_by_server: float | None = None
     closed_by_us: float | None = None
     answer: bytes = b""  # what the server sent before closing (a slowloris may get a 408/400)
-
-    def lifetime(self) -> float:
-        end = self.closed_by_server or self.closed_by_us or time.monotonic()
-        return end - self.opened
 
 
 @dataclass
@@ -88,10 +85,6 @@ class AttackPool:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="attack-pool", daemon=True)
         self._openings = 0
-
-    @property
-    def sockets(self) -> int:
-        return self.stalled + self.slowloris
 
     def start(self) -> None:
         for _ in range(self.stalled):
@@ -187,6 +180,8 @@ class AttackPool:
             if not self._stop.is_set():
                 self._open_slow(now)
             return
+        if slow.sent == 0:
+            slow.record.first_sent = now
         slow.sent += 1
         slow.next_send = now + self.trickle_seconds
 

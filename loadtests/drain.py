@@ -35,6 +35,7 @@ class DrainFigures:
     streams: int = 0
     finished: list[float] = field(default_factory=list)  # seconds after the signal, complete
     exited_after: float | None = None
+    signalled_at: float = 0.0  # monotonic() when SIGTERM was sent
 
 
 def _new_connection_refused(host: str, port: int) -> str:
@@ -102,7 +103,7 @@ def drain_under_load(
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and (in_progress(base_url) or 0) < streams:
         time.sleep(0.05)  # bounded poll until every reader's stream runs
-    signal_at[0] = time.monotonic()
+    signal_at[0] = figures.signalled_at = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     signalled.set()
     bound = signal_at[0] + grace + 5

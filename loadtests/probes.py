@@ -14,10 +14,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from tests.servers import rss_bytes, temp_file_bytes
 
-__all__ = ["HEALTH_TIMEOUT", "ProbeFigures", "Probes", "get", "percentile"]
+__all__ = ["HEALTH_TIMEOUT", "Probe", "ProbeFigures", "Probes", "get", "percentile"]
 
 HEALTH_INTERVAL = 0.1
 HEALTH_TIMEOUT = 2.0
@@ -50,22 +51,37 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))]
 
 
+class Probe(NamedTuple):
+    status: int | None  # None: no answer within the timeout
+    seconds: float
+    at: float  # monotonic() when the probe started
+
+
 @dataclass
 class ProbeFigures:
-    health: list[tuple[int | None, float]] = field(default_factory=list)
-    small: list[tuple[int | None, float]] = field(default_factory=list)
+    health: list[Probe] = field(default_factory=list)
+    small: list[Probe] = field(default_factory=list)
     rss_peak: int = 0
     disk_peak: int = 0
 
     def answered(self, which: str) -> list[float]:
-        return [s for status, s in getattr(self, which) if status == 200]
+        return [p.seconds for p in getattr(self, which) if p.status == 200]
 
     def latencies(self, which: str) -> list[float]:
         """Every probe's seconds, an unanswered (or failed) one as infinity."""
-        return [s if status == 200 else math.inf for status, s in getattr(self, which)]
+        return [p.seconds if p.status == 200 else math.inf for p in getattr(self, which)]
 
     def unanswered(self, which: str) -> int:
-        return sum(1 for status, _ in getattr(self, which) if status != 200)
+        return sum(1 for p in getattr(self, which) if p.status != 200)
+
+    def until(self, moment: float) -> ProbeFigures:
+        """The probes started before ``moment`` (the resource peaks are kept whole)."""
+        return ProbeFigures(
+            [p for p in self.health if p.at < moment],
+            [p for p in self.small if p.at < moment],
+            self.rss_peak,
+            self.disk_peak,
+        )
 
 
 @dataclass
@@ -112,7 +128,12 @@ class Probes:
             self._stop.wait(max(0.0, next_at - time.monotonic()))
 
     def _health(self) -> None:
-        self.figures.health.append(get(self.host, self.port, "/healthz", HEALTH_TIMEOUT))
+        at = time.monotonic()
+        self.figures.health.append(
+            Probe(*get(self.host, self.port, "/healthz", HEALTH_TIMEOUT), at)
+        )
 
     def _small(self) -> None:
-        self.figures.small.append(get(self.host, self.port, SMALL_PATH, SMALL_TIMEOUT))
+        at = time.monotonic()
+        status, seconds = get(self.host, self.port, SMALL_PATH, SMALL_TIMEOUT)
+        self.figures.small.append(Probe(status, seconds, at))
