@@ -8,8 +8,8 @@ DEMO_ROWS ?= 1000000
 PYTEST_ARGS ?=
 LINT_PATHS := service tests bench loadtests
 
-.PHONY: run test lint format venv clean system-deps e2e readme bench bench-quick loadtest loadtest-smoke \
-	reliability
+.PHONY: run test check lint format venv clean system-deps e2e readme bench bench-quick loadtest \
+	loadtest-smoke reliability
 
 $(VENV)/bin/activate:
 	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found; set PYTHON=python3.x" >&2; exit 1; }
@@ -40,6 +40,14 @@ test: $(VENV)/.installed-test system-deps
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The edit loop (< 1 min): lint, then the tests that need no root, no PostgreSQL, no browser and
+# no system package, and that take no more than a second or two each (not marked slow).
+CHECK_MARKERS := not slow and not postgres and not browser and not system
+check: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+	$(PY) -m pytest -q -m "$(CHECK_MARKERS)" $(PYTEST_ARGS)
 
 # The real-Prometheus and promtool checks of ops/ alone (make test runs them too).
 e2e: $(VENV)/.installed-test system-deps

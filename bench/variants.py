@@ -23,6 +23,7 @@ from markupsafe import escape
 
 from service.chunker import Chunker
 from service.requestlog import REQUEST_ID_KEY
+from service.rowmarkup import ROW_MARKUP
 from service.sources import RowStream
 
 __all__ = ["bp"]
@@ -86,7 +87,7 @@ def hand() -> Response:
 
     def pieces() -> Iterator[str]:
         yield head
-        start, between, end = "<tr><td>", "</td><td>", "</td></tr>\n"
+        start, between, end = ROW_MARKUP
         for number, batch in enumerate(rows.batches()):
             if number:
                 yield "</tbody><tbody>\n"  # as table.html: one group per batch
@@ -101,7 +102,8 @@ def hand() -> Response:
 @bp.get("/bench/ceiling")
 def ceiling() -> Response:
     size = request.args.get("bytes", default=1_000_000, type=int)
-    block = b"<tr><td>x</td></tr>\n" * (_chunk_bytes() // 20 + 1)
+    row = (ROW_MARKUP.start + "x" + ROW_MARKUP.end).encode()
+    block = row * (_chunk_bytes() // len(row) + 1)
     whole, rest = divmod(size, len(block))
     body = itertools.chain(itertools.repeat(block, whole), [block[:rest]] if rest else [])
     return Response(body, mimetype="text/html")

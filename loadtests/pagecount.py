@@ -11,9 +11,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from service.rowmarkup import ROW_MARKUP
+
 __all__ = ["PageCount"]
 
-ROW_START = b"<tr><td"  # body rows only: the header row is <tr><th
+ROW_START = ROW_MARKUP.start.encode()  # body rows only: the header row is <tr><th
 _TAIL_BYTES = 512
 _FOOTER = re.compile(rb'<footer class="ts-footer" id="ts-complete" data-rows-sent="(\d+)"')
 

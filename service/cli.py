@@ -14,7 +14,6 @@ import sys
 from collections.abc import Sequence
 
 from flask import Flask
-from prometheus_client import start_http_server
 
 from . import create_app
 from .allocator import limit_malloc_arenas
@@ -26,6 +25,7 @@ from .listening import (
     inherited_listening_socket,
     listening_socket,
 )
+from .metricsport import serve_metrics_port
 from .processes import clean_multiprocess_dir, supervise
 from .watchdog import install_graceful_shutdown
 
@@ -105,17 +105,9 @@ def serve_app(app: Flask, settings: Settings) -> int:
             )
     check_open_file_limit(settings)
     server = make_server(app, sock, options, settings.header_timeout, settings.keepalive_timeout)
-    if settings.metrics_port and not (settings.listen_fd or settings.reuse_port):
-        metrics = app.extensions["tablestream"].metrics
-        with bind_errors_exit(
-            settings.metrics_host,
-            settings.metrics_port,
-            "TABLESTREAM_METRICS_HOST or TABLESTREAM_METRICS_PORT",
-        ):
-            start_http_server(
-                settings.metrics_port, addr=settings.metrics_host, registry=metrics.registry
-            )
     runtime = app.extensions["tablestream"]
+    if settings.metrics_port and not (settings.listen_fd or settings.reuse_port):
+        serve_metrics_port(settings, registry=runtime.metrics.registry)
     log.info(
         "tablestream serving %d tables on http://%s:%s/ with waitress %s; %d stream slots; "
         "malloc arenas %s",

@@ -158,6 +158,13 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     _s("csv", csv_tables, "", "CSV files served as tables, NAME=PATH[,NAME=PATH...]"),
     _s(
+        "csv_field_limit",
+        integer(1 * KIB, 1024 * MIB, "bytes"),
+        str(16 * MIB),
+        "longest CSV field read (characters; bytes for ASCII); a longer one ends the stream "
+        "with an error naming the row",
+    ),
+    _s(
         "synthetic_rows",
         integer(0, 10**12),
         "10000000",
@@ -391,6 +398,7 @@ class Settings:
 
     db: str
     csv: tuple[tuple[str, str], ...]
+    csv_field_limit: int
     synthetic_rows: int
     fetch_rows: int
     chunk_bytes: int

@@ -6,6 +6,8 @@ state through module globals.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +20,10 @@ from .streaming import FanOut, NullObserver, StreamObserver
 from .streamstatus import RecentStreams
 from .watchdog import Watchdog
 
-__all__ = ["Runtime"]
+__all__ = ["READINESS_CACHE_SECONDS", "Runtime"]
+
+READINESS_CACHE_SECONDS = 1.5
+"""How long one /readyz verdict is reused: probes every second stay one read per table."""
 
 
 @dataclass
@@ -32,18 +37,23 @@ class Runtime:
     # it returns is told about every chunk and the outcome. Metrics and logs register here.
     observer_factories: list[Callable[[str], StreamObserver]] = field(default_factory=list)
     recent: RecentStreams = field(default_factory=RecentStreams)
+    _readiness: tuple[float, list[str]] | None = field(default=None, repr=False)
+    _readiness_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def describe_tables(self) -> list[dict[str, Any]]:
-        """Name, kind, columns and (where cheap) row count of every table, for the index page."""
+        """Name, kind, columns and (where cheap) row count of every table, for the index page.
+
+        A table that cannot be read is listed with ``broken`` saying why, so the page still
+        shows every other table (a view over a dropped table made the whole page a 500).
+        """
         described = []
         for table in self.catalog.values():
+            entry: dict[str, Any] = {"name": table.name, "kind": table.kind, "broken": None}
             try:
-                columns, count = table.columns(), table.row_count()
-            except SourceError:
-                columns, count = [], None
-            described.append(
-                {"name": table.name, "kind": table.kind, "columns": columns, "rows": count}
-            )
+                entry.update(columns=table.columns(), rows=table.row_count())
+            except SourceError as exc:
+                entry.update(columns=[], rows=None, broken=str(exc))
+            described.append(entry)
         return described
 
     def observer(self, table: str, *more: StreamObserver | None) -> StreamObserver:
@@ -55,11 +65,20 @@ class Runtime:
         return observers[0] if len(observers) == 1 else FanOut(observers)
 
     def problems(self) -> list[str]:
-        """Why the service cannot serve every table now; empty when ready."""
-        problems = []
-        for table in self.catalog.values():
-            try:
-                table.check()
-            except SourceError as exc:
-                problems.append(f"{table.name}: {exc}")
-        return problems
+        """Why the service cannot serve every table now; empty when ready.
+
+        Every table is opened and its first row read, at most once per
+        ``READINESS_CACHE_SECONDS``: concurrent probes wait for the one check under way.
+        """
+        with self._readiness_lock:
+            now = time.monotonic()
+            if self._readiness is not None and now - self._readiness[0] < READINESS_CACHE_SECONDS:
+                return list(self._readiness[1])
+            problems = []
+            for table in self.catalog.values():
+                try:
+                    table.check()
+                except SourceError as exc:
+                    problems.append(f"{table.name}: {exc}")
+            self._readiness = (time.monotonic(), problems)
+            return list(problems)

@@ -47,11 +47,13 @@ def get(
     timeout: float = 60.0,
     max_bytes: int | None = None,
     keep: bool = True,
+    read_pause: float = 0.0,
 ) -> RawResponse:
     """GET ``url``; read the chunked body (or up to ``max_bytes`` of it, then hang up).
 
     With ``keep=False`` only sizes, arrival times and the body's last 4 KiB are kept, so a
-    test can drain a huge stream without holding it.
+    test can drain a huge stream without holding it. ``read_pause`` seconds of sleep after each
+    chunk make a slow reader.
     """
     parts = urlsplit(url)
     path = parts.path + (f"?{parts.query}" if parts.query else "")
@@ -95,6 +97,8 @@ def get(
                 response.size = received
                 if max_bytes is not None and received >= max_bytes:
                     break
+                if read_pause:
+                    time.sleep(read_pause)
         except (ConnectionError, ValueError, OSError):
             pass
         return response

@@ -105,8 +105,12 @@ class ThreadServer:
         ):
             time.sleep(0.02)  # let streams still being torn down finish first
         self._stopping = True
-        self.server.close()
+        # Closed by the loop thread itself, woken by the trigger: the loop then ends at once
+        # instead of after its next 1 s poll timeout.
+        self.server.trigger.pull_trigger(self.server.close)
         self.thread.join(timeout=5)
+        if self.thread.is_alive():
+            self.server.close()
 
 
 @dataclass

@@ -24,7 +24,10 @@ from service.sources.synthetic import COLUMNS, synthetic_row
 from . import httpraw
 from .servers import ROOT
 
-pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="drives Debian's /usr/bin/chromium")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(sys.platform != "linux", reason="drives Debian's /usr/bin/chromium"),
+]
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = ROOT / "runs" / "screenshots"

@@ -99,6 +99,7 @@ def test_a_client_that_stops_reading_is_cut_after_the_write_timeout(thread_serve
     assert _wait(lambda: value(metrics, "tablestream_streams_total", outcome="client_aborted") == 1)
 
 
+@pytest.mark.slow
 def test_sigterm_refuses_new_connections_lets_short_streams_finish_and_marks_cut_ones(
     process_server, settings_for
 ):

@@ -44,6 +44,7 @@ def _check(response) -> None:
 
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(name=names, query=params)
+@pytest.mark.slow
 def test_random_query_strings_get_200_or_a_400_that_explains(fuzz_client, name, query):
     with fuzz_client.get(f"/tables/{name}?{urllib.parse.urlencode(query)}") as response:
         _check(response)
@@ -55,6 +56,7 @@ def test_random_query_strings_get_200_or_a_400_that_explains(fuzz_client, name, 
     method=st.sampled_from(["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS"]),
 )
 @example(parts=["", "0000000000000000:::::::::::::表"], method="GET")  # once crashed the client
+@pytest.mark.slow
 def test_random_paths_and_methods_never_give_a_5xx(fuzz_client, parts, method):
     path = "/" + "/".join(urllib.parse.quote(p, safe="") for p in parts)
     # Hand the app the PATH_INFO waitress would build from this request line (percent-decoded,

@@ -24,6 +24,8 @@ from .servers import ROOT, free_port
 OPS = ROOT / "ops"
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
+pytestmark = pytest.mark.system  # promtool and a real Prometheus
+
 
 def _tool(name: str) -> str:
     path = shutil.which(name)

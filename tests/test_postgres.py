@@ -16,11 +16,14 @@ import pytest
 
 psycopg = pytest.importorskip("psycopg")
 
+pytestmark = pytest.mark.postgres
+
 from service import create_app  # noqa: E402
 from service.sources.formatting import format_batch  # noqa: E402
 from service.sources.postgres import PostgresTable  # noqa: E402
 
 from . import httpraw  # noqa: E402
+from .metricsread import value  # noqa: E402
 from .servers import rss_bytes  # noqa: E402
 from .tablehtml import parse_table  # noqa: E402
 
@@ -196,8 +199,15 @@ def test_connections_go_back_to_the_pool_after_completed_aborted_and_failed_stre
     assert sessions and all(state == "idle" for state, _ in sessions), sessions
 
     # A backend killed mid-stream: the client gets the error marker and a cut stream.
+    metrics = f"{server.url}/metrics"
+    rows_before = value(metrics, "tablestream_stream_rows_total", table="big") or 0
+
     def kill_soon() -> None:
-        time.sleep(0.3)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # once rows of this stream went out
+            if (value(metrics, "tablestream_stream_rows_total", table="big") or 0) > rows_before:
+                break
+            time.sleep(0.02)
         with psycopg.connect(DSN, autocommit=True) as conn:
             conn.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "

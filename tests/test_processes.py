@@ -22,6 +22,7 @@ import pytest
 from service.demo import create_demo_db
 
 from . import httpraw
+from .metricsread import value
 
 TCP_LISTEN, TCP_ESTABLISHED = "0A", "01"
 
@@ -109,8 +110,12 @@ def test_new_connections_go_to_the_sibling_while_one_process_drains(process_serv
             return owners[0] if len(owners) == 1 else None
 
         draining = _wait_for(holder, what="the process holding the stream")
+        listening = _tcp_inodes(server.port, TCP_LISTEN)
         os.kill(draining, signal.SIGTERM)
-        time.sleep(0.5)  # let it stop accepting
+        _wait_for(
+            lambda: not listening & _socket_inodes(draining),
+            what="the draining process to let go of the listening socket",
+        )
         assert Path(f"/proc/{draining}").exists(), "the draining process should still be up"
         for _ in range(20):
             response = httpraw.get(f"{server.url}/tables/synthetic?limit=100", timeout=5)
@@ -196,7 +201,10 @@ def test_sighup_replaces_every_process_without_dropping_a_request(process_server
         )
     )
     reader.start()
-    time.sleep(0.2)  # the stream has begun on one of the old processes
+    _wait_for(
+        lambda: value(f"{server.url}/metrics", "tablestream_streams_in_progress") == 1,
+        what="the stream to begin on one of the old processes",
+    )
     os.kill(server.pid, signal.SIGHUP)
     short = []
     deadline = time.monotonic() + 5
@@ -230,13 +238,13 @@ def test_a_sighup_whose_new_processes_cannot_start_leaves_the_old_ones_serving(
         timeout=30,
         what="the reload to be judged",
     )
-    time.sleep(1)
-    assert set(_children(server.pid)) == old
+    _wait_for(lambda: set(_children(server.pid)) == old, what="only the old processes left")
     assert server.proc.poll() is None
     for _ in range(5):
         assert httpraw.get(f"{server.url}/tables/orders?limit=5").terminated
 
 
+@pytest.mark.slow
 def test_children_run_with_the_parents_command_line_flags_not_just_its_environment(
     process_server,
 ):
@@ -253,3 +261,29 @@ def test_children_run_with_the_parents_command_line_flags_not_just_its_environme
         # 3 workers plus the main loop and at most a helper or two; the 5 of the environment or
         # the default 12 would show here.
         assert len(os.listdir(f"/proc/{pid}/task")) <= 3 + 3
+
+
+@pytest.mark.slow
+def test_stopping_the_whole_server_refuses_new_connections_while_streams_drain(process_server):
+    server = process_server(
+        TABLESTREAM_DB="", TABLESTREAM_PROCESSES="2", TABLESTREAM_SHUTDOWN_GRACE="30"
+    )
+    _all_serving(server)
+    held = socket.create_connection(("127.0.0.1", server.port))
+    held.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    try:
+        held.sendall(b"GET /tables/synthetic?limit=1000000 HTTP/1.1\r\nHost: t\r\n\r\n")
+        held.recv(1)  # the stream is in flight and nobody reads it: its process drains
+        os.kill(server.pid, signal.SIGTERM)
+
+        def refused() -> bool:
+            try:
+                socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
+            except ConnectionRefusedError:
+                return True
+            return False
+
+        _wait_for(refused, timeout=2, what="new connections to be refused")
+        assert server.proc.poll() is None, "the stream in flight should keep the server draining"
+    finally:
+        held.close()

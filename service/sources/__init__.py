@@ -42,7 +42,7 @@ def build_catalog(settings: Settings) -> dict[str, Table]:
             tables.append(SyntheticTable(settings.synthetic_rows))
         if settings.db:
             tables.extend(sqlite_tables(settings.db, settings.fetch_rows))
-        tables.extend(CSVTable(name, path) for name, path in settings.csv)
+        tables.extend(CSVTable(name, path, settings.csv_field_limit) for name, path in settings.csv)
         if settings.pg_dsn:
             tables.extend(_postgres_tables(settings))
     except SourceError as exc:

@@ -13,12 +13,43 @@ import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 
-__all__ = ["BatchedRowStream", "RowStream", "SourceBusy", "SourceError", "Table"]
+__all__ = [
+    "BatchedRowStream",
+    "RowStream",
+    "SourceBusy",
+    "SourceError",
+    "Table",
+    "unique_columns",
+]
 
 Row = Sequence[str]
 
 BATCH_ROWS = 256
 """Rows per batch when a source has no natural batch: about 32 KiB of HTML, one chunk."""
+
+
+def unique_columns(names: Sequence[str]) -> list[str]:
+    """Column names made unique, the same for every source and so in every format.
+
+    The first ``name`` keeps its name; later ones become ``name_2``, ``name_3``, ... skipping
+    any name the table already has. Without this NDJSON, keyed by column, silently dropped all
+    but the last of a repeated CSV header name while HTML and CSV showed both.
+    """
+    if len(set(names)) == len(names):
+        return list(names)
+    taken = set(names)
+    seen: set[str] = set()
+    unique = []
+    for name in names:
+        if name in seen:
+            n = 2
+            while f"{name}_{n}" in taken:
+                n += 1
+            name = f"{name}_{n}"
+            taken.add(name)
+        seen.add(name)
+        unique.append(name)
+    return unique
 
 
 class SourceError(RuntimeError):
@@ -109,5 +140,9 @@ class Table(ABC):
         """Start reading up to ``limit`` rows after skipping ``offset`` rows."""
 
     def check(self) -> None:
-        """Raise SourceError when the table cannot be served now (used by /readyz)."""
+        """Raise SourceError when the table cannot be served now (used by /readyz).
+
+        Sources that can read their first row cheaply do, so a table that is configured but
+        unreadable (a view over a dropped table) makes the service not ready.
+        """
         return None

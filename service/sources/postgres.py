@@ -7,6 +7,10 @@ then refused with 503, instead of opening unbounded connections), runs in a read
 transaction, and gives the connection back — rolled back, or discarded by the pool when broken
 — however the stream ends.
 
+A stream reads one snapshot: PostgreSQL fixes a cursor's snapshot when the cursor is opened
+(``DECLARE``), whatever the isolation level, so rows committed by others while the stream runs
+are never mixed in; each stream's transaction runs only that one statement.
+
 Tables come only from configuration. Identifiers are quoted with ``sql.Identifier`` and
 ``limit``/``offset`` are bound parameters, so nothing from a URL becomes SQL text. Explicitly
 named tables are served even when the database is down at start-up (requests get 503 and
@@ -22,7 +26,7 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from .base import RowStream, SourceBusy, SourceError, Table
+from .base import RowStream, SourceBusy, SourceError, Table, unique_columns
 from .cursor import CursorRowStream
 
 __all__ = ["PostgresSource", "PostgresTable"]
@@ -44,8 +48,14 @@ class _PostgresStream(CursorRowStream):
         self._pool = pool
         self._conn: psycopg.Connection | None = conn
         self._cursor = conn.cursor(name=f"tablestream_{next(_cursor_ids)}")
-        self._cursor.execute(query, params)
-        self.columns = [d.name for d in self._cursor.description or []]
+        try:
+            self._cursor.execute(query, params)
+        except BaseException:
+            # A backend that dies right here (killed, restarted) would leave the named cursor
+            # to the garbage collector, which warns; the caller gives the connection back.
+            self._cursor.close()
+            raise
+        self.columns = unique_columns([d.name for d in self._cursor.description or []])
         self._fetchmany = self._cursor.fetchmany
         self._fetch_rows = fetch_rows
         self.rows_read = 0
@@ -81,9 +91,12 @@ class PostgresTable(Table):
     def columns(self) -> list[str]:
         if self._columns is None:
             query = sql.SQL("SELECT * FROM {} LIMIT 0").format(self.identifier)
-            with self._source.connection() as conn, conn.cursor() as cur:
-                cur.execute(query)
-                self._columns = [d.name for d in cur.description or []]
+            try:
+                with self._source.connection() as conn, conn.cursor() as cur:
+                    cur.execute(query)
+                    self._columns = unique_columns([d.name for d in cur.description or []])
+            except psycopg.Error as exc:
+                raise SourceError(f"cannot read table {self.name!r}: {exc}") from exc
         return list(self._columns)
 
     def open(self, limit: int | None = None, offset: int = 0) -> RowStream:
@@ -98,7 +111,15 @@ class PostgresTable(Table):
             raise SourceError(f"cannot read table {self.name!r}: {exc}") from exc
 
     def check(self) -> None:
-        self._source.check()
+        """Read the table's first row through a pooled connection (for /readyz)."""
+        query = sql.SQL("SELECT * FROM {} LIMIT 1").format(self.identifier)
+        try:
+            with self._source.connection() as conn:
+                conn.execute(query).fetchone()
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise SourceError(f"PostgreSQL unreachable: {exc}") from exc
+        except psycopg.Error as exc:
+            raise SourceError(f"cannot read PostgreSQL table {self.name!r}: {exc}") from exc
 
 
 class PostgresSource:
@@ -143,13 +164,6 @@ class PostgresSource:
             return self.pool.connection(timeout=self.pool_timeout)
         except PoolTimeout as exc:
             raise SourceBusy("no PostgreSQL connection available", retry_after=2) from exc
-
-    def check(self) -> None:
-        try:
-            with self.connection() as conn:
-                conn.execute("SELECT 1")
-        except (psycopg.Error, PoolTimeout) as exc:
-            raise SourceError(f"PostgreSQL unreachable: {exc}") from exc
 
     def close(self) -> None:
         self.pool.close()

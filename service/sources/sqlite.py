@@ -1,21 +1,39 @@
 """SQLite, the embedded default: every table and view of one database file is served.
 
-Each stream opens its own read-only connection (``mode=ro``), reads through a cursor with
-``fetchmany`` so at most one batch is in memory, and closes the connection when the stream
-ends for any reason. Table names come only from the file's own catalogue, read at start-up,
-and are quoted as identifiers; nothing from a URL is ever put into SQL text.
+Each stream opens its own read-only connection (``mode=ro``) and reads one snapshot: a read
+transaction (``BEGIN``) held until the stream closes, through a cursor with ``fetchmany`` so at
+most one batch is in memory. After every fetch the file is checked (``sqlitefile.FileWatch``):
+rows from a file rewritten under the stream are never handed on, the stream fails instead.
+
+A TEXT value that is not valid UTF-8 is shown with U+FFFD replacement characters and the stream
+goes on. The fast path keeps sqlite3's C decoder; the first undecodable cell costs one
+re-run of the query in the same transaction (same snapshot, ``OFFSET`` = rows already fetched,
+because the failed ``fetchmany`` dropped the rows it had read), and the rest of the stream
+decodes with ``errors="replace"``.
+
+Table names come only from the file's own catalogue, read at start-up, and are quoted as
+identifiers; nothing from a URL is ever put into SQL text.
 """
 
 from __future__ import annotations
 
+import functools
 import sqlite3
+from collections.abc import Sequence
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
-from .base import RowStream, SourceError, Table
+from .base import RowStream, SourceError, Table, unique_columns
 from .cursor import CursorRowStream
+from .sqlitefile import FileWatch, not_a_database
 
 __all__ = ["SQLiteTable", "quote_identifier", "sqlite_tables"]
+
+REPLACING_TEXT = functools.partial(str, encoding="utf-8", errors="replace")
+"""sqlite3 text_factory that shows undecodable bytes as U+FFFD instead of failing the row."""
+_UNDECODABLE = "Could not decode to UTF-8"
+_OPEN_ATTEMPTS = 3
 
 
 def quote_identifier(name: str) -> str:
@@ -25,7 +43,10 @@ def quote_identifier(name: str) -> str:
 def connect_readonly(path: Path) -> sqlite3.Connection:
     try:
         conn = sqlite3.connect(
-            f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False
+            f"{path.resolve().as_uri()}?mode=ro",
+            uri=True,
+            check_same_thread=False,
+            isolation_level=None,  # transactions are explicit: one BEGIN per stream
         )
     except sqlite3.Error as exc:
         raise SourceError(f"cannot open SQLite database {str(path)!r}: {exc}") from exc
@@ -33,19 +54,71 @@ def connect_readonly(path: Path) -> sqlite3.Connection:
 
 
 class _SQLiteStream(CursorRowStream):
-    def __init__(self, conn: sqlite3.Connection, sql: str, params: tuple, fetch_rows: int):
+    def __init__(
+        self,
+        table: str,
+        conn: sqlite3.Connection,
+        watch: FileWatch,
+        sql: str,
+        limit: int | None,
+        offset: int,
+        fetch_rows: int,
+    ):
+        self._table = table
         self._conn: sqlite3.Connection | None = conn
-        self._cursor = conn.execute(sql, params)
-        self.columns = [d[0] for d in self._cursor.description]
-        self._fetchmany = self._cursor.fetchmany
+        self._watch = watch
+        self._sql, self._limit, self._offset = sql, limit, offset
+        self._fetched = 0
+        self._cursor = conn.execute(sql, self._params())
+        self.columns = unique_columns([d[0] for d in self._cursor.description])
+        self._fetchmany = self._fetch
         self._fetch_rows = fetch_rows
         self.rows_read = 0
+
+    def _params(self) -> tuple[int, int]:
+        limit = -1 if self._limit is None else self._limit - self._fetched
+        return limit, self._offset + self._fetched
+
+    def _fetch(self, size: int) -> Sequence[Sequence[Any]]:
+        try:
+            try:
+                rows = self._cursor.fetchmany(size)
+            except sqlite3.OperationalError as exc:
+                if not str(exc).startswith(_UNDECODABLE) or self._replacing():
+                    raise
+                self._decode_with_replacement()
+                rows = self._cursor.fetchmany(size)
+        except sqlite3.Error as exc:
+            raise SourceError(
+                f"table {self._table!r} failed after {self._fetched} rows: "
+                f"{self._watch.changed() or exc}"
+            ) from exc
+        if reason := self._watch.changed():
+            raise SourceError(
+                f"table {self._table!r}: the database file changed under the stream after "
+                f"{self._fetched} rows: {reason}; the {len(rows)} rows just read are dropped"
+            )
+        self._fetched += len(rows)
+        return rows
+
+    def _replacing(self) -> bool:
+        return self._conn is not None and self._conn.text_factory is REPLACING_TEXT
+
+    def _decode_with_replacement(self) -> None:
+        """Read on from the first row not handed out, decoding text with replacement."""
+        assert self._conn is not None
+        self._conn.text_factory = REPLACING_TEXT
+        self._cursor.close()
+        self._cursor = self._conn.execute(self._sql, self._params())
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            self._cursor.close()
-            conn.close()
+            try:
+                self._cursor.close()
+                conn.close()  # ends the read transaction
+            finally:
+                self._watch.close()
 
 
 class SQLiteTable(Table):
@@ -57,34 +130,59 @@ class SQLiteTable(Table):
         self._fetch_rows = fetch_rows
         self._columns: list[str] | None = None
 
+    def _query(self, sql: str) -> list[Any]:
+        """Run a short catalogue query; SourceError naming the table when it cannot be read."""
+        with closing(connect_readonly(self.path)) as conn:
+            conn.text_factory = REPLACING_TEXT
+            try:
+                return conn.execute(sql).fetchall()
+            except sqlite3.Error as exc:
+                raise SourceError(f"cannot read table {self.name!r}: {exc}") from exc
+
     def columns(self) -> list[str]:
         if self._columns is None:
-            with closing(connect_readonly(self.path)) as conn:
-                info = conn.execute(f"PRAGMA table_info({quote_identifier(self.name)})")
-                self._columns = [r[1] for r in info.fetchall()]
+            info = self._query(f"PRAGMA table_info({quote_identifier(self.name)})")
+            self._columns = unique_columns([r[1] for r in info])
         return list(self._columns)
 
     def row_count(self) -> int | None:
-        with closing(connect_readonly(self.path)) as conn:
-            return conn.execute(f"SELECT count(*) FROM {quote_identifier(self.name)}").fetchone()[0]
+        return self._query(f"SELECT count(*) FROM {quote_identifier(self.name)}")[0][0]
 
     def open(self, limit: int | None = None, offset: int = 0) -> RowStream:
-        conn = connect_readonly(self.path)
-        try:
-            sql = f"SELECT * FROM {quote_identifier(self.name)} LIMIT ? OFFSET ?"
-            return _SQLiteStream(
-                conn, sql, (-1 if limit is None else limit, offset), self._fetch_rows
-            )
-        except sqlite3.Error as exc:
-            conn.close()
-            raise SourceError(f"cannot read table {self.name!r}: {exc}") from exc
+        sql = f"SELECT * FROM {quote_identifier(self.name)} LIMIT ? OFFSET ?"
+        # The file may be replaced between our descriptor, SQLite's, and the lock: try again.
+        for _ in range(_OPEN_ATTEMPTS):
+            try:
+                watch = FileWatch(self.path)
+            except OSError as exc:
+                raise SourceError(f"cannot open SQLite database {str(self.path)!r}: {exc}") from exc
+            try:
+                conn = connect_readonly(self.path)
+            except SourceError:
+                watch.close()
+                raise
+            try:
+                conn.execute("BEGIN")
+                watch.begin()
+                stream = _SQLiteStream(
+                    self.name, conn, watch, sql, limit, offset, self._fetch_rows
+                )  # the first step takes the shared lock: the snapshot starts here
+                if watch.is_wal:
+                    watch.set_wal_floor(conn.execute("PRAGMA page_count").fetchone()[0])
+            except sqlite3.Error as exc:
+                conn.close()
+                watch.close()
+                raise SourceError(f"cannot read table {self.name!r}: {exc}") from exc
+            if watch.changed() is None and watch.is_the_path():
+                return stream
+            stream.close()
+        raise SourceError(
+            f"cannot read table {self.name!r}: the database file kept changing while it was opened"
+        )
 
     def check(self) -> None:
-        with closing(connect_readonly(self.path)) as conn:
-            try:
-                conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
-            except sqlite3.Error as exc:
-                raise SourceError(f"SQLite database {str(self.path)!r} unreadable: {exc}") from exc
+        """Read the first row: a view over a dropped table fails here, not on a user's page."""
+        self._query(f"SELECT * FROM {quote_identifier(self.name)} LIMIT 1")
 
 
 def sqlite_tables(path: str, fetch_rows: int) -> list[SQLiteTable]:
@@ -94,6 +192,11 @@ def sqlite_tables(path: str, fetch_rows: int) -> list[SQLiteTable]:
         raise SourceError(
             f"TABLESTREAM_DB={path!r} does not exist; create it with "
             f"`tablestream demo-db {path}` or set TABLESTREAM_DB= (empty) to serve no SQLite tables"
+        )
+    if problem := not_a_database(file):
+        raise SourceError(
+            f"TABLESTREAM_DB={path!r} {problem}; expected a SQLite database file "
+            f"(`tablestream demo-db {path}` makes one)"
         )
     try:
         with closing(connect_readonly(file)) as conn:
