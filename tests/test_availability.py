@@ -41,6 +41,7 @@ def _wait_for(condition, seconds: float) -> bool:
     return bool(condition())
 
 
+@pytest.mark.slow
 def test_every_health_check_is_answered_during_stalled_readers_and_slowloris(
     process_server, settings_for
 ):
@@ -60,6 +61,7 @@ def test_every_health_check_is_answered_during_stalled_readers_and_slowloris(
     assert figures.small and figures.unanswered("small") == 0, f"{figures.small=}"
 
 
+@pytest.mark.slow
 def test_slowloris_sockets_are_closed_by_the_server_after_the_header_deadline(
     process_server, settings_for
 ):
@@ -128,6 +130,7 @@ def _plain_waitress() -> Iterator[int]:
         thread.join(timeout=5)
 
 
+@pytest.mark.slow
 def test_plain_waitress_hangs_on_expect_100_continue_without_a_body():
     """Why the service works around it: waitress 3.0.2 sends 100 Continue, then nothing."""
     with _plain_waitress() as port:
