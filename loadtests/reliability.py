@@ -117,7 +117,7 @@ def stalled_and_slowloris(ctx: Context) -> list[Check]:
     time.sleep(p["seconds"])  # the attack's length: the probes and the pool run meanwhile
     stopped = time.monotonic()
     pool.stop()
-    deadline = getattr(ctx.settings, "header_timeout", 10.0) + HEADER_MARGIN
+    deadline = ctx.settings.header_timeout + HEADER_MARGIN
     slow = pool.slowloris_records()
     late = [r for r in slow if (r.closed_by_server or stopped) - r.opened > deadline]
     closed = [r for r in slow if r.closed_by_server]
@@ -164,7 +164,7 @@ def legitimate_streams(ctx: Context) -> list[Check]:
 
 def over_the_slots(ctx: Context) -> list[Check]:
     """Target 3: more stream requests than slots, none of which reads its body."""
-    slots = getattr(ctx.settings, "effective_stream_slots", ctx.settings.threads)
+    slots = ctx.settings.effective_stream_slots
     path = STREAM_PATH.format(rows=2_000_000)
     counted_before = _rejected(ctx.server.url) or 0.0
     replies = attacks.stream_requests(HOST, ctx.server.port, path, slots + 6, QUEUE_WAIT)
