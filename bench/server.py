@@ -10,7 +10,7 @@ import logging
 import sys
 
 from service import ConfigError, Settings, create_app
-from service.cli import serve_app
+from service.server.cli import serve_app
 
 from .variants import bp
 

@@ -21,10 +21,10 @@ from collections.abc import Iterator
 from flask import Blueprint, Response, current_app, render_template, request, stream_with_context
 from markupsafe import escape
 
-from service.chunker import Chunker
-from service.requestlog import REQUEST_ID_KEY
-from service.rowmarkup import ROW_MARKUP
+from service.observe.requestlog import REQUEST_ID_KEY
 from service.sources import RowStream
+from service.stream.chunker import Chunker
+from service.stream.markup import ROW_MARKUP
 
 __all__ = ["bp"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from service.rowmarkup import ROW_MARKUP
+from service.stream.markup import ROW_MARKUP
 
 __all__ = ["PageCount"]
 

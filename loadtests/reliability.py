@@ -32,7 +32,7 @@ from loadtests import attacks, drain
 from loadtests.probes import ProbeFigures, Probes, get, percentile
 from loadtests.reliability_report import Check, Row, render, verdict_lines, write_docs
 from service.config import Settings
-from service.demo import create_demo_db
+from service.sources.demo import create_demo_db
 from tests import httpraw
 from tests.metricsread import value
 from tests.servers import ROOT, ProcessServer, temp_file_bytes

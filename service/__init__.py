@@ -14,19 +14,19 @@ from typing import Any
 
 from flask import Flask, request
 
-from .admission import Admission
-from .allocator import trim_heap
 from .config import ConfigError, Settings
 from .errors import register_error_pages
-from .instrumentation import install_metrics
-from .metrics import Metrics
-from .requestlog import REQUEST_ID_KEY, RequestLogMiddleware, stream_facts
-from .rowmarkup import rows_html
+from .observe.instrumentation import install_metrics
+from .observe.metrics import Metrics
+from .observe.requestlog import REQUEST_ID_KEY, RequestLogMiddleware, stream_facts
 from .runtime import Runtime
 from .security import install_security_headers
+from .server.admission import Admission
+from .server.allocator import trim_heap
+from .server.watchdog import Watchdog
 from .sources import build_catalog
+from .stream.markup import rows_html
 from .views import bp
-from .watchdog import Watchdog
 
 __all__ = ["ConfigError", "Settings", "create_app", "template_folder"]
 

@@ -12,13 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .admission import Admission
 from .config import Settings
-from .metrics import Metrics
+from .observe.metrics import Metrics
+from .observe.status import RecentStreams
+from .server.admission import Admission
+from .server.watchdog import Watchdog
 from .sources import SourceError, Table
-from .streaming import FanOut, NullObserver, StreamObserver
-from .streamstatus import RecentStreams
-from .watchdog import Watchdog
+from .stream.body import FanOut, NullObserver, StreamObserver
 
 __all__ = ["READINESS_CACHE_SECONDS", "Runtime"]
 

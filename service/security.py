@@ -1,15 +1,25 @@
 """Headers every response carries: the page runs only its own same-origin CSS and script.
 
-Cells are escaped by the template; the Content-Security-Policy is the second wall should a
+Cells are escaped by ``stream.markup.rows_html`` (a batch of rows at a time, byte-identical to
+escaping each cell); the Content-Security-Policy is the second wall should a
 cell ever slip through (no inline script runs, nothing loads from elsewhere), ``nosniff`` stops
 browsers from guessing a type, and no referrer leaks table URLs with their query strings.
+
+A redirect's ``Location`` is relative (path and query only). Werkzeug builds the redirect that
+merges doubled slashes (``/tables//orders`` → 308) as an absolute URL from the request's
+``Host`` header, which the client chooses: ``Host: evil.example`` came back as
+``http://evil.example/tables/orders`` — to a cache or a proxy that keys on the path, a redirect
+off-site. A relative reference (RFC 9110 §10.2.2) is resolved by the client against the URL it
+asked for, so it is right behind any proxy and names no host at all.
 """
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit, urlunsplit
+
 from flask import Flask, Response
 
-__all__ = ["SECURITY_HEADERS", "install_security_headers"]
+__all__ = ["SECURITY_HEADERS", "install_security_headers", "relative_location"]
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -26,4 +36,17 @@ def install_security_headers(app: Flask) -> None:
     def add_headers(response: Response) -> Response:
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+        location = response.headers.get("Location")
+        if location is not None:
+            response.headers["Location"] = relative_location(location)
         return response
+
+
+def relative_location(location: str) -> str:
+    """``location`` without scheme and host: the service only ever redirects to itself.
+
+    Leading slashes are folded to one so the result can never read as ``//host/...``.
+    """
+    parts = urlsplit(location)
+    path = "/" + parts.path.lstrip("/")
+    return urlunsplit(("", "", path, parts.query, parts.fragment))

@@ -3,7 +3,7 @@
 Everything that can be refused is refused here, before the first byte: an unknown table is a
 404 that lists the known ones, a bad ``limit``/``offset`` a 400 that says what is allowed, a
 source that cannot be opened a 503. Once the body starts, the status line is gone and failures
-are the stream's business (``streaming.py``). Views know no SQL and no file paths.
+are the stream's business (``stream/body.py``). Views know no SQL and no file paths.
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ from typing import Any
 from flask import Blueprint, Response, abort, current_app, render_template, request, stream_template
 from werkzeug.exceptions import ServiceUnavailable
 
-from .admission import Rejected, Ticket
-from .chunker import Chunker
-from .compression import GzipChunks
-from .formats import FORMATS, Format, csv_pieces, ndjson_pieces
-from .requestlog import REQUEST_ID_KEY
+from .observe.requestlog import REQUEST_ID_KEY
 from .runtime import Runtime
+from .server.admission import Rejected, Ticket
 from .sources import RowStream, SourceBusy, SourceError, Table
-from .streaming import STOP_KEY, TableStreamBody
+from .stream.body import STOP_KEY, TableStreamBody
+from .stream.chunker import Chunker
+from .stream.compression import GzipChunks
+from .stream.formats import FORMATS, Format, csv_pieces, ndjson_pieces
 
 __all__ = ["bp"]
 

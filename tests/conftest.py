@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from service import create_app
-from service.demo import create_demo_db
+from service.sources.demo import create_demo_db
 
 from .servers import ProcessServer, ThreadServer
 

@@ -17,6 +17,7 @@ import waitress
 
 from service import create_app
 from service.config import Settings
+from service.server.connections import waitress_options
 
 __all__ = ["leaking"]
 
@@ -45,7 +46,7 @@ def main(argv: list[str]) -> int:
         print("usage: python -m tests.leakyserver serve", file=sys.stderr)
         return 2
     settings = Settings.from_env(os.environ)
-    waitress.serve(leaking(create_app(settings)), **settings.waitress_options())
+    waitress.serve(leaking(create_app(settings)), **waitress_options(settings))
     return 0
 
 

@@ -18,6 +18,8 @@ from pathlib import Path
 import waitress
 from flask import Flask
 
+from service.server.connections import waitress_options
+
 ROOT = Path(__file__).resolve().parents[1]
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "free_port",
     "rss_bytes",
     "temp_file_bytes",
+    "wait_for",
     "wait_ready",
 ]
 
@@ -48,6 +51,16 @@ def wait_ready(url: str, timeout: float = 20.0, proc: subprocess.Popen | None = 
         except OSError:
             time.sleep(0.05)
     raise TimeoutError(f"{url} not ready after {timeout}s")
+
+
+def wait_for(predicate, timeout: float, what: str, step: float = 0.02):
+    """Poll ``predicate`` until it returns something true, for at most ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(step)
+    raise TimeoutError(f"{what} not seen within {timeout} s")
 
 
 def rss_bytes(pid: int) -> int:
@@ -80,7 +93,7 @@ class ThreadServer:
 
     def __post_init__(self) -> None:
         # The app's own waitress settings (limits, buffers), so tests exercise what serve uses.
-        options = self.app.extensions["tablestream"].settings.waitress_options()
+        options = waitress_options(self.app.extensions["tablestream"].settings)
         options.update(self.options, host="127.0.0.1", port=0)
         self.server = waitress.create_server(self.app, **options)
         self.url = f"http://127.0.0.1:{self.server.effective_port}"

@@ -54,7 +54,7 @@ def test_a_source_failing_mid_stream_gives_a_visibly_cut_page_counted_as_error(
     metrics = f"{server.url}/metrics"
     assert _wait(lambda: value(metrics, "tablestream_streams_total", outcome="error") == 1)
     request_id = response.headers["x-request-id"]
-    errors = [r for r in caplog.records if r.name == "service.streaming"]
+    errors = [r for r in caplog.records if r.name == "service.stream.body"]
     assert errors and request_id in errors[0].getMessage()
 
 

@@ -28,7 +28,7 @@ params = st.lists(
 
 @pytest.fixture(scope="module")
 def fuzz_client(tmp_path_factory):
-    from service.demo import create_demo_db
+    from service.sources.demo import create_demo_db
 
     db = create_demo_db(tmp_path_factory.mktemp("fuzz") / "f.sqlite3", rows=300, customers=20)
     return create_app({"db": str(db), "synthetic_rows": "500"}).test_client()

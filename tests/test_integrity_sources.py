@@ -24,9 +24,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from service import create_app
-from service.demo import create_demo_db
-from service.rowmarkup import ROW_MARKUP
 from service.sources.base import unique_columns
+from service.sources.demo import create_demo_db
+from service.stream.markup import ROW_MARKUP
 
 from . import httpraw
 from .servers import ROOT
@@ -77,7 +77,7 @@ class PausedStream:
 
 
 def _ids(text: str, fmt: str) -> list[int]:
-    if fmt == "html":  # the first cell of each body row, as service.rowmarkup writes it
+    if fmt == "html":  # the first cell of each body row, as service.stream.markup writes it
         return [int(n) for n in re.findall(rf"{re.escape(ROW_MARKUP.start)}([0-9]+)", text)]
     lines = [line for line in text.splitlines() if line]
     if fmt == "csv":

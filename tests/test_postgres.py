@@ -19,7 +19,7 @@ psycopg = pytest.importorskip("psycopg")
 pytestmark = pytest.mark.postgres
 
 from service import create_app  # noqa: E402
-from service.sources.formatting import format_batch  # noqa: E402
+from service.sources.cells import format_batch  # noqa: E402
 from service.sources.postgres import PostgresTable  # noqa: E402
 
 from . import httpraw  # noqa: E402

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from service.demo import create_demo_db
+from service.sources.demo import create_demo_db
 
 from . import httpraw
 from .metricsread import value

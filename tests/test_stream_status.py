@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from service import create_app
-from service.streamstatus import IN_PROGRESS, RecentStreams
+from service.observe.status import IN_PROGRESS, RecentStreams
 
 from . import httpraw
 from .faulty import FailingTable

@@ -2,7 +2,7 @@
 
 import signal
 
-from service.supervisor import (
+from service.server.supervisor import (
     MAX_QUICK_DEATHS,
     QUICK_DEATH_S,
     RELOAD_OVERLAP_S,

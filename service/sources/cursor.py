@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from .base import BATCH_ROWS, BatchedRowStream, Row
-from .formatting import format_batch
+from .cells import format_batch
 
 __all__ = ["CursorRowStream"]
 

@@ -9,6 +9,7 @@ declare -A NEEDS=(
   [chromium]=chromium
   [curl]=curl
   [wrk]=wrk
+  [nginx]=nginx
 )
 missing=()
 for cmd in "${!NEEDS[@]}"; do

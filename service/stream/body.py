@@ -20,9 +20,9 @@ from collections.abc import Callable, Iterator
 from time import sleep
 from typing import Protocol
 
+from ..sources import RowStream
 from .chunker import Chunker, StreamCut
 from .compression import GzipChunks
-from .sources import RowStream
 
 __all__ = [
     "ABORTED",

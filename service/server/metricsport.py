@@ -10,7 +10,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from .config import Settings
+from ..config import Settings
 from .listening import bind_errors_exit
 
 __all__ = ["serve_metrics_port"]

@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .streaming import STOP_KEY, StreamObserver
+from ..stream.body import STOP_KEY, StreamObserver
 
 __all__ = ["CUT_GRACE", "Watchdog", "install_graceful_shutdown"]
 
@@ -96,6 +96,9 @@ class Watchdog:
         self._started = False
         self._draining_until: float | None = None
         self._on_drained: Callable[[], None] | None = None
+        # Channels of ended streams that still hold unsent bytes (the cut marker among them),
+        # each with the time after which it is no longer waited for.
+        self._flushing: dict[Any, float] = {}
 
     def observer(self, table: str, environ: dict[str, Any]) -> StreamObserver:
         """Watch one stream; its waitress channel is found through the disconnect hook."""
@@ -126,6 +129,20 @@ class Watchdog:
     def _remove(self, entry: _Entry) -> None:
         with self._lock:
             self._entries.discard(entry)
+            if entry.channel is not None and entry.client_bound():
+                self._flushing[entry.channel] = time.monotonic() + CUT_GRACE
+
+    def _still_flushing(self, now: float) -> bool:
+        """Does an ended stream's channel still hold bytes for its client (for up to CUT_GRACE)?
+
+        A stream's iterator ends before waitress has sent what it wrote last, the error marker
+        of a cut stream included; exiting then would drop those bytes with the process.
+        """
+        with self._lock:
+            for channel, until in list(self._flushing.items()):
+                if now >= until or not channel.connected or not channel.total_outbufs_len:
+                    del self._flushing[channel]
+            return bool(self._flushing)
 
     def _run(self) -> None:
         was_busy = False
@@ -143,7 +160,8 @@ class Watchdog:
                 log.warning("shutdown grace over; cutting %d streams", len(entries))
             for entry in entries:
                 self._check(entry, now, grace_over)
-            if draining and not entries and self._on_drained is not None:
+            flushing = self._still_flushing(now)
+            if draining and not entries and not flushing and self._on_drained is not None:
                 on_drained, self._on_drained = self._on_drained, None
                 on_drained()
 
@@ -229,7 +247,7 @@ def install_graceful_shutdown(server: Any, runtime: Any, grace: float) -> None:
 
     def on_sigterm(signum: int, _frame: object) -> None:
         log.info(
-            "SIGTERM: listening socket closing, not ready; %d streams in flight get up to %.0f s",
+            "SIGTERM: listening socket closing, not ready; %d streams in flight get up to %g s",
             runtime.watchdog.in_flight(),
             grace,
         )

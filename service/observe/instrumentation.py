@@ -12,8 +12,8 @@ import time
 
 from flask import Flask, Response, request
 
+from ..stream.body import StreamObserver
 from .metrics import ROUTE_KEY, START_KEY, UNMATCHED, HttpMetricsMiddleware, Metrics
-from .streaming import StreamObserver
 
 __all__ = ["install_metrics"]
 

@@ -18,7 +18,7 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-from .streaming import StreamObserver
+from ..stream.body import StreamObserver
 
 __all__ = ["IN_PROGRESS", "RecentStreams"]
 

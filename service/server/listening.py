@@ -16,7 +16,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from .config import ConfigError, Settings
+from ..config import ConfigError, Settings
 
 __all__ = [
     "bind_errors_exit",

@@ -34,8 +34,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from .streaming import StreamObserver
-from .wsgibody import ClosingBody
+from ..stream.body import StreamObserver
+from .closing import ClosingBody
 
 __all__ = ["HttpMetricsMiddleware", "Metrics", "resident_memory_bytes"]
 

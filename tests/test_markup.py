@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from jinja2 import Environment
 
-from service.rowmarkup import rows_html
 from service.sources.synthetic import synthetic_batch, synthetic_row
+from service.stream.markup import rows_html
 
 _PER_CELL = Environment(autoescape=True).from_string(
     "{% for row in batch %}<tr>{% for cell in row %}<td>{{ cell }}</td>{% endfor %}</tr>\n"

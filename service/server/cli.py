@@ -15,10 +15,10 @@ from collections.abc import Sequence
 
 from flask import Flask
 
-from . import create_app
+from .. import create_app
+from ..config import SETTINGS, ConfigError, Settings, settings_markdown
 from .allocator import limit_malloc_arenas
-from .config import SETTINGS, ConfigError, Settings, settings_markdown
-from .connections import make_server
+from .connections import make_server, waitress_options
 from .listening import (
     bind_errors_exit,
     check_open_file_limit,
@@ -91,7 +91,7 @@ def _serve(args: argparse.Namespace) -> int:
 def serve_app(app: Flask, settings: Settings) -> int:
     """Serve ``app`` with waitress as ``tablestream serve`` does: tuned, guarded, drained."""
     arenas_capped = limit_malloc_arenas(settings.malloc_arenas)  # before waitress starts threads
-    options = settings.waitress_options()
+    options = waitress_options(settings)
     if settings.listen_fd:
         try:
             sock = inherited_listening_socket(settings.listen_fd)
@@ -131,13 +131,13 @@ def serve_app(app: Flask, settings: Settings) -> int:
 def _demo_db(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .demo import create_demo_db
+    from ..sources.demo import create_demo_db
 
     if args.rows < 0 or args.customers < 1:
         print("tablestream demo-db: --rows must be >= 0 and --customers >= 1", file=sys.stderr)
         return 2
     if args.dsn:
-        from .demo import create_demo_pg
+        from ..sources.demo import create_demo_pg
 
         create_demo_pg(args.dsn, rows=args.rows, customers=args.customers)
         print(f"loaded {args.rows} orders into public.orders and public.customers of {args.dsn}")

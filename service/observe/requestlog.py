@@ -16,8 +16,8 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .streaming import StreamObserver
-from .wsgibody import ClosingBody
+from ..stream.body import StreamObserver
+from .closing import ClosingBody
 
 __all__ = ["REQUEST_ID_KEY", "RequestLogMiddleware", "StreamFacts"]
 

@@ -41,7 +41,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .config import Settings
+from ..config import Settings
 from .listening import bind_errors_exit, listening_socket
 from .metricsport import serve_metrics_port
 from .supervisor import Action, Kill, Supervisor, is_clean

@@ -20,7 +20,7 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from .sources import RowStream
+from ..sources import RowStream
 
 __all__ = ["FORMATS", "Format", "csv_pieces", "ndjson_pieces"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from service.sources.formatting import format_batch, format_value
+from service.sources.cells import format_batch, format_value
 
 
 class _Custom:

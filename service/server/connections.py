@@ -38,7 +38,9 @@ from waitress.parser import HTTPRequestParser
 from waitress.server import TcpWSGIServer
 from waitress.task import ThreadedTaskDispatcher
 
-__all__ = ["GuardedServer", "make_server"]
+from ..config import Settings
+
+__all__ = ["GuardedServer", "make_server", "waitress_options"]
 
 log = logging.getLogger("tablestream")
 
@@ -192,3 +194,36 @@ def make_server(
     """A GuardedServer on the listening socket ``sock`` with waitress ``options``."""
     adj = Adjustments(**{k: v for k, v in options.items() if k not in ("host", "port")})
     return GuardedServer(app, sock, adj, header_timeout, keepalive_timeout)
+
+
+def waitress_options(settings: Settings) -> dict[str, Any]:
+    """The waitress adjustments ``tablestream serve`` runs with, from ``settings``."""
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "threads": settings.threads,
+        "connection_limit": settings.connection_limit,
+        "backlog": settings.backlog,
+        "channel_timeout": settings.channel_timeout,
+        "outbuf_high_watermark": settings.outbuf_high_watermark,
+        "outbuf_overflow": settings.outbuf_overflow,
+        "max_request_header_size": settings.max_request_header_size,
+        "max_request_body_size": settings.max_request_body_size,
+        "ident": settings.ident,
+        "expose_tracebacks": False,
+        # poll() instead of select(): no 1,024-descriptor ceiling on connection_limit.
+        "asyncore_use_poll": True,
+        # Forwarded headers from anyone but the trusted proxy are removed, never believed.
+        "clear_untrusted_proxy_headers": True,
+        **_proxy_options(settings),
+    }
+
+
+def _proxy_options(settings: Settings) -> dict[str, Any]:
+    if not settings.trusted_proxy:
+        return {}
+    return {
+        "trusted_proxy": settings.trusted_proxy,
+        "trusted_proxy_count": settings.trusted_proxy_count,
+        "trusted_proxy_headers": set(settings.trusted_proxy_headers),
+    }

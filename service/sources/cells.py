@@ -1,8 +1,9 @@
 """How a value becomes a cell's text — one formatter for every source.
 
 SQLite, CSV and PostgreSQL hand back ints, floats, Decimals, dates, bytes and NULLs; the page
-must show them the same way whichever source they came from. Escaping is not done here: the
-template escapes, so each format (HTML, CSV, JSON) applies its own rules to the same text.
+must show them the same way whichever source they came from. Escaping is not done here: each
+format applies its own rules to the same text — HTML through ``stream.markup.rows_html``, which
+escapes a batch of rows at once, CSV through the csv module, NDJSON through json.
 """
 
 from __future__ import annotations

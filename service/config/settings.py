@@ -1,0 +1,356 @@
+"""Every TABLESTREAM_* setting, declared once, parsed once, refused at start-up when wrong.
+
+Each setting is one field of ``Settings``: its type, and in ``setting(...)`` its converter
+(which names what is allowed), its default as environment text and one line of help; the
+environment variable is ``TABLESTREAM_`` + the field's name unless given. ``SETTINGS`` is read
+off those fields, so the CLI's ``--help``, the settings table in docs/settings.md and its test
+cannot miss one. ``Settings.from_env`` is the only place the environment is read, and every
+value, whatever its origin, goes through its converter and then the cross-field checks of
+``checks.py``. ``to_env`` writes the settings back as environment text, which is how the
+children of ``--processes`` get their parent's settings whole.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from .checks import validate
+from .converters import (
+    KIB,
+    MIB,
+    ConfigError,
+    boolean,
+    csv_tables,
+    integer,
+    number,
+    pg_tables,
+    proxy_address,
+    proxy_headers,
+    text,
+)
+
+__all__ = ["SETTINGS", "Setting", "Settings", "settings_markdown"]
+
+
+@dataclass(frozen=True)
+class Setting:
+    attr: str
+    env: str
+    convert: Callable[[str], Any]
+    default: str
+    help: str
+
+    @property
+    def allowed(self) -> str:
+        return getattr(self.convert, "allowed", "")
+
+    def render(self, value: Any) -> str:
+        """``value`` as its environment text, which ``convert`` reads back to the same value."""
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, tuple):
+            return ",".join("=".join(v) if isinstance(v, tuple) else str(v) for v in value)
+        return str(value)
+
+
+def setting(convert: Callable[[str], Any], default: str, help: str, env: str = "") -> Any:
+    """Declare one setting as a ``Settings`` field (see the module docstring)."""
+    return field(metadata={"convert": convert, "default": default, "help": help, "env": env})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The service's configuration, validated; build it with ``from_env`` or ``from_mapping``.
+
+    A setting missing from the input takes its default.
+    """
+
+    # -- row sources
+    db: str = setting(
+        text,
+        "data/demo.sqlite3",
+        "SQLite file whose tables are served (read-only); empty to serve none",
+    )
+    csv: tuple[tuple[str, str], ...] = setting(
+        csv_tables,
+        "",
+        "CSV files served as tables, NAME=PATH[,NAME=PATH...]",
+    )
+    csv_field_limit: int = setting(
+        integer(1 * KIB, 1024 * MIB, "bytes"),
+        str(16 * MIB),
+        "longest CSV field read (characters; bytes for ASCII); a longer one ends the stream "
+        "with an error naming the row",
+    )
+    synthetic_rows: int = setting(
+        integer(0, 10**12),
+        "10000000",
+        "rows of the built-in 'synthetic' table; 0 turns the table off",
+    )
+    fetch_rows: int = setting(
+        integer(1, 100_000),
+        "2000",
+        "rows fetched from a database cursor per round trip (fetchmany size)",
+    )
+    # -- the stream
+    chunk_bytes: int = setting(
+        integer(1 * KIB, 4 * MIB, "bytes"),
+        "32768",
+        "target size of each HTTP chunk; template output is coalesced up to this many bytes",
+    )
+    gzip: bool = setting(
+        boolean,
+        "true",
+        "gzip the table stream chunk by chunk when the client accepts it (Accept-Encoding)",
+    )
+    gzip_level: int = setting(
+        integer(1, 9),
+        "1",
+        "zlib level for gzip: 1 is fastest (the stream's CPU cost), 9 smallest",
+    )
+    max_rows: int = setting(integer(1, 10**12), "10000000", "largest ?limit= a request may ask for")
+    max_offset: int = setting(
+        integer(0, 10**15),
+        "1000000000000",
+        "largest ?offset= a request may ask for",
+    )
+    # -- waitress
+    host: str = setting(text, "127.0.0.1", "address waitress listens on")
+    port: int = setting(integer(0, 65535), "8080", "port waitress listens on")
+    threads: int = setting(
+        integer(1, 256),
+        "12",
+        "waitress worker threads: the stream slots plus a reserve for probes and small requests",
+    )
+    connection_limit: int = setting(
+        integer(1, 100_000),
+        "1000",
+        "open connections a process holds before it stops accepting (poll(), no 1024-fd cap)",
+    )
+    backlog: int = setting(integer(1, 65535), "1024", "listen backlog of the server socket")
+    channel_timeout: int = setting(
+        integer(1, 86400, "seconds"),
+        "120",
+        "seconds an idle connection is kept before waitress closes it",
+    )
+    outbuf_high_watermark: int = setting(
+        integer(64 * KIB, 1024 * MIB, "bytes"),
+        str(2 * MIB),
+        "unsent bytes per connection at which the stream waits for the client (bounds memory)",
+    )
+    outbuf_overflow: int = setting(
+        integer(64 * KIB, 1024 * MIB, "bytes"),
+        str(1 * MIB),
+        "unsent bytes per connection kept in RAM before waitress spills to a temp file",
+    )
+    max_request_header_size: int = setting(
+        integer(1 * KIB, 1 * MIB, "bytes"),
+        "16384",
+        "largest request header block waitress accepts (431/400 above it)",
+    )
+    max_request_body_size: int = setting(
+        integer(0, 1024 * MIB, "bytes"),
+        "65536",
+        "largest request body waitress accepts; the service reads none",
+    )
+    ident: str = setting(text, "tablestream", "Server header value")
+    # -- behind a reverse proxy (docs/proxies.md)
+    trusted_proxy: str = setting(
+        proxy_address,
+        "",
+        "address of the reverse proxy whose forwarded headers are believed (the access log "
+        "and per-client limits then see the client); * trusts any peer (only if no client can "
+        "reach the port directly); empty = none",
+    )
+    trusted_proxy_count: int = setting(
+        integer(1, 32),
+        "1",
+        "proxy tiers in front of the service that append to X-Forwarded-For: the client is "
+        "that many entries from the end; needs TABLESTREAM_TRUSTED_PROXY",
+    )
+    trusted_proxy_headers: tuple[str, ...] = setting(
+        proxy_headers,
+        "x-forwarded-for x-forwarded-proto",
+        "forwarded headers believed from the trusted proxy; needs TABLESTREAM_TRUSTED_PROXY",
+    )
+    malloc_arenas: int = setting(
+        integer(0, 64),
+        "1",
+        "glibc malloc arenas for the server process (bounds per-thread memory); 0 = glibc default",
+    )
+    log_level: str = setting(text, "INFO", "logging level: DEBUG, INFO, WARNING or ERROR")
+    # -- metrics
+    metrics_port: int = setting(
+        integer(0, 65535),
+        "0",
+        "serve /metrics on this port instead of the public one; 0 = on the public port",
+    )
+    metrics_host: str = setting(text, "127.0.0.1", "address of the separate metrics port")
+    prometheus_multiproc_dir: str = setting(
+        text,
+        "",
+        "directory shared by several server processes for aggregated metrics; empty = one "
+        "process (read by prometheus_client itself too)",
+        env="PROMETHEUS_MULTIPROC_DIR",
+    )
+    processes: int = setting(
+        integer(1, 64),
+        "1",
+        "waitress processes `tablestream serve` runs, accepting from one shared listening socket",
+    )
+    # -- reliability
+    write_timeout: float = setting(
+        number(1, 86400, "seconds"),
+        "60",
+        "seconds a stream may make no progress (client not reading) before it is cut",
+    )
+    stream_slots: int = setting(
+        integer(0, 256),
+        "0",
+        "streams that may run at once; more get 503 + Retry-After at once; 0 = threads minus "
+        "a reserve of up to 4 threads kept for probes and small requests",
+    )
+    small_rows: int = setting(
+        integer(0, 1_000_000),
+        "1000",
+        "a table request with ?limit= up to this many rows is small: it needs no stream slot",
+    )
+    streams_per_client: int = setting(
+        integer(0, 256),
+        "0",
+        "streams one client address may run at once (the forwarded address behind a trusted "
+        "proxy); 0 = no cap",
+    )
+    retry_after: int = setting(
+        integer(1, 3600, "seconds"),
+        "2",
+        "Retry-After of the 503 a stream request gets when no slot is free",
+    )
+    header_timeout: float = setting(
+        number(0.5, 3600, "seconds"),
+        "10",
+        "seconds a connection has to send a complete request line and headers, from its first "
+        "byte (or from connecting); the connection is closed after it",
+    )
+    keepalive_timeout: float = setting(
+        number(0.5, 86400, "seconds"),
+        "15",
+        "seconds a kept-alive connection may sit idle between requests before it is closed",
+    )
+    min_send_rate: int = setting(
+        integer(0, 1024 * MIB, "bytes per second"),
+        "4096",
+        "a stream whose client accepted less than this on average over the last "
+        "TABLESTREAM_SEND_RATE_WINDOW is cut; 0 = only TABLESTREAM_WRITE_TIMEOUT applies",
+    )
+    send_rate_window: float = setting(
+        number(1, 86400, "seconds"),
+        "60",
+        "the window over which TABLESTREAM_MIN_SEND_RATE is averaged",
+    )
+    shutdown_grace: float = setting(
+        number(0, 3600, "seconds"),
+        "30",
+        "on SIGTERM, seconds in-flight streams get to finish before they are cut",
+    )
+    # -- PostgreSQL (extra "pg")
+    pg_dsn: str = setting(
+        text,
+        "",
+        "PostgreSQL connection string (libpq DSN or URI); empty = no PostgreSQL",
+    )
+    pg_tables: tuple[str, ...] = setting(
+        pg_tables,
+        "",
+        "PostgreSQL tables or views to serve: TABLE, SCHEMA.TABLE, SCHEMA.*",
+    )
+    pg_pool_min: int = setting(integer(0, 100), "1", "PostgreSQL connections kept open when idle")
+    pg_pool_max: int = setting(
+        integer(1, 1000),
+        "8",
+        "most PostgreSQL connections at once = concurrent PostgreSQL streams per process",
+    )
+    pg_pool_timeout: float = setting(
+        number(0.1, 300, "seconds"),
+        "2",
+        "seconds a stream waits for a free PostgreSQL connection before a 503 with Retry-After",
+    )
+    reuse_port: bool = setting(
+        boolean,
+        "false",
+        "bind the port with SO_REUSEPORT so separately started processes can share it",
+    )
+    listen_fd: int = setting(
+        integer(0, 65535),
+        "0",
+        "serve on this inherited listening socket instead of binding host:port (set by "
+        "--processes for its children); 0 = bind",
+    )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read every TABLESTREAM_* variable; raise ConfigError naming the first bad one."""
+        environ = os.environ if environ is None else environ
+        values = {s.attr: environ[s.env] for s in SETTINGS if s.env in environ}
+        return cls.from_mapping(values, source="env")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], source: str = "config") -> Settings:
+        """Build settings from attr-named values (strings are converted like env values)."""
+        by_attr = {s.attr: s for s in SETTINGS}
+        unknown = sorted(set(values) - set(by_attr))
+        if unknown:
+            raise ConfigError(
+                f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(by_attr))}"
+            )
+        parsed: dict[str, Any] = {}
+        for attr, raw in {**{s.attr: s.default for s in SETTINGS}, **values}.items():
+            setting = by_attr[attr]
+            # Every value goes through its converter, whatever its type: {"threads": -3} is
+            # refused like TABLESTREAM_THREADS=-3.
+            text = raw if isinstance(raw, str) else setting.render(raw)
+            try:
+                parsed[attr] = setting.convert(text)
+            except (TypeError, ValueError) as exc:
+                name = setting.env if source == "env" else attr
+                raise ConfigError(f"{name}={raw!r} {exc}") from None
+        settings = cls(**parsed)
+        validate(settings)
+        return settings
+
+    def to_env(self) -> dict[str, str]:
+        """Every setting as environment text: what a child process needs to rebuild these
+        exact settings with ``from_env`` (command-line flags included)."""
+        return {s.env: s.render(getattr(self, s.attr)) for s in SETTINGS}
+
+    @property
+    def effective_stream_slots(self) -> int:
+        """Stream slots: as set, or the threads minus a reserve of up to 4 (at least 1 slot)."""
+        if self.stream_slots:
+            return self.stream_slots
+        return max(1, self.threads - min(4, max(1, self.threads // 3)))
+
+
+# Read off the fields: the one list of settings, in declaration order.
+SETTINGS: tuple[Setting, ...] = tuple(
+    Setting(
+        f.name,
+        f.metadata["env"] or "TABLESTREAM_" + f.name.upper(),
+        f.metadata["convert"],
+        f.metadata["default"],
+        f.metadata["help"],
+    )
+    for f in fields(Settings)
+)
+
+
+def settings_markdown() -> str:
+    """The README's configuration table, one row per setting (``tablestream settings``)."""
+    rows = ["| Variable | Default | Allowed | Meaning |", "|---|---|---|---|"]
+    for s in SETTINGS:
+        default = f"`{s.default}`" if s.default else "(empty)"
+        rows.append(f"| `{s.env}` | {default} | {s.allowed} | {s.help} |")
+    return "\n".join(rows) + "\n"
