@@ -8,7 +8,8 @@ DEMO_ROWS ?= 1000000
 PYTEST_ARGS ?=
 LINT_PATHS := service tests bench loadtests
 
-.PHONY: run test check lint format venv clean system-deps e2e readme bench bench-quick loadtest loadtest-smoke
+.PHONY: run test check lint format venv clean system-deps e2e readme bench bench-quick loadtest \
+	loadtest-smoke reliability
 
 $(VENV)/bin/activate:
 	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found; set PYTHON=python3.x" >&2; exit 1; }
@@ -74,6 +75,13 @@ loadtest: $(VENV)/.installed-test
 # The short version (< 90 s); make test runs it too (tests/test_loadtest.py).
 loadtest-smoke: $(VENV)/.installed-test
 	$(PY) -m loadtests.run --smoke $(LOADTEST_ARGS)
+
+# Issue 12's attacks (stalled readers + slowloris, long streams, more streams than slots, SIGTERM
+# under load, Expect: 100-continue) against a real server; prints the figures table and a verdict
+# per target, writes docs/reliability.md (~5 min). RELIABILITY_ARGS is passed on, e.g. --quick.
+RELIABILITY_ARGS ?=
+reliability: $(VENV)/.installed-test
+	$(PY) -m loadtests.reliability $(RELIABILITY_ARGS)
 
 # Regenerate the full settings table in docs/settings.md from service/config (tests/test_docs.py
 # fails when it is out of date).

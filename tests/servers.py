@@ -22,7 +22,15 @@ from service.server.connections import waitress_options
 
 ROOT = Path(__file__).resolve().parents[1]
 
-__all__ = ["ProcessServer", "ThreadServer", "free_port", "rss_bytes", "wait_for", "wait_ready"]
+__all__ = [
+    "ProcessServer",
+    "ThreadServer",
+    "free_port",
+    "rss_bytes",
+    "temp_file_bytes",
+    "wait_for",
+    "wait_ready",
+]
 
 
 def free_port() -> int:
@@ -61,6 +69,19 @@ def rss_bytes(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def temp_file_bytes(pid: int) -> int:
+    """Bytes in the process's open, deleted files: waitress's overflow buffers (RSS misses them)."""
+    total = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        path = f"/proc/{pid}/fd/{fd}"
+        try:
+            if os.readlink(path).endswith("(deleted)"):
+                total += os.stat(path).st_size
+        except OSError:
+            continue
+    return total
 
 
 @dataclass

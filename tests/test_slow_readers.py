@@ -14,7 +14,6 @@ RSS alone would never show the disk part, so the test measures both against that
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time
@@ -23,25 +22,13 @@ import pytest
 
 from . import httpraw
 from .metricsread import value
+from .servers import temp_file_bytes
 
 MIB = 1024 * 1024
 READERS = 50
 HIGH_WATERMARK = 2 * MIB
 OVERFLOW = 1 * MIB
 CHUNK = 32 * 1024
-
-
-def _temp_file_bytes(pid: int) -> int:
-    """Bytes in the server's open, deleted files: waitress's overflow buffers."""
-    total = 0
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        path = f"/proc/{pid}/fd/{fd}"
-        try:
-            if os.readlink(path).endswith("(deleted)"):
-                total += os.stat(path).st_size
-        except OSError:
-            continue
-    return total
 
 
 def _slow_reader(port: int, stop: threading.Event, received: list[int], i: int) -> None:
@@ -82,7 +69,7 @@ def test_fifty_slow_readers_hold_bounded_memory_and_temp_file_disk(process_serve
     deadline = time.monotonic() + 12
     while time.monotonic() < deadline:
         peak_rss = max(peak_rss, server.rss() - idle_rss)
-        peak_disk = max(peak_disk, _temp_file_bytes(server.pid))
+        peak_disk = max(peak_disk, temp_file_bytes(server.pid))
         time.sleep(0.25)
     in_flight = value(f"{server.url}/metrics", "tablestream_streams_in_progress")
     stop.set()
@@ -101,8 +88,8 @@ def test_fifty_slow_readers_hold_bounded_memory_and_temp_file_disk(process_serve
     assert all(r > 0 for r in received)
     # After the readers hang up, every stream ends and the buffers are gone.
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and _temp_file_bytes(server.pid):
+    while time.monotonic() < deadline and temp_file_bytes(server.pid):
         time.sleep(0.2)
-    assert _temp_file_bytes(server.pid) == 0
+    assert temp_file_bytes(server.pid) == 0
     final = httpraw.get(f"{server.url}/tables/synthetic?limit=10")
     assert final.terminated and b'data-rows-sent="10"' in final.tail
