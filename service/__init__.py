@@ -86,4 +86,8 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     app.add_template_filter(rows_html)
     app.register_blueprint(bp)
     register_error_pages(app)
+    for page in ("table.html", "index.html", "error.html"):
+        # Compiled now, not by the first request: the first page, and the first 503 of an
+        # overload, pay no compile, and a broken template stops start-up.
+        app.jinja_env.get_template(page)
     return app

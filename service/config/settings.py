@@ -232,8 +232,8 @@ class Settings:
     header_timeout: float = setting(
         number(0.5, 3600, "seconds"),
         "10",
-        "seconds a connection has to send a complete request line and headers, from its first "
-        "byte (or from connecting); the connection is closed after it",
+        "seconds a connection has to send a complete request line and headers, from connecting "
+        "(a kept-alive connection's next request: from its first byte); then it is closed",
     )
     keepalive_timeout: float = setting(
         number(0.5, 86400, "seconds"),

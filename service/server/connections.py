@@ -8,7 +8,8 @@ and channel (the hooks waitress itself exposes: ``channel_class``, ``parser_clas
   ``ReadHeaderTimeout`` or nginx's ``client_header_timeout``). waitress's ``channel_timeout``
   counts from the last byte received, so a client that trickles one header byte every few
   seconds (slowloris) kept its connection for ever, and ~200 of them filled the connection limit.
-  The clock starts at the request's first byte, or at connect for a connection that says nothing.
+  The clock starts at the connect for a connection's first request, and at the first byte of
+  each later request on a kept-alive connection.
 - **A shorter idle timeout between requests** (``TABLESTREAM_KEEPALIVE_TIMEOUT``) for kept-alive
   connections, so idle sockets do not hold connection slots for ``channel_timeout``.
 - **An honest drain**: ``stop_listening()`` (called on SIGTERM) closes this process's listening
@@ -64,8 +65,11 @@ class _GuardedChannel(HTTPChannel):
         super().__init__(server, sock, addr, adj, map)
 
     def received(self, data: bytes) -> bool:
-        if self.request is None and data:
-            self.waiting_since = time.monotonic()  # a new request starts now
+        if self.request is None and data and self.served:
+            # The next request on a kept-alive connection: its idle wait was bounded by the
+            # keep-alive timeout, its header has the header deadline from its first byte (as
+            # Go's server does). A first request's deadline counts from the connect.
+            self.waiting_since = time.monotonic()
         return super().received(data)
 
     def service(self) -> None:
