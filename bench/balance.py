@@ -16,7 +16,9 @@ import tempfile
 import threading
 from pathlib import Path
 
-from .measure import Server, fetch, process_cpu_seconds, steady_load, wire_bytes
+from service.testing import ServerProcess, process_cpu_seconds
+
+from .measure import fetch, steady_load, wire_bytes
 from .run import server_env
 
 ROWS = 100_000
@@ -24,18 +26,18 @@ IDLE_CORES = 0.3  # a process using less than this in a sample counts as idle
 SAMPLE_S = 0.5
 
 
-def _start(way: str, logs: Path) -> tuple[list[Server], list[int]]:
+def _start(way: str, logs: Path) -> tuple[list[ServerProcess], list[int]]:
     """The servers for one way and the pids of the two processes that serve."""
     tablestream = str(Path(sys.executable).with_name("tablestream"))
     env = server_env(ROWS)
     if way == "shared socket":
-        server = Server(
-            [tablestream, "serve"], {**env, "TABLESTREAM_PROCESSES": "2"}, logs / "s.log"
+        server = ServerProcess(
+            {**env, "TABLESTREAM_PROCESSES": "2"}, logs / "s.log", argv=[tablestream, "serve"]
         )
         return [server], server.pids()[1:]
     env["TABLESTREAM_REUSE_PORT"] = "1"
-    first = Server([tablestream, "serve"], env, logs / "r.log")
-    second = Server([tablestream, "serve"], env, logs / "r.log", port=first.port)
+    first = ServerProcess(env, logs / "r.log", argv=[tablestream, "serve"])
+    second = ServerProcess(env, logs / "r.log", argv=[tablestream, "serve"], port=first.port)
     return [first, second], [first.proc.pid, second.proc.pid]
 
 

@@ -1,4 +1,4 @@
-"""Measuring a server process from outside: RSS, peak RSS, CPU seconds; timing one fetch.
+"""Timing fetches and steady loads against a server (``service.testing.ServerProcess`` runs it).
 
 The client is curl writing to /dev/null: a C client that costs the shared 2-core machine far
 less than the server it measures, and reports time to first byte itself. Aggregate throughput
@@ -14,112 +14,17 @@ from __future__ import annotations
 import os
 import resource
 import shutil
-import signal
 import socket
 import subprocess
 import time
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = [
-    "Fetch",
-    "Load",
-    "Server",
-    "fetch",
-    "fetch_many",
-    "free_port",
-    "process_cpu_seconds",
-    "steady_load",
-    "wire_bytes",
-]
+__all__ = ["Fetch", "Load", "fetch", "fetch_many", "steady_load", "wire_bytes"]
 
 _TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _status(pid: int, key: str) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds one process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
-
-
-@dataclass
-class Server:
-    """A server started as a process group; all figures sum over its processes."""
-
-    argv: list[str]
-    env: dict[str, str]
-    log: Path
-    port: int = field(default_factory=free_port)
-
-    def __post_init__(self) -> None:
-        env = {**os.environ, **self.env, "TABLESTREAM_PORT": str(self.port)}
-        env.setdefault("TABLESTREAM_HOST", "127.0.0.1")
-        self._log = self.log.open("ab")
-        self.proc = subprocess.Popen(
-            self.argv, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._wait_ready()
-
-    def _wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}; see {self.log}")
-            try:
-                with urllib.request.urlopen(self.url + "/healthz", timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise TimeoutError(f"server not ready after {timeout} s; see {self.log}")
-
-    def pids(self) -> list[int]:
-        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
-        kids = [int(p) for p in children.read_text().split()] if children.exists() else []
-        return [self.proc.pid, *kids]
-
-    def rss(self) -> int:
-        return sum(_status(pid, "VmRSS") for pid in self.pids())
-
-    def peak(self) -> int:
-        return sum(_status(pid, "VmHWM") for pid in self.pids())
-
-    def reset_peak(self) -> None:
-        for pid in self.pids():
-            Path(f"/proc/{pid}/clear_refs").write_text("5")
-
-    def cpu_seconds(self) -> float:
-        return sum(process_cpu_seconds(pid) for pid in self.pids())
-
-    def settle(self, seconds: float = 1.5) -> None:
-        """Wait for the service's idle work (heap trim after the last stream) to happen."""
-        time.sleep(seconds)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self._log.close()
 
 
 @dataclass

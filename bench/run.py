@@ -23,7 +23,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .measure import Server, fetch, fetch_many, steady_load, wire_bytes
+from service.testing import ServerProcess
+
+from .measure import fetch, fetch_many, steady_load, wire_bytes
 from .report import write_report
 from .steps import measure_steps
 
@@ -107,7 +109,7 @@ def server_env(rows: int) -> dict[str, str]:
     }
 
 
-def _url(server: Server, variant: str, rows: int, size: int = 0) -> str:
+def _url(server: ServerProcess, variant: str, rows: int, size: int = 0) -> str:
     if variant in ("service", "service_gzip"):
         return f"{server.url}/tables/synthetic?limit={rows}"
     if variant == "ceiling":
@@ -115,7 +117,7 @@ def _url(server: Server, variant: str, rows: int, size: int = 0) -> str:
     return f"{server.url}/bench/{variant}?limit={rows}"
 
 
-def _measure(server: Server, url: str, rows: int, gzip: bool = False) -> Run:
+def _measure(server: ServerProcess, url: str, rows: int, gzip: bool = False) -> Run:
     server.settle(0.3)
     before = server.rss()
     server.reset_peak()
@@ -135,7 +137,7 @@ def _measure(server: Server, url: str, rows: int, gzip: bool = False) -> Run:
     )
 
 
-def _check_identical(server: Server) -> list[str]:
+def _check_identical(server: ServerProcess) -> list[str]:
     """Every variant must send the same page as the service (the ceiling excepted)."""
     import hashlib
     import urllib.request
@@ -154,7 +156,12 @@ def phase_a(plan: Plan, py: str, logs: Path) -> tuple[list[Cell], list[str]]:
     cells: list[Cell] = []
     different: list[str] = []
     for rows in plan.sizes:
-        server = Server([py, "-m", "bench.server"], server_env(rows), logs / "bench-server.log")
+        server = ServerProcess(
+            server_env(rows),
+            logs / "bench-server.log",
+            argv=[py, "-m", "bench.server"],
+            stop_timeout=40,
+        )
         try:
             different = different or _check_identical(server)
             for variant in ("service", "hand", "buffered5", "render_template"):
@@ -184,9 +191,11 @@ def phase_a(plan: Plan, py: str, logs: Path) -> tuple[list[Cell], list[str]]:
     return cells, different
 
 
-def _serve(py: str, logs: Path, rows: int, **env: str) -> Server:
+def _serve(py: str, logs: Path, rows: int, **env: str) -> ServerProcess:
     argv = [str(Path(py).with_name("tablestream")), "serve"]
-    return Server(argv, {**server_env(rows), **env}, logs / "service.log")
+    return ServerProcess(
+        {**server_env(rows), **env}, logs / "service.log", argv=argv, stop_timeout=40
+    )
 
 
 def phase_b(plan: Plan, py: str, logs: Path) -> Cell:

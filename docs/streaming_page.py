@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-from tests.servers import ProcessServer  # noqa: E402
+from service.testing import ServerProcess  # noqa: E402
 
 PROBE = """
 window.__probe = {fcp: null, firstRow: null, dcl: null, longTasks: [], lagMax: 0};
@@ -64,7 +64,7 @@ def main() -> None:
 
     env = {"TABLESTREAM_SYNTHETIC_ROWS": str(max(args.rows, 1)), "TABLESTREAM_DB": ""}
     with tempfile.TemporaryDirectory() as tmp:
-        server = ProcessServer(env, Path(tmp) / "server.log")
+        server = ServerProcess(env, Path(tmp) / "server.log")
         try:
             report = measure(f"{server.url}/tables/synthetic?limit={args.rows}", args)
         finally:

@@ -33,9 +33,10 @@ from loadtests.probes import ProbeFigures, Probes, get, percentile
 from loadtests.reliability_report import Check, Row, render, verdict_lines, write_docs
 from service.config import Settings
 from service.sources.demo import create_demo_db
-from tests import httpraw
-from tests.metricsread import value
-from tests.servers import ROOT, ProcessServer, temp_file_bytes
+from service.testing import ServerProcess, httpraw, temp_file_bytes
+from service.testing.metricsread import value
+
+ROOT = Path(__file__).resolve().parents[1]
 
 __all__ = ["PROFILES", "main"]
 
@@ -62,7 +63,7 @@ PROFILES: dict[str, dict[str, float]] = {
 class Context:
     """What every attack needs: the server under test and the profile."""
 
-    server: ProcessServer
+    server: ServerProcess
     settings: Settings
     profile: dict[str, float]
     notes: list[str] = field(default_factory=list)
@@ -82,7 +83,7 @@ def _rejected(url: str) -> float | None:
 
 
 def _wait_idle(
-    server: ProcessServer, idle_rss: int, seconds: float, probes: Probes | None = None
+    server: ServerProcess, idle_rss: int, seconds: float, probes: Probes | None = None
 ) -> int:
     """Wait (bounded) until no stream runs, no temp file is left and RSS is near idle."""
     deadline = time.monotonic() + seconds
@@ -265,7 +266,7 @@ def _ensure_db(path: Path) -> Path:
 def run_attack(key: str, env: dict[str, str], profile: dict, folder: Path, root: Path) -> Row:
     """One attack on a fresh server: warm up, measure idle, attack with probes, settle."""
     _, label, sockets, attack, small_judged = next(a for a in ATTACKS if a[0] == key)
-    server = ProcessServer(env, folder / f"server-{key}.log", cwd=root)
+    server = ServerProcess(env, folder / f"server-{key}.log", cwd=root)
     try:
         get(HOST, server.port, "/tables/orders?limit=10", 10)
         httpraw.get(server.url + STREAM_PATH.format(rows=20_000), keep=False)

@@ -21,7 +21,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from loadtests.steps import parse_plan
-from tests.servers import ROOT, ProcessServer
+from service.testing import ServerProcess
+
+ROOT = Path(__file__).resolve().parents[1]
 
 __all__ = ["main"]
 
@@ -62,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _start_server(db: Path, folder: Path) -> ProcessServer:
+def _start_server(db: Path, folder: Path) -> ServerProcess:
     if not db.exists():
         db.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run(
@@ -70,7 +72,7 @@ def _start_server(db: Path, folder: Path) -> ProcessServer:
             cwd=ROOT,
             check=True,
         )
-    return ProcessServer({"TABLESTREAM_DB": str(db)}, folder / "server.log")
+    return ServerProcess({"TABLESTREAM_DB": str(db)}, folder / "server.log")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,8 +10,9 @@ import pytest
 
 from service import create_app
 from service.sources.demo import create_demo_db
+from service.testing import ServerProcess
 
-from .servers import ProcessServer, ThreadServer
+from .servers import ThreadServer
 
 DEMO_ORDERS = 20_000
 DEMO_CUSTOMERS = 500
@@ -81,12 +82,12 @@ def thread_server() -> Iterator[Callable[..., ThreadServer]]:
 
 
 @pytest.fixture
-def process_server(tmp_path: Path) -> Iterator[Callable[..., ProcessServer]]:
+def process_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     """Start `tablestream serve` as a process with the given env; stopped at the end."""
-    started: list[ProcessServer] = []
+    started: list[ServerProcess] = []
 
-    def start(args: tuple[str, ...] = (), **env: str) -> ProcessServer:
-        server = ProcessServer(env, tmp_path / f"server-{len(started)}.log", args=args)
+    def start(args: tuple[str, ...] = (), **env: str) -> ServerProcess:
+        server = ServerProcess(env, tmp_path / f"server-{len(started)}.log", args=args)
         started.append(server)
         return server
 

@@ -18,7 +18,9 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from .servers import ROOT, free_port, wait_ready
+from service.testing import free_port, wait_ready
+
+from .servers import ROOT
 
 __all__ = ["NGINX", "SITE", "Nginx", "site_config"]
 

@@ -1,17 +1,14 @@
-"""Real waitress servers for tests: in a thread (to inject test tables) or as a process (RSS).
+"""waitress in a thread of the test process, around an app a test built (to inject tables).
 
-Both listen on 127.0.0.1 only, on a free port, and are stopped by the fixtures that start them.
+It listens on 127.0.0.1 only, on a free port, and is stopped by the fixture that started it.
+A real ``tablestream serve`` process comes from ``service.testing.ServerProcess``, the harness
+tests, benchmarks, load tests and docs share.
 """
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,38 +16,11 @@ import waitress
 from flask import Flask
 
 from service.server.connections import waitress_options
+from service.testing import wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 
-__all__ = [
-    "ProcessServer",
-    "ThreadServer",
-    "free_port",
-    "rss_bytes",
-    "temp_file_bytes",
-    "wait_for",
-    "wait_ready",
-]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_ready(url: str, timeout: float = 20.0, proc: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode} before it was ready")
-        try:
-            with urllib.request.urlopen(url + "/healthz", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"{url} not ready after {timeout}s")
+__all__ = ["ROOT", "ThreadServer", "wait_for"]
 
 
 def wait_for(predicate, timeout: float, what: str, step: float = 0.02):
@@ -61,27 +31,6 @@ def wait_for(predicate, timeout: float, what: str, step: float = 0.02):
             return value
         time.sleep(step)
     raise TimeoutError(f"{what} not seen within {timeout} s")
-
-
-def rss_bytes(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
-
-
-def temp_file_bytes(pid: int) -> int:
-    """Bytes in the process's open, deleted files: waitress's overflow buffers (RSS misses them)."""
-    total = 0
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        path = f"/proc/{pid}/fd/{fd}"
-        try:
-            if os.readlink(path).endswith("(deleted)"):
-                total += os.stat(path).st_size
-        except OSError:
-            continue
-    return total
 
 
 @dataclass
@@ -124,54 +73,3 @@ class ThreadServer:
         self.thread.join(timeout=5)
         if self.thread.is_alive():
             self.server.close()
-
-
-@dataclass
-class ProcessServer:
-    """``tablestream serve`` as its own process, configured through the environment."""
-
-    env: dict[str, str]
-    log_path: Path
-    cwd: Path = ROOT
-    module: str = "service"  # run as ``python -m MODULE serve``; tests.leakyserver for controls
-    args: tuple[str, ...] = ()  # command-line flags after ``serve``
-
-    def __post_init__(self) -> None:
-        self.port = free_port()
-        env = {
-            **os.environ,
-            **self.env,
-            "TABLESTREAM_HOST": "127.0.0.1",
-            "TABLESTREAM_PORT": str(self.port),
-        }
-        self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", self.module, "serve", *self.args],
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            cwd=self.cwd,
-        )
-        self.url = f"http://127.0.0.1:{self.port}"
-        try:
-            wait_ready(self.url, proc=self.proc)
-        except Exception:
-            self.stop()
-            raise
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def rss(self) -> int:
-        return rss_bytes(self.proc.pid)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()

@@ -19,8 +19,8 @@ import waitress
 
 from loadtests import attacks, drain
 from loadtests.probes import Probes, get
+from service.testing.metricsread import value
 
-from .metricsread import value
 from .servers import wait_for
 
 HOST = "127.0.0.1"

@@ -20,8 +20,8 @@ import pytest
 from service import create_app
 from service.sources.base import RowStream, Table
 from service.sources.synthetic import COLUMNS, synthetic_row
+from service.testing import httpraw
 
-from . import httpraw
 from .servers import ROOT
 
 pytestmark = [

@@ -32,9 +32,10 @@ from pathlib import Path
 import pytest
 
 from service.sources.synthetic import synthetic_row
+from service.testing import ServerProcess
 
 from .nginx import Nginx
-from .servers import ProcessServer, wait_for
+from .servers import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.system]  # Debian's nginx
 
@@ -138,18 +139,18 @@ def failing_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def upstream(
     tmp_path: Path, failing_db: Path
-) -> Iterator[Callable[[str], tuple[ProcessServer, str]]]:
+) -> Iterator[Callable[[str], tuple[ServerProcess, str]]]:
     """``tablestream serve`` and, for ``via`` other than direct, the shipped nginx before it."""
-    started: list[ProcessServer | Nginx] = []
+    started: list[ServerProcess | Nginx] = []
 
-    def start(via: str) -> tuple[ProcessServer, str]:
+    def start(via: str) -> tuple[ServerProcess, str]:
         env = {
             "TABLESTREAM_DB": str(failing_db),
             "TABLESTREAM_SYNTHETIC_ROWS": str(ROWS),
             "TABLESTREAM_SHUTDOWN_GRACE": GRACE,
             "TABLESTREAM_TRUSTED_PROXY": "127.0.0.1",
         }
-        server = ProcessServer(env, tmp_path / "server.log")
+        server = ServerProcess(env, tmp_path / "server.log")
         started.append(server)
         if via == "direct":
             return server, server.url
@@ -174,7 +175,7 @@ def finish(proc: subprocess.Popen, out: Path) -> Fetched:
     return Fetched(proc.returncode, stdout.decode(), out.read_bytes(), stderr.decode())
 
 
-def cut_while_reading(server: ProcessServer, url: str, out: Path, sig: signal.Signals) -> Fetched:
+def cut_while_reading(server: ServerProcess, url: str, out: Path, sig: signal.Signals) -> Fetched:
     """Stream ``url`` at a bounded rate; once the client has bytes, send ``sig`` to the server."""
     proc = curl(url, out, rate=READ_RATE)
     wait_for(lambda: out.exists() and out.stat().st_size >= STARTED, 15, "the stream's bytes")

@@ -17,11 +17,10 @@ import time
 import pytest
 
 from service import create_app
+from service.testing import free_port, httpraw, wait_ready
+from service.testing.metricsread import value
 
-from . import httpraw
 from .faulty import FailingTable
-from .metricsread import value
-from .servers import free_port, wait_ready
 from .tablehtml import parse_table
 
 

@@ -12,11 +12,11 @@ import pytest
 
 from service import create_app
 from service.sources.synthetic import COLUMNS, synthetic_row
+from service.testing import httpraw
+from service.testing.metricsread import value
 
-from . import httpraw
 from .conftest import NASTY
 from .faulty import FailingTable
-from .metricsread import value
 from .tablehtml import parse_table
 
 

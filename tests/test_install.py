@@ -7,8 +7,9 @@ import sys
 
 import pytest
 
-from . import httpraw
-from .servers import ROOT, ProcessServer
+from service.testing import ServerProcess, httpraw
+
+from .servers import ROOT
 from .tablehtml import parse_table
 
 
@@ -34,7 +35,7 @@ def test_a_non_editable_install_serves_a_table_page(tmp_path):
         check=True,
     )
     assert where.stdout.strip().startswith(str(site))
-    server = ProcessServer(env, tmp_path / "server.log", cwd=elsewhere)
+    server = ServerProcess(env, tmp_path / "server.log", cwd=elsewhere)
     try:
         page = httpraw.get(f"{server.url}/tables/synthetic")
         css = httpraw.get(f"{server.url}/static/tablestream.css")

@@ -27,8 +27,8 @@ from service import create_app
 from service.sources.base import unique_columns
 from service.sources.demo import create_demo_db
 from service.stream.markup import ROW_MARKUP
+from service.testing import httpraw
 
-from . import httpraw
 from .servers import ROOT
 from .tablehtml import parse_table
 

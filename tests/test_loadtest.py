@@ -16,8 +16,9 @@ import pytest
 
 from loadtests.pagecount import PageCount
 from loadtests.verdict import MIB, Sample, Thresholds, judge
+from service.testing import ServerProcess, free_port
 
-from .servers import ROOT, ProcessServer, free_port
+from .servers import ROOT
 
 LOCUSTFILE = "loadtests/locustfile.py"
 
@@ -137,10 +138,11 @@ def test_smoke_run_passes_its_verdict_on_the_real_server(tmp_path):
 
 @pytest.mark.slow
 def test_verdict_fails_against_a_deliberately_leaking_server(tmp_path):
-    leaky = ProcessServer(
+    leaky = ServerProcess(
         {"TABLESTREAM_DB": "", "TABLESTREAM_SYNTHETIC_ROWS": "1000000"},
         tmp_path / "leaky.log",
         module="tests.leakyserver",
+        cwd=ROOT,
     )
     try:
         code, folder = _run(

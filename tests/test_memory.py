@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from . import httpraw
+from service.testing import httpraw
 
 MIB = 1024 * 1024
 

@@ -10,9 +10,8 @@ import urllib.request
 import pytest
 
 from service import create_app
-
-from . import httpraw
-from .metricsread import samples, value
+from service.testing import httpraw
+from service.testing.metricsread import samples, value
 
 
 @pytest.fixture

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from . import httpraw
-from .metricsread import samples, value
-from .servers import free_port
+from service.testing import free_port, httpraw
+from service.testing.metricsread import samples, value
 
 
 @pytest.mark.slow

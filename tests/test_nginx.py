@@ -17,9 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from .metricsread import value
+from service.testing import ServerProcess
+from service.testing.metricsread import value
+
 from .nginx import Nginx
-from .servers import ProcessServer, wait_for
+from .servers import wait_for
 
 pytestmark = pytest.mark.system  # Debian's nginx
 
@@ -39,7 +41,7 @@ def behind_nginx(process_server, tmp_path: Path):
     """A server with TABLESTREAM_TRUSTED_PROXY=127.0.0.1 and both nginx variants before it."""
     proxies: list[Nginx] = []
 
-    def start(**env: str) -> tuple[ProcessServer, Nginx, Nginx]:
+    def start(**env: str) -> tuple[ServerProcess, Nginx, Nginx]:
         server = process_server(TABLESTREAM_TRUSTED_PROXY="127.0.0.1", **env)
         for http10 in (True, False):
             tier(server.port, http10=http10)
@@ -85,7 +87,7 @@ def _get_from(address: str, url: str, path: str, headers: dict[str, str]) -> int
         conn.close()
 
 
-def _access_line(server: ProcessServer, request_id: str) -> dict | None:
+def _access_line(server: ServerProcess, request_id: str) -> dict | None:
     for line in server.log_path.read_text(errors="replace").splitlines():
         _, found, payload = line.partition(" tablestream.access ")
         if found and json.loads(payload)["request_id"] == request_id:
@@ -130,7 +132,7 @@ def _stalled_client(proxy: Nginx, request_id: str) -> Iterator[None]:
         yield
 
 
-def _ended(server: ProcessServer, request_id: str) -> str:
+def _ended(server: ServerProcess, request_id: str) -> str:
     done = subprocess.run(
         ["curl", "-s", f"{server.url}/streams/{request_id}"], capture_output=True, timeout=10
     )

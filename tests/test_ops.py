@@ -17,9 +17,9 @@ import pytest
 import yaml
 
 from service import create_app
+from service.testing import free_port, httpraw
 
-from . import httpraw
-from .servers import ROOT, free_port
+from .servers import ROOT
 
 OPS = ROOT / "ops"
 IN_CI = os.environ.get("CI", "").lower() == "true"

@@ -21,10 +21,9 @@ pytestmark = pytest.mark.postgres
 from service import create_app  # noqa: E402
 from service.sources.cells import format_batch  # noqa: E402
 from service.sources.postgres import PostgresTable  # noqa: E402
+from service.testing import httpraw, rss_bytes  # noqa: E402
+from service.testing.metricsread import value  # noqa: E402
 
-from . import httpraw  # noqa: E402
-from .metricsread import value  # noqa: E402
-from .servers import rss_bytes  # noqa: E402
 from .tablehtml import parse_table  # noqa: E402
 
 DSN = os.environ.get(

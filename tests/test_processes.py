@@ -20,9 +20,8 @@ from pathlib import Path
 import pytest
 
 from service.sources.demo import create_demo_db
-
-from . import httpraw
-from .metricsread import value
+from service.testing import httpraw
+from service.testing.metricsread import value
 
 TCP_LISTEN, TCP_ESTABLISHED = "0A", "01"
 
@@ -128,7 +127,7 @@ def test_new_connections_go_to_the_sibling_while_one_process_drains(process_serv
 @pytest.mark.slow
 def test_a_stream_status_question_reaches_the_process_that_served_the_stream(process_server):
     server = process_server(TABLESTREAM_DB="", TABLESTREAM_PROCESSES="2")
-    _wait_for(lambda: len(_children(server.pid)) == 2, what="two children")
+    _all_serving(server)  # both accept: a child still starting would leave all asks to one
     ids = [f"two-procs-{i}" for i in range(6)]
     for request_id in ids:
         page = httpraw.get(

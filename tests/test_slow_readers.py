@@ -20,9 +20,8 @@ import time
 
 import pytest
 
-from . import httpraw
-from .metricsread import value
-from .servers import temp_file_bytes
+from service.testing import httpraw, temp_file_bytes
+from service.testing.metricsread import value
 
 MIB = 1024 * 1024
 READERS = 50

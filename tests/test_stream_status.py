@@ -6,8 +6,8 @@ import json
 
 from service import create_app
 from service.observe.status import IN_PROGRESS, RecentStreams
+from service.testing import httpraw
 
-from . import httpraw
 from .faulty import FailingTable
 
 

@@ -12,8 +12,8 @@ import pytest
 from service import create_app
 from service.sources.base import RowStream, Table
 from service.sources.synthetic import synthetic_row
+from service.testing import httpraw
 
-from . import httpraw
 from .conftest import DEMO_ORDERS, NASTY
 from .tablehtml import parse_table
 
