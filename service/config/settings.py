@@ -92,8 +92,9 @@ class Settings:
     )
     fetch_rows: int = setting(
         integer(1, 100_000),
-        "2000",
-        "rows fetched from a database cursor per round trip (fetchmany size)",
+        "256",
+        "rows fetched from a database cursor per round trip (fetchmany size); raise it for a "
+        "database far away, where each round trip costs milliseconds",
     )
     # -- the stream
     chunk_bytes: int = setting(

@@ -24,7 +24,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from .base import RowStream, SourceError, Table, unique_columns
+from .base import BATCH_ROWS, RowStream, SourceError, Table, unique_columns
 from .cursor import CursorRowStream
 from .sqlitefile import FileWatch, not_a_database
 
@@ -124,7 +124,7 @@ class _SQLiteStream(CursorRowStream):
 class SQLiteTable(Table):
     kind = "sqlite"
 
-    def __init__(self, path: Path, name: str, fetch_rows: int = 2000) -> None:
+    def __init__(self, path: Path, name: str, fetch_rows: int = BATCH_ROWS) -> None:
         self.name = name
         self.path = path
         self._fetch_rows = fetch_rows
