@@ -13,8 +13,8 @@ children of ``--processes`` get their parent's settings whole.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from .checks import validate
@@ -31,34 +31,9 @@ from .converters import (
     proxy_headers,
     text,
 )
+from .declare import Setting, declared, markdown_table, setting
 
 __all__ = ["SETTINGS", "Setting", "Settings", "settings_markdown"]
-
-
-@dataclass(frozen=True)
-class Setting:
-    attr: str
-    env: str
-    convert: Callable[[str], Any]
-    default: str
-    help: str
-
-    @property
-    def allowed(self) -> str:
-        return getattr(self.convert, "allowed", "")
-
-    def render(self, value: Any) -> str:
-        """``value`` as its environment text, which ``convert`` reads back to the same value."""
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        if isinstance(value, tuple):
-            return ",".join("=".join(v) if isinstance(v, tuple) else str(v) for v in value)
-        return str(value)
-
-
-def setting(convert: Callable[[str], Any], default: str, help: str, env: str = "") -> Any:
-    """Declare one setting as a ``Settings`` field (see the module docstring)."""
-    return field(metadata={"convert": convert, "default": default, "help": help, "env": env})
 
 
 @dataclass(frozen=True)
@@ -336,22 +311,9 @@ class Settings:
 
 
 # Read off the fields: the one list of settings, in declaration order.
-SETTINGS: tuple[Setting, ...] = tuple(
-    Setting(
-        f.name,
-        f.metadata["env"] or "TABLESTREAM_" + f.name.upper(),
-        f.metadata["convert"],
-        f.metadata["default"],
-        f.metadata["help"],
-    )
-    for f in fields(Settings)
-)
+SETTINGS: tuple[Setting, ...] = declared(Settings)
 
 
 def settings_markdown() -> str:
     """The settings table of docs/settings.md, one row per setting (``tablestream settings``)."""
-    rows = ["| Variable | Default | Allowed | Meaning |", "|---|---|---|---|"]
-    for s in SETTINGS:
-        default = f"`{s.default}`" if s.default else "(empty)"
-        rows.append(f"| `{s.env}` | {default} | {s.allowed} | {s.help} |")
-    return "\n".join(rows) + "\n"
+    return markdown_table(SETTINGS)
