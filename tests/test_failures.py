@@ -17,7 +17,7 @@ import time
 import pytest
 
 from service import create_app
-from service.testing import free_port, httpraw, wait_ready
+from service.testing import free_port, httpraw, refuses_connections, wait_ready
 from service.testing.metricsread import value
 
 from .faulty import FailingTable
@@ -120,14 +120,9 @@ def test_sigterm_refuses_new_connections_lets_short_streams_finish_and_marks_cut
     assert _wait(lambda: value(metrics, "tablestream_streams_in_progress", table="synthetic") == 1)
     server.proc.send_signal(signal.SIGTERM)
 
-    def refused() -> bool:
-        try:
-            socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
-        except ConnectionRefusedError:
-            return True
-        return False
-
-    assert _wait(refused, timeout=2), "new connections still accepted after SIGTERM"
+    assert _wait(lambda: refuses_connections(server.port), timeout=2), (
+        "new connections still accepted after SIGTERM"
+    )
     assert long.is_alive(), "the long stream should still be in its grace period"
     short.join(30)
     long.join(30)

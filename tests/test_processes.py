@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from service.sources.demo import create_demo_db
-from service.testing import httpraw
+from service.testing import httpraw, refuses_connections
 from service.testing.metricsread import value
 
 TCP_LISTEN, TCP_ESTABLISHED = "0A", "01"
@@ -275,14 +275,9 @@ def test_stopping_the_whole_server_refuses_new_connections_while_streams_drain(p
         held.recv(1)  # the stream is in flight and nobody reads it: its process drains
         os.kill(server.pid, signal.SIGTERM)
 
-        def refused() -> bool:
-            try:
-                socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
-            except ConnectionRefusedError:
-                return True
-            return False
-
-        _wait_for(refused, timeout=2, what="new connections to be refused")
+        _wait_for(
+            lambda: refuses_connections(server.port), timeout=2, what="new connections refused"
+        )
         assert server.proc.poll() is None, "the stream in flight should keep the server draining"
     finally:
         held.close()

@@ -24,6 +24,7 @@ __all__ = [
     "ServerProcess",
     "free_port",
     "process_cpu_seconds",
+    "refuses_connections",
     "rss_bytes",
     "temp_file_bytes",
     "wait_ready",
@@ -52,6 +53,15 @@ def wait_ready(url: str, timeout: float = 30.0, proc: subprocess.Popen | None = 
         except OSError:
             time.sleep(0.05)
     raise TimeoutError(f"{url} not ready after {timeout} s")
+
+
+def refuses_connections(port: int, host: str = "127.0.0.1") -> bool:
+    """Is a new connection to ``host:port`` refused (nothing listens, or a drain closed it)?"""
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+    except ConnectionRefusedError:
+        return True
+    return False
 
 
 def _status_bytes(pid: int, key: str) -> int:
