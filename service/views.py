@@ -24,9 +24,10 @@ from .stream.chunker import Chunker
 from .stream.compression import GzipChunks
 from .stream.formats import FORMATS, Format, csv_pieces, ndjson_pieces
 
-__all__ = ["bp"]
+__all__ = ["ROW_TEMPLATES_KEY", "bp"]
 
 bp = Blueprint("tables", __name__)
+ROW_TEMPLATES_KEY = "tablestream.row_templates"  # app.extensions: a stream.rowtemplate.RowTemplates
 
 _DIGITS = re.compile(r"[0-9]{1,19}")
 
@@ -89,8 +90,15 @@ def _pieces(fmt: Format, source: Table, rows: RowStream, chunker: Chunker, **con
         return csv_pieces(rows, chunker.flush)
     if fmt.name == "ndjson":
         return ndjson_pieces(rows, chunker.flush)
+    row_templates = current_app.extensions[ROW_TEMPLATES_KEY]  # tables/<name>.html, if any
     return stream_template(
-        "table.html", table=source, columns=rows.columns, rows=rows, flush=chunker.flush, **context
+        row_templates.page(source.name),
+        table=source,
+        columns=rows.columns,
+        rows=rows,
+        render_rows=row_templates.renderer(source.name, rows.columns),
+        flush=chunker.flush,
+        **context,
     )
 
 
