@@ -6,7 +6,8 @@ filters, arithmetic, comparisons, ``a if test else b``, ``~`` — and ``{% if %}
 branch is plain markup (a class chosen by a value). Anything else raises ``Unfit`` and the
 block takes Jinja's own per-row path.
 
-Each output becomes a list of the batch's values (one comprehension per output); the text ones
+Each output becomes a list of the batch's values (one comprehension per output, or a column of
+``zip(*batch)`` for a plain cell); the text ones
 are joined with U+001F, escaped in one call of markupsafe and split again; all values then go by
 extended slices into a copy of a cached list of the literals, and the batch is one join. The
 code is generated from the template's nodes, never from values, and mirrors Jinja's: the same
@@ -16,6 +17,8 @@ one. What a value is known to be decides how it is escaped:
 - text: a ``str`` (a cell, a string constant, a text filter of text): escaped with the batch;
 - number: ``int``, ``float`` or ``bool`` (``|int``, arithmetic on numbers, comparisons), whose
   ``str()`` has nothing to escape;
+- safe: a ``str`` with nothing to escape (``|money`` of a cell, written inline: digits, ``,``,
+  ``.``, ``-``);
 - any: unknown (a filter this module does not know may return Markup): escaped on its own,
   exactly as Jinja escapes an output;
 - markup: the template's own literal, chosen by ``{% if %}``: never escaped.
@@ -27,16 +30,18 @@ renders that batch per row.
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from jinja2 import Environment, nodes
+from jinja2.filters import do_int
 from jinja2.nodes import EvalContext
 from jinja2.runtime import markup_join
 from jinja2.utils import _PassArg
 from markupsafe import escape
 
-from .rowfilters import TEXT_FILTERS
+from .rowfilters import TEXT_FILTERS, money
 
 __all__ = ["BatchCompiler", "Unfit"]
 
@@ -47,7 +52,17 @@ _COMPARE = {"eq": "==", "ne": "!=", "gt": ">", "gteq": ">=", "lt": "<", "lteq": 
 _COMPARE |= {"in": "in", "notin": "not in"}
 _BINOPS = {nodes.Add: "+", nodes.Sub: "-", nodes.Mul: "*", nodes.Div: "/", nodes.FloorDiv: "//"}
 _BINOPS |= {nodes.Mod: "%", nodes.Pow: "**"}
-TEXT, NUMBER, ANY, MARKUP = "text", "number", "any", "markup"
+TEXT, NUMBER, SAFE, ANY, MARKUP = "text", "number", "safe", "any", "markup"
+
+
+# The common case of a filter on a cell, written inline: (the filter it stands for, the source,
+# the kind). Any cell it cannot take raises, and that batch goes per row, where the filter
+# itself runs: do_int tries int(text) first; money("") and money(None) are "".
+_INLINE = {
+    "int": (do_int, "int({v})", NUMBER),
+    "money": (money, "(format(float({v}), ',.2f') if {v} else '')", SAFE),
+}
+_CELL = re.compile(r"r\[[0-9]+\]")
 
 
 class BatchCompiler:
@@ -124,6 +139,9 @@ class BatchCompiler:
             args.insert(0, "eval_ctx")
         elif pass_arg is not None:
             raise Unfit
+        inline = _INLINE.get(node.name)
+        if inline and func is inline[0] and not given and kind == TEXT and _CELL.fullmatch(source):
+            return inline[1].format(v=source), inline[2]
         key = f"f_{node.name}"
         self.globals[key] = func
         first = [args.pop(0)] if pass_arg else []
@@ -177,13 +195,19 @@ class BatchCompiler:
         self, pieces: list[str], slots: list[tuple[str, str]]
     ) -> Callable[[Sequence[Sequence[str]]], str]:
         lines = ["def render(batch, _chain=_chain, _escape=_escape):", "    n = len(batch)"]
+        if any(_CELL.fullmatch(source) for source, _ in slots):
+            # The cells a column at a time, in C; a row too short raises IndexError (per row).
+            lines.append("    cols = list(zip(*batch))")
         text, order = [], []
         for i, (source, kind) in enumerate(slots):
             if kind == NUMBER:
                 source = f"str({source})"
             elif kind == ANY:
                 source = f"_escape({source})"
-            lines.append(f"    s{i} = [{source} for r in batch]")
+            if _CELL.fullmatch(source):
+                lines.append(f"    s{i} = cols[{source[2:-1]}]")
+            else:
+                lines.append(f"    s{i} = [{source} for r in batch]")
             if kind == TEXT:
                 order.append(f"p[{len(text)} * n:{len(text) + 1} * n]")
                 text.append(f"s{i}")
