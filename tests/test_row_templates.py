@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jinja2 import DictLoader, Environment
+from markupsafe import Markup
 
 from service import create_app
 from service.sources.cells import format_batch
@@ -53,6 +54,7 @@ PIECES = [
     '<td{{% if row.{c} == "a" %}} class="hit"{{% elif row.{c} %}} class="x"{{% endif %}}>.</td>',
     '<td class="{{{{ "on" if row.{c} else "off" }}}}">{{{{ row.{c} ~ "/" ~ row.{d} }}}}</td>',
     "<td>{{{{ row.{c} + row.{d} }}}}{{{{ row.{c} == row.{d} }}}}{{{{ -(row.{c}|int) }}}}</td>",
+    '<td>{{{{ "!" if row.{c} == "a" }}}}{{{{ row.{c}|default("-") }}}}</td>',
     '<td>{{{{ "%s=%s" % (row.{c}, 1) }}}}{{{{ "<b>"|safe }}}}</td>',
     "<td>{{% if row.{c} %}}<b>{{{{ row.{c} }}}}</b>{{% endif %}}</td>",
     "{{% for cell in row %}}<td>{{{{ loop.index }}}}:{{{{ cell }}}}</td>{{% endfor %}}",
@@ -266,3 +268,16 @@ def test_a_row_template_naming_a_missing_column_stops_start_up():
     )
     with pytest.raises(RowTemplateError, match=r"tables/t.html, line 1: row.nope"):
         RowTemplates(env).compile_known({"t": SyntheticTable(10, name="t")})
+
+
+def test_a_filter_the_app_replaces_is_escaped_as_jinja_escapes_its_result():
+    env = _environment(
+        {"t.html": "{% block row %}<td>{{ row.name|money }}{{ row.id|upper }}</td>{% endblock %}"}
+    )
+    env.filters["money"] = lambda value: Markup("<b>%s</b>") % value  # Markup, not text
+    env.filters["upper"] = lambda value: Markup("<i>&amp;</i>")
+    render, path = compile_row_block(env, "t.html", row_block(env, "t.html"), COLUMNS)
+    batch = [("1", "<Doe> & Sons", "2", "", "paid")]
+    assert path == "batch"
+    assert str(render(batch)) == render_row_by_row(env, "t.html", batch, COLUMNS)
+    assert str(render(batch)) == "<td><b>&lt;Doe&gt; &amp; Sons</b><i>&amp;</i></td>"

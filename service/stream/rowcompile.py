@@ -34,14 +34,15 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from jinja2 import Environment, nodes
+from jinja2 import Environment, Undefined, nodes
+from jinja2.filters import FILTERS as JINJA_FILTERS
 from jinja2.filters import do_int
 from jinja2.nodes import EvalContext
 from jinja2.runtime import markup_join
 from jinja2.utils import _PassArg
 from markupsafe import escape
 
-from .rowfilters import TEXT_FILTERS, money
+from .rowfilters import FILTERS, TEXT_FILTERS, money
 
 __all__ = ["BatchCompiler", "Unfit"]
 
@@ -63,6 +64,7 @@ _INLINE = {
     "money": (money, "(format(float({v}), ',.2f') if {v} else '')", SAFE),
 }
 _CELL = re.compile(r"r\[[0-9]+\]")
+_KNOWN = {**JINJA_FILTERS, **FILTERS}  # the filters whose kind of result is known
 
 
 class BatchCompiler:
@@ -112,7 +114,8 @@ class BatchCompiler:
                 joined = ", ".join(s if k == TEXT else f"str({s})" for s, k in parts)
                 return f'"".join(({joined},))', TEXT
             return f"markup_join(({', '.join(s for s, _ in parts)},))", ANY
-        if isinstance(node, nodes.CondExpr) and (node.expr2 is not None or top):
+        no_else = top and self.env.undefined is Undefined  # a missing else renders ""
+        if isinstance(node, nodes.CondExpr) and (node.expr2 is not None or no_else):
             test = self.expr(node.test)[0]
             (yes, yk) = self.expr(node.expr1)
             (no, nk) = self.expr(node.expr2) if node.expr2 is not None else ("''", TEXT)
@@ -146,9 +149,10 @@ class BatchCompiler:
         self.globals[key] = func
         first = [args.pop(0)] if pass_arg else []
         call = f"{key}({', '.join([*first, source, *args])})"
-        if node.name in TEXT_FILTERS | _STR_FILTERS and kind in (TEXT, NUMBER):
+        known = func is _KNOWN.get(node.name)  # not replaced by one of the app's own
+        if known and node.name in TEXT_FILTERS | _STR_FILTERS and kind in (TEXT, NUMBER):
             return call, TEXT
-        return call, NUMBER if node.name in _NUMBER_FILTERS and numbers else ANY
+        return call, NUMBER if known and node.name in _NUMBER_FILTERS and numbers else ANY
 
     def literal(self, body: list[nodes.Node]) -> str:
         out = []
