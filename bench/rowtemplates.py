@@ -159,7 +159,9 @@ def measure_row_templates(
     return result
 
 
-def _measure_baseline(plan, py, logs, folder, measure, ref, result) -> None:
+def _measure_baseline(
+    plan: Plan, py: str, logs: Path, folder: Path, measure: Callable, ref: str, result: Result
+) -> None:
     """The default path (no template) on this branch and on ``ref``, alternated."""
     code = _main_checkout(folder, ref)
     servers = {

@@ -211,7 +211,9 @@ def _check(name: str, block: nodes.Block, index: Mapping[str, int]) -> None:
         raise refuse(node, "a row block may not hold another block")
 
 
-def _per_row(env: Environment, name: str, block: nodes.Block, index: dict[str, int]):
+def _per_row(
+    env: Environment, name: str, block: nodes.Block, index: dict[str, int]
+) -> BatchRenderer:
     """The block inside ``{% for row in _rows %}``, compiled by Jinja: one context per batch."""
     loop = nodes.For(
         nodes.Name("row", "store", lineno=1),
