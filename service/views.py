@@ -19,6 +19,7 @@ from .observe.requestlog import REQUEST_ID_KEY
 from .runtime import Runtime
 from .server.admission import Rejected, Ticket
 from .sources import RowStream, SourceBusy, SourceError, Table
+from .sources.projection import without_columns
 from .stream.body import STOP_KEY, TableStreamBody
 from .stream.chunker import Chunker
 from .stream.compression import GzipChunks
@@ -56,20 +57,31 @@ def query_int(name: str, high: int, default: int | None) -> int | None:
 @bp.get("/")
 def index() -> str:
     runtime = _runtime()
-    return render_template("index.html", tables=runtime.describe_tables())
+    access, environ = runtime.access, request.environ
+    tables = []
+    for described in runtime.describe_tables():
+        name = described["name"]
+        if access.may_read(environ, name):
+            hidden = access.hidden(environ, name)
+            described["columns"] = [c for c in described["columns"] if c not in hidden]
+            tables.append(described)
+    return render_template("index.html", tables=tables)
 
 
 def table_and_format(name: str) -> tuple[Table, Format]:
     """The table a path names and the format asked for: a ``.csv``/``.ndjson``/``.html`` suffix
     or ``?format=``; 404 for an unknown table, 400 for an unknown or contradictory format."""
-    catalog = _runtime().catalog
+    runtime = _runtime()
+    catalog = runtime.catalog
+    asked_for = name
     stem, dot, suffix = name.rpartition(".")
     by_suffix = None
     if name not in catalog and dot and suffix in FORMATS and stem in catalog:
         name, by_suffix = stem, suffix
     table = catalog.get(name)
-    if table is None:
-        abort(404, f"There is no table {name!r}.")
+    if table is None or not runtime.access.may_read(request.environ, name):
+        # The same page for a table the caller may not read as for one that does not exist.
+        abort(404, f"There is no table {asked_for!r}.")
     allowed = f"expected one of {', '.join(FORMATS)}"
     values = request.args.getlist("format")
     if len(values) > 1:
@@ -129,8 +141,11 @@ def table(name: str) -> Response:
     limit = query_int("limit", settings.max_rows, default=None)
     offset = query_int("offset", settings.max_offset, default=0)
     ticket = _admit(runtime, limit)
+    hidden = runtime.access.hidden(request.environ, name)
     try:
         rows = source.open(limit=limit, offset=offset or 0)
+        if hidden:
+            rows = without_columns(rows, hidden)
     except SourceBusy as exc:
         _release(ticket)
         runtime.metrics.source_busy.labels(name).inc()
@@ -190,7 +205,9 @@ def _body(
 @bp.get("/streams/<request_id>")
 def stream_status(request_id: str) -> Response:
     """The outcome of a recent stream of this process, by the request id its page carries."""
-    found = _runtime().recent.get(request_id)
+    runtime = _runtime()
+    # Only the caller's own streams: another caller's id answers like one never seen.
+    found = runtime.recent.get(request_id, runtime.access.owner(request.environ))
     if found is None:
         body = {"request_id": request_id, "error": "no such recent stream in this process"}
         # With --processes the stream may be a sibling's, and a browser asks again on the same
@@ -222,5 +239,7 @@ def readyz() -> Response:
         return Response("not ready\nshutting down\n", 503, mimetype="text/plain")
     problems = runtime.problems()
     if problems:
-        return Response("not ready\n" + "\n".join(problems) + "\n", 503, mimetype="text/plain")
+        # The reasons name tables: only for an open service or a caller with the metrics scope.
+        why = problems if runtime.access.may_see_internals(request.environ) else []
+        return Response("not ready\n" + "".join(p + "\n" for p in why), 503, mimetype="text/plain")
     return Response("ready\n", mimetype="text/plain")

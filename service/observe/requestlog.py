@@ -22,6 +22,7 @@ from .closing import ClosingBody
 __all__ = ["REQUEST_ID_KEY", "RequestLogMiddleware", "StreamFacts"]
 
 REQUEST_ID_KEY = "tablestream.request_id"
+CALLER_KEY = "tablestream.caller"  # set by access/gate.py: who the request was
 STREAM_KEY = "tablestream.stream"
 _SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
@@ -84,6 +85,10 @@ class RequestLogMiddleware:
             "duration_s": round(time.perf_counter() - started, 6),
             "remote": environ.get("REMOTE_ADDR"),
         }
+        caller = environ.get(CALLER_KEY)
+        if caller is not None:  # the token's or user's name, never the token
+            line["user"] = caller.name
+            line["via"] = caller.via
         facts: StreamFacts | None = environ.get(STREAM_KEY)
         if facts is not None:
             line.update(
