@@ -450,3 +450,17 @@ def test_an_open_service_on_a_public_address_says_so_in_one_warning(caplog):
     assert not caplog.records
     warn_if_open(False, "0.0.0.0")
     assert len(caplog.records) == 1 and "access: OPEN" in caplog.records[0].getMessage()
+
+
+def test_every_process_of_processes_2_checks_the_tokens(process_server, tokens):
+    server = process_server(
+        ("--processes", "2"),
+        TABLESTREAM_TOKENS_FILE=tokens["file"],
+        TABLESTREAM_DB="",
+        TABLESTREAM_SYNTHETIC_ROWS="1000",
+    )
+    assert len(server.pids()) == 3
+    url = server.url + "/tables/synthetic.csv?limit=5"
+    # Fresh connections, so both children answer some of them.
+    answers = [(_get(url).status, _get(url, tokens["all"]).status) for _ in range(10)]
+    assert set(answers) == {(401, 200)}
