@@ -87,7 +87,9 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     install_metrics(app, metrics, public_endpoint=settings.metrics_port == 0)
     install_access(app, runtime.access)
     install_security_headers(app)
-    app.wsgi_app = RequestLogMiddleware(app.wsgi_app)  # type: ignore[method-assign]
+    app.wsgi_app = RequestLogMiddleware(  # type: ignore[method-assign]
+        app.wsgi_app, filter_values=settings.log_filter_values
+    )
     # Outermost: forwarded headers believed from the trusted proxy only (access/peer.py), so
     # the request log, per-client limits and the failure budget see the real client.
     app.wsgi_app = PeerMiddleware(  # type: ignore[method-assign]

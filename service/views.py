@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, render_template, request, stream_template
 from werkzeug.exceptions import ServiceUnavailable
 
-from .observe.requestlog import REQUEST_ID_KEY
+from .observe.requestlog import FILTERS_KEY, REQUEST_ID_KEY
+from .query import DIALECTS, Query, QueryError, open_query, parse_query
+from .query.links import PageLinks, Tracked
 from .runtime import Runtime
 from .server.admission import Rejected, Ticket
 from .sources import RowStream, SourceBusy, SourceError, Table
-from .sources.projection import without_columns
 from .stream.body import STOP_KEY, TableStreamBody
 from .stream.chunker import Chunker
 from .stream.compression import GzipChunks
@@ -106,6 +108,29 @@ def _pieces(fmt: Format, source: Table, rows: RowStream, chunker: Chunker, **con
     )
 
 
+def _query(runtime: Runtime, source: Table) -> Query:
+    """The filters, sort, columns and continuation asked for; a 400 saying what is allowed.
+
+    Columns the caller may not see are not there to ask for: naming one is the 400 of a
+    column the table does not have, and the rows come without them.
+    """
+    hidden = runtime.access.hidden(request.environ, source.name)
+    try:
+        columns = [c for c in source.columns() if c not in hidden]
+        types = {c: t for c, t in source.column_types().items() if c not in hidden}
+    except SourceError as exc:
+        current_app.logger.error("cannot read the columns of %s: %s", source.name, exc)
+        abort(503, f"The table {source.name!r} cannot be read right now; try again later.")
+    try:
+        q = parse_query(request.args.to_dict(flat=False), columns, types)
+    except QueryError as exc:
+        abort(400, f"{exc}")
+    if hidden and q.columns is None:
+        q = replace(q, columns=tuple(columns))
+    request.environ[FILTERS_KEY] = [f.param for f in q.filters]
+    return q
+
+
 def _admit(runtime: Runtime, limit: int | None) -> Ticket | None:
     """A stream slot, or a 503 with Retry-After at once; a small page needs none (fast lane).
 
@@ -140,12 +165,13 @@ def table(name: str) -> Response:
     name = source.name
     limit = query_int("limit", settings.max_rows, default=None)
     offset = query_int("offset", settings.max_offset, default=0)
+    q = _query(runtime, source)
     ticket = _admit(runtime, limit)
-    hidden = runtime.access.hidden(request.environ, name)
     try:
-        rows = source.open(limit=limit, offset=offset or 0)
-        if hidden:
-            rows = without_columns(rows, hidden)
+        rows = open_query(source, q, limit, offset or 0, settings.sort_rows)
+    except QueryError as exc:
+        _release(ticket)
+        abort(400, f"{exc}")
     except SourceBusy as exc:
         _release(ticket)
         runtime.metrics.source_busy.labels(name).inc()
@@ -168,7 +194,20 @@ def table(name: str) -> Response:
         rows.close()
         return Response(iter(()), mimetype=fmt.mimetype, headers=headers)
     try:
-        body = _body(runtime, source, fmt, rows, ticket, gzipped, limit=limit, offset=offset)
+        context: dict[str, Any] = {"limit": limit, "offset": offset}
+        if fmt.name == "html":
+            rows = Tracked(rows)  # the "next rows" link needs the last row
+            context["page"] = PageLinks(
+                request.path,
+                list(request.args.items(multi=True)),
+                q,
+                source,
+                limit,
+                offset or 0,
+                settings.sort_rows,
+                pushed_down=source.kind in DIALECTS,
+            )
+        body = _body(runtime, source, fmt, rows, ticket, gzipped, **context)
     except BaseException:
         _release(ticket)  # from here on the body's close() gives the slot back
         rows.close()

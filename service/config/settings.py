@@ -88,6 +88,18 @@ class Settings:
         "1",
         "zlib level for gzip: 1 is fastest (the stream's CPU cost), 9 smallest",
     )
+    sort_rows: int = setting(
+        integer(0, 1_000_000),
+        "10000",
+        "largest offset + limit a sort may ask of a source that is not a database (CSV, "
+        "synthetic), which sorts in memory; databases sort themselves, without this bound",
+    )
+    log_filter_values: bool = setting(
+        boolean,
+        "true",
+        "write filter values (?status=paid) in the access log; false logs the filters' names "
+        "with their values replaced by REDACTED (for tables whose values are sensitive)",
+    )
     max_rows: int = setting(integer(1, 10**12), "10000000", "largest ?limit= a request may ask for")
     max_offset: int = setting(
         integer(0, 10**15),
