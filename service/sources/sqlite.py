@@ -34,6 +34,7 @@ REPLACING_TEXT = functools.partial(str, encoding="utf-8", errors="replace")
 """sqlite3 text_factory that shows undecodable bytes as U+FFFD instead of failing the row."""
 _UNDECODABLE = "Could not decode to UTF-8"
 _OPEN_ATTEMPTS = 3
+_LIMIT_OFFSET = " LIMIT ? OFFSET ?"
 
 
 def quote_identifier(name: str) -> str:
@@ -71,7 +72,12 @@ class _SQLiteStream(CursorRowStream):
         self._sql, self._limit, self._offset = sql, limit, offset
         self._query_params = tuple(params)  # the WHERE's, before LIMIT and OFFSET
         self._fetched = 0
-        self._cursor = conn.execute(sql, self._params())
+        if limit is None and offset == 0:
+            # No LIMIT clause at all when none is asked: with one (even LIMIT -1) SQLite sorts
+            # an ORDER BY with its top-N sorter, in memory and ~4x slower on 1M rows (measured).
+            self._cursor = conn.execute(sql, self._query_params)
+        else:
+            self._cursor = conn.execute(sql + _LIMIT_OFFSET, self._params())
         self.columns = unique_columns([d[0] for d in self._cursor.description])
         self._fetchmany = self._fetch
         self._fetch_rows = fetch_rows
@@ -111,7 +117,7 @@ class _SQLiteStream(CursorRowStream):
         assert self._conn is not None
         self._conn.text_factory = REPLACING_TEXT
         self._cursor.close()
-        self._cursor = self._conn.execute(self._sql, self._params())
+        self._cursor = self._conn.execute(self._sql + _LIMIT_OFFSET, self._params())
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
@@ -180,7 +186,7 @@ class SQLiteTable(Table):
     ) -> RowStream:
         """Stream ``select`` (a SELECT without LIMIT, from ``query/sql.py`` or ``open``) with
         its ``params``, in one snapshot, ``limit`` rows after ``offset``."""
-        sql = select + " LIMIT ? OFFSET ?"
+        sql = select
         # The file may be replaced between our descriptor, SQLite's, and the lock: try again.
         for _ in range(_OPEN_ATTEMPTS):
             try:
