@@ -20,7 +20,7 @@ from typing import Any
 
 from .spec import Filter, Query, QueryError, convert_value
 
-__all__ = ["POSTGRES", "SQLITE", "Dialect", "select"]
+__all__ = ["POSTGRES", "SQLITE", "Dialect", "clauses", "select"]
 
 
 @dataclass(frozen=True)
@@ -92,14 +92,21 @@ def select(
 
     ``table`` is already quoted; ``columns`` are the table's, ``q.columns`` picks among them.
     """
-    params: list[Any] = []
     shown = ", ".join(d.quote(c) for c in (q.columns or columns))
+    tail, params = clauses(d, q, key)
+    return f"SELECT {shown} FROM {table}{tail}", params
+
+
+def clauses(d: Dialect, q: Query, key: str | None) -> tuple[str, list[Any]]:
+    """`` WHERE … ORDER BY …`` (either may be absent) and its parameters, for a source that
+    writes its own select list."""
+    params: list[Any] = []
     where = [_condition(d, f, params) for f in q.filters]
     if q.after is not None:
         if key is None:
             raise QueryError("this table has no key to continue from; use offset= instead.")
         where.append(_keyset(d, q, key, params))
-    text = f"SELECT {shown} FROM {table}"
+    text = ""
     if where:
         text += " WHERE " + " AND ".join(where)
     order = []
