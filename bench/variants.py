@@ -37,8 +37,10 @@ from flask import (
 from markupsafe import Markup, escape
 
 from service.observe.requestlog import REQUEST_ID_KEY
+from service.query import Query
+from service.query.links import PageLinks, Tracked
 from service.sources import RowStream
-from service.sources.synthetic import SyntheticTable
+from service.sources.synthetic import SyntheticTable, synthetic_row
 from service.stream.chunker import Chunker
 from service.stream.markup import ROW_MARKUP
 from service.stream.rowtemplate import BatchRenderer, RowTemplates
@@ -55,13 +57,27 @@ def _open() -> tuple[RowStream, dict, int]:
     """The synthetic table's rows for ``?limit=``, the template context, and the row count."""
     table = current_app.extensions["tablestream"].catalog["synthetic"]
     limit = request.args.get("limit", default=1000, type=int)
-    rows = table.open(limit=limit)
+    rows = Tracked(table.open(limit=limit))
+    settings = current_app.extensions["tablestream"].settings
     context = {
         "table": table,
         "columns": rows.columns,
         "rows": rows,
         "flush": lambda: "",
         "request_id": request.environ.get(REQUEST_ID_KEY, ""),
+        "limit": limit,
+        "offset": 0,
+        # The service's links (sort headers, "next rows"), as /tables/synthetic makes them.
+        "page": PageLinks(
+            f"/tables/{table.name}",
+            list(request.args.items(multi=True)),
+            Query(),
+            table,
+            limit,
+            0,
+            settings.sort_rows,
+            pushed_down=False,
+        ),
     }
     return rows, context, min(limit, table.row_count())
 
@@ -99,7 +115,8 @@ def hand() -> Response:
     rows, context, total = _open()
     # Head and footer from the same template; the footer needs the row count, known up front
     # for the synthetic table.
-    counted = type("Counted", (), {"rows_read": total})()
+    last = synthetic_row(total - 1) if total else None
+    counted = type("Counted", (), {"rows_read": total, "last_row": last, "columns": rows.columns})()
     page = render_template("hand_table.html", **{**context, "rows": counted}, rows_go_here=_MARK)
     head, tail = page.split(_MARK)
 
@@ -149,7 +166,7 @@ def _orders_rows(batch: Sequence[Sequence[str]]) -> str:
         [
             f"<tr{_VOID if s in ('refunded', 'cancelled') else ''}>"
             f'<td class="ts-num ts-narrow">{e(i)}</td><td class="ts-num">'
-            f'<a href="customers?offset={int(c) - 1}&amp;limit=1">{e(c)}</a></td>'
+            f'<a href="customers?id={e(c)}">{e(c)}</a></td>'
             f'<td title="{e(p)}">{e(p)}</td><td class="ts-num ts-narrow">{e(q)}</td>'
             f'<td class="ts-num">{float(t):,.2f}</td><td class="ts-wide ts-time">{e(at)}</td>'
             f'<td class="ts-narrow"><span class="ts-badge ts-badge-{e(s)}">{e(s)}</span></td>'

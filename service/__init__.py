@@ -14,6 +14,7 @@ from typing import Any
 
 from flask import Flask, request
 
+from .access import Access, PeerMiddleware, install_access
 from .config import ConfigError, Settings
 from .errors import register_error_pages
 from .observe.instrumentation import install_metrics
@@ -75,16 +76,31 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
         metrics=metrics,
         watchdog=watchdog,
         admission=Admission(settings.effective_stream_slots, settings.streams_per_client),
+        access=Access(settings, metrics.auth_failures),
     )
     app.extensions["tablestream"] = runtime
     runtime.observer_factories.append(lambda table: watchdog.observer(table, request.environ))
     runtime.observer_factories.append(lambda table: stream_facts(table, request.environ))
     runtime.observer_factories.append(
-        lambda table: runtime.recent.observer(table, request.environ[REQUEST_ID_KEY])
+        lambda table: runtime.recent.observer(
+            table, request.environ[REQUEST_ID_KEY], runtime.access.owner(request.environ)
+        )
     )
     install_metrics(app, metrics, public_endpoint=settings.metrics_port == 0)
+    install_access(app, runtime.access)
     install_security_headers(app)
-    app.wsgi_app = RequestLogMiddleware(app.wsgi_app)  # type: ignore[method-assign]
+    app.wsgi_app = RequestLogMiddleware(  # type: ignore[method-assign]
+        app.wsgi_app, filter_values=settings.log_filter_values
+    )
+    # Outermost: forwarded headers believed from the trusted proxy only (access/peer.py), so
+    # the request log, per-client limits and the failure budget see the real client.
+    app.wsgi_app = PeerMiddleware(  # type: ignore[method-assign]
+        app.wsgi_app,
+        settings.trusted_proxy,
+        settings.trusted_proxy_count,
+        settings.trusted_proxy_headers,
+        identity_headers=(settings.auth_user_header, settings.auth_groups_header),
+    )
     app.add_template_filter(rows_html)
     app.jinja_env.filters.update(ROW_FILTERS)
     app.register_blueprint(bp)
