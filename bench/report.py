@@ -7,6 +7,7 @@ goes, because the figures alone do not say which setting bounds them.
 from __future__ import annotations
 
 import platform
+from collections.abc import Sequence
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -141,6 +142,7 @@ def write_report(
     steps: list,
     verdicts: list,
     elapsed: float,
+    extra: Sequence[str] = (),
 ) -> Path:
     """Write BENCHMARKS.md (and benchmarks.png) into ``out``; the markdown file's path."""
     png = out / "benchmarks.png"
@@ -194,6 +196,7 @@ def write_report(
         f"{scale.rate(2) / scale.core_use(2):,.0f} with about 4 each.",
         "",
         *_chunk_lines(chunks),
+        *extra,
         "## What each optimisation bought",
         "",
         "In process (template stream + chunker, no HTTP), the same synthetic rows; `python -m bench.steps`.",

@@ -9,7 +9,10 @@ Phases, each on fresh server processes so one variant's memory never shows up in
   D. the same closed-loop load on 1 and on 2 processes (``--processes``), alternated run by run:
      aggregate rows/s and the server cores used;
   E. one stream per ``TABLESTREAM_CHUNK_BYTES`` value, each on a fresh server: rows/s and peak
-     RSS by chunk size.
+     RSS by chunk size;
+  F. row templates (``bench/rowtemplates.py``): a table's compiled row template against the
+     default three-string path and against the same markup written by hand, the default path
+     against the ``main`` branch, and a row template's memory.
 Prints one verdict line per target and exits 1 when one is missed.
 """
 
@@ -25,6 +28,7 @@ from pathlib import Path
 
 from service.testing import ServerProcess
 
+from . import rowtemplates
 from .measure import fetch, fetch_many, steady_load, wire_bytes
 from .report import write_report
 from .steps import measure_steps
@@ -403,7 +407,10 @@ def main(argv: list[str] | None = None) -> int:
     scale = phase_d(plan, py, logs)
     print("E: chunk sizes", flush=True)
     chunks = phase_e(plan, py, logs)
-    lines = verdicts(plan, cells, long, conc, scale, different)
+    print("F: row templates", flush=True)
+    row_plan = rowtemplates.QUICK if args.quick else rowtemplates.FULL
+    rows = rowtemplates.measure_row_templates(row_plan, py, logs, _measure)
+    lines = verdicts(plan, cells, long, conc, scale, different) + rowtemplates.verdicts(rows)
     elapsed = time.monotonic() - started
     report = write_report(
         out,
@@ -415,6 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         chunks=chunks,
         steps=steps,
         verdicts=lines,
+        extra=rowtemplates.report_lines(rows),
         elapsed=elapsed,
     )
     print()

@@ -27,7 +27,9 @@ from .server.allocator import trim_heap
 from .server.watchdog import Watchdog
 from .sources import build_catalog
 from .stream.markup import rows_html
-from .views import bp
+from .stream.rowfilters import FILTERS as ROW_FILTERS
+from .stream.rowtemplate import RowTemplates
+from .views import ROW_TEMPLATES_KEY, bp
 
 __all__ = ["ConfigError", "Settings", "create_app", "template_folder"]
 
@@ -100,10 +102,15 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
         identity_headers=(settings.auth_user_header, settings.auth_groups_header),
     )
     app.add_template_filter(rows_html)
+    app.jinja_env.filters.update(ROW_FILTERS)
     app.register_blueprint(bp)
     register_error_pages(app)
     for page in ("table.html", "index.html", "error.html"):
         # Compiled now, not by the first request: the first page, and the first 503 of an
         # overload, pay no compile, and a broken template stops start-up.
         app.jinja_env.get_template(page)
+    # Each table's own row template (tables/<name>.html), compiled now: a broken one stops start-up.
+    row_templates = RowTemplates(app.jinja_env)
+    row_templates.compile_known(runtime.catalog)
+    app.extensions[ROW_TEMPLATES_KEY] = row_templates
     return app

@@ -26,10 +26,12 @@ from .stream.body import STOP_KEY, TableStreamBody
 from .stream.chunker import Chunker
 from .stream.compression import GzipChunks
 from .stream.formats import FORMATS, Format, csv_pieces, ndjson_pieces
+from .stream.markup import rows_html
 
-__all__ = ["bp"]
+__all__ = ["ROW_TEMPLATES_KEY", "bp"]
 
 bp = Blueprint("tables", __name__)
+ROW_TEMPLATES_KEY = "tablestream.row_templates"  # app.extensions: a stream.rowtemplate.RowTemplates
 
 _DIGITS = re.compile(r"[0-9]{1,19}")
 
@@ -103,8 +105,20 @@ def _pieces(fmt: Format, source: Table, rows: RowStream, chunker: Chunker, **con
         return csv_pieces(rows, chunker.flush)
     if fmt.name == "ndjson":
         return ndjson_pieces(rows, chunker.flush)
+    row_templates = current_app.extensions[ROW_TEMPLATES_KEY]  # tables/<name>.html, if any
+    page, render_rows = row_templates.page(source.name), None
+    if list(rows.columns) != source.columns():
+        # Chosen (_cols) or hidden columns: the table's own row template is written for all
+        # of its columns, so such a page takes the default markup.
+        page, render_rows = "table.html", rows_html
     return stream_template(
-        "table.html", table=source, columns=rows.columns, rows=rows, flush=chunker.flush, **context
+        page,
+        table=source,
+        columns=rows.columns,
+        rows=rows,
+        render_rows=render_rows or row_templates.renderer(source.name, rows.columns),
+        flush=chunker.flush,
+        **context,
     )
 
 

@@ -8,6 +8,7 @@ script must pass it. Screenshots go to runs/screenshots/ (ignored by git): look 
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 import threading
@@ -263,4 +264,45 @@ def test_the_error_marker_of_a_cut_stream_once_parsed_turns_the_status_to_error(
     )
     assert page.locator("#ts-complete").count() == 0
     _screenshot(page, "cut-error")
+    assert page.problems == []
+
+
+@pytest.mark.parametrize("table", ["orders", "customers"])
+def test_the_demo_tables_row_templates_show_whole_values_aligned_numbers_and_working_links(
+    page, thread_server, settings_for, table
+):
+    url = thread_server(create_app(settings_for())).url
+    page.set_viewport_size({"width": 1280, "height": 700})  # every column of orders in view
+    page.goto(f"{url}/tables/{table}?limit=200")
+    page.wait_for_selector(f"{STATUS}[data-state=complete]", timeout=20_000)
+    # No cell of the time column is cut: its text fits its box.
+    time_cells = page.locator("#ts-table tbody td.ts-time")
+    assert time_cells.count() == 200
+    clipped = page.evaluate(
+        """[...document.querySelectorAll('#ts-table tbody td.ts-time')]
+            .filter(td => td.scrollWidth > td.clientWidth).length"""
+    )
+    assert clipped == 0
+    number = page.locator("#ts-table tbody td.ts-num").first
+    style = number.evaluate(
+        "td => [getComputedStyle(td).textAlign, getComputedStyle(td).fontVariantNumeric]"
+    )
+    assert style == ["right", "tabular-nums"]
+    header = page.locator("#ts-table thead th").first.bounding_box()
+    first = number.bounding_box()
+    assert header and first and abs(header["width"] - first["width"]) < 1  # columns line up
+    _screenshot(page, f"row-template-{table}")
+    if table == "orders":
+        badge = page.locator("#ts-table tbody .ts-badge").first
+        assert badge.evaluate("b => getComputedStyle(b).borderRadius") != "0px"
+        total = page.locator("#ts-table tbody tr").first.locator("td").nth(4).inner_text()
+        assert re.fullmatch(r"[0-9]{1,3}(,[0-9]{3})*\.[0-9]{2}", total), total
+        link = page.locator("#ts-table tbody td a").first
+        customer = link.inner_text()
+        link.click()
+        page.wait_for_selector(f"{STATUS}[data-state=complete]", timeout=20_000)
+        assert page.locator("h1").inner_text() == "customers"
+        cells = page.locator("#ts-table tbody tr td")
+        assert page.locator("#ts-table tbody tr").count() == 1
+        assert cells.first.inner_text() == customer
     assert page.problems == []
