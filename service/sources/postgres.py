@@ -28,6 +28,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .base import RowStream, SourceBusy, SourceError, Table, unique_columns
 from .cursor import CursorRowStream
+from .pgtext import text_select
 
 __all__ = ["PostgresSource", "PostgresTable"]
 
@@ -41,12 +42,18 @@ class _PostgresStream(CursorRowStream):
         self,
         pool: ConnectionPool,
         conn: psycopg.Connection,
-        query: sql.Composed,
+        table: sql.Identifier,
         params: tuple,
         fetch_rows: int,
     ) -> None:
         self._pool = pool
         self._conn: psycopg.Connection | None = conn
+        # The columns' types, in the stream's own transaction, decide what the server writes as
+        # text (pgtext); the cursor then reads that transaction's snapshot.
+        described = conn.execute(sql.SQL("SELECT * FROM {} LIMIT 0").format(table)).description
+        names = [d.name for d in described or []]
+        select, self._rows_are_text = text_select(names, [d.type_code for d in described or []])
+        query = sql.SQL("SELECT {} FROM {} LIMIT %s OFFSET %s").format(select, table)
         self._cursor = conn.cursor(name=f"tablestream_{next(_cursor_ids)}")
         try:
             self._cursor.execute(query, params)
@@ -55,7 +62,7 @@ class _PostgresStream(CursorRowStream):
             # to the garbage collector, which warns; the caller gives the connection back.
             self._cursor.close()
             raise
-        self.columns = unique_columns([d.name for d in self._cursor.description or []])
+        self.columns = unique_columns(names)
         self._fetchmany = self._cursor.fetchmany
         self._fetch_rows = fetch_rows
         self.rows_read = 0
@@ -100,11 +107,10 @@ class PostgresTable(Table):
         return list(self._columns)
 
     def open(self, limit: int | None = None, offset: int = 0) -> RowStream:
-        query = sql.SQL("SELECT * FROM {} LIMIT %s OFFSET %s").format(self.identifier)
         conn = self._source.borrow()
         try:
             return _PostgresStream(
-                self._source.pool, conn, query, (limit, offset), self._source.fetch_rows
+                self._source.pool, conn, self.identifier, (limit, offset), self._source.fetch_rows
             )
         except psycopg.Error as exc:
             self._source.pool.putconn(conn)
