@@ -139,6 +139,7 @@ def write_report(
     scale: Any,
     chunks: list,
     steps: list,
+    sources: list[str],
     verdicts: list,
     elapsed: float,
 ) -> Path:
@@ -194,6 +195,7 @@ def write_report(
         f"{scale.rate(2) / scale.core_use(2):,.0f} with about 4 each.",
         "",
         *_chunk_lines(chunks),
+        *sources,
         "## What each optimisation bought",
         "",
         "In process (template stream + chunker, no HTTP), the same synthetic rows; `python -m bench.steps`.",

@@ -1,12 +1,14 @@
 """The bench server: the production app, settings from the environment, plus bench/variants.
 
 Served exactly as ``tablestream serve`` serves (same waitress options and allocator set-up),
-so the service's own route is measured as users run it.
+so the service's own route is measured as users run it. With ``BENCH_CELLS=before`` the
+sources read and format cells as they did before issue 17 (``bench/before.py``).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 from service import ConfigError, Settings, create_app
@@ -16,6 +18,10 @@ from .variants import bp
 
 
 def main() -> int:
+    if os.environ.get("BENCH_CELLS") == "before":
+        from .before import install
+
+        install()
     try:
         settings = Settings.from_env()
         app = create_app(settings)
