@@ -153,6 +153,9 @@ def phase_f(
         before_env = _env(rows, db, not skipped) | {"BENCH_CELLS": "before"}
         old = ServerProcess(before_env, logs / "sources-before.log", argv=argv)
         _check_identical(result, new, old, check_rows)
+        for server in (new, old):  # a process's first long streams raise its RSS for good
+            for table in tables:
+                measure(server, _url(server, table, "html", rows), rows)
         for repeat in range(repeats):
             for fmt in FORMATS:
                 for table in tables:
