@@ -139,6 +139,10 @@ def schema() -> Iterator[str]:
         f"INSERT INTO {name}.beyond_python VALUES ('infinity', '-infinity', 'infinity'),"
         "('0044-03-15 BC', '10000-01-01 00:00', '0001-01-01 00:00:00+00 BC')"
     )
+    admin.execute(
+        f'CREATE TABLE {name}.odd_names ("a%s" int, "b%%" text, "c{{0}}" date, "d""q" bool);'
+        f"INSERT INTO {name}.odd_names VALUES (1, 'x', '2024-01-02', true)"
+    )
     yield name
     admin.execute(f"DROP SCHEMA {name} CASCADE")
     admin.close()
@@ -195,3 +199,8 @@ def test_dates_python_cannot_hold_are_shown_as_postgresql_writes_them(schema):
             ("0044-03-15 BC", "10000-01-01 00:00:00", "0001-01-01 00:00:00+00 BC"),
         ]
     )
+
+
+def test_column_names_with_placeholders_braces_and_quotes_are_only_names(schema):
+    rows, all_text = _streamed("UTC", schema, "odd_names")
+    assert rows == [("1", "x", "2024-01-02", "true")] and all_text

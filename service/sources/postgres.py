@@ -53,7 +53,9 @@ class _PostgresStream(CursorRowStream):
         described = conn.execute(sql.SQL("SELECT * FROM {} LIMIT 0").format(table)).description
         names = [d.name for d in described or []]
         select, self._rows_are_text = text_select(names, [d.type_code for d in described or []])
-        query = sql.SQL("SELECT {} FROM {} LIMIT %s OFFSET %s").format(select, table)
+        # A "%" in a name would read as a placeholder: the names are doubled-% text here.
+        names_sql = sql.SQL("SELECT {} FROM {}").format(select, table).as_string(conn)
+        query = sql.SQL(names_sql.replace("%", "%%") + " LIMIT %s OFFSET %s")
         self._cursor = conn.cursor(name=f"tablestream_{next(_cursor_ids)}")
         try:
             self._cursor.execute(query, params)
