@@ -13,6 +13,9 @@ Phases, each on fresh server processes so one variant's memory never shows up in
   F. row templates (``bench/rowtemplates.py``): a table's compiled row template against the
      default three-string path and against the same markup written by hand, the default path
      against the ``main`` branch, and a row template's memory.
+  G. the real sources (SQLite ``orders``, the same orders in PostgreSQL when it answers) beside
+     the synthetic table, HTML/CSV/NDJSON, plain, gzip and the pre-issue-17 way
+     (``bench/sources.py``; ``--sources-only`` runs this phase alone).
 Prints one verdict line per target and exits 1 when one is missed.
 """
 
@@ -31,6 +34,7 @@ from service.testing import ServerProcess
 from . import rowtemplates
 from .measure import fetch, fetch_many, steady_load, wire_bytes
 from .report import write_report
+from .sources import SourcesResult, phase_f, report_lines, source_verdicts
 from .steps import measure_steps
 
 MIB = 1024 * 1024
@@ -75,6 +79,9 @@ class Plan:
     scale_seconds: int  # each run of the steady load
     scale_pairs: int  # 1-process and 2-process runs, alternated
     chunk_sizes: tuple[int, ...]
+    source_rows: int  # phase G: rows per stream
+    source_repeats: int
+    source_check_rows: int  # rows per stream of the SHA-256 check
 
 
 FULL = Plan(
@@ -89,6 +96,9 @@ FULL = Plan(
     scale_seconds=20,
     scale_pairs=3,
     chunk_sizes=(8192, 32768, 131072, 524288),
+    source_rows=1_000_000,
+    source_repeats=2,
+    source_check_rows=100_000,
 )
 QUICK = Plan(
     sizes=[100_000],
@@ -102,6 +112,9 @@ QUICK = Plan(
     scale_seconds=8,
     scale_pairs=2,
     chunk_sizes=(),
+    source_rows=100_000,
+    source_repeats=2,
+    source_check_rows=5_000,
 )
 
 
@@ -380,6 +393,25 @@ def verdicts(
     return lines
 
 
+def _phase_f(plan: Plan, py: str, logs: Path) -> SourcesResult:
+    return phase_f(
+        plan.source_rows, plan.source_repeats, plan.source_check_rows, py, logs, _measure
+    )
+
+
+def _sources_only(plan: Plan, py: str, logs: Path, out: Path, started: float) -> int:
+    print("G: real sources", flush=True)
+    sources = _phase_f(plan, py, logs)
+    lines = source_verdicts(sources)
+    report = out / "SOURCES.md"
+    report.write_text("\n".join(report_lines(sources)))
+    print()
+    for ok, text in lines:
+        print(f"{'PASS' if ok else 'FAIL'}  {text}")
+    print(f"\nreport: {report} ({time.monotonic() - started:.0f} s)")
+    return 0 if all(ok for ok, _ in lines) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -388,14 +420,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, default=None, help="report folder [docs/ or runs/bench-quick/]"
     )
+    parser.add_argument(
+        "--sources-only",
+        action="store_true",
+        help="phase G (the real sources) alone; its table goes to runs/bench-sources/SOURCES.md",
+    )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
-    out = args.out or Path("runs/bench-quick" if args.quick else "docs")
+    out = args.out or Path(
+        "runs/bench-sources" if args.sources_only else "runs/bench-quick" if args.quick else "docs"
+    )
     out.mkdir(parents=True, exist_ok=True)
     logs = Path(tempfile.mkdtemp(prefix="tablestream-bench-"))
     py = sys.executable
     started = time.monotonic()
     print(f"benchmark ({'quick' if args.quick else 'full'}); server logs in {logs}", flush=True)
+    if args.sources_only:
+        return _sources_only(plan, py, logs, out, started)
     steps = measure_steps(rows=100_000 if args.quick else 300_000)
     print("A: variants side by side", flush=True)
     cells, different = phase_a(plan, py, logs)
@@ -410,7 +451,13 @@ def main(argv: list[str] | None = None) -> int:
     print("F: row templates", flush=True)
     row_plan = rowtemplates.QUICK if args.quick else rowtemplates.FULL
     rows = rowtemplates.measure_row_templates(row_plan, py, logs, _measure)
-    lines = verdicts(plan, cells, long, conc, scale, different) + rowtemplates.verdicts(rows)
+    print("G: real sources", flush=True)
+    sources = _phase_f(plan, py, logs)
+    lines = (
+        verdicts(plan, cells, long, conc, scale, different)
+        + rowtemplates.verdicts(rows)
+        + source_verdicts(sources)
+    )
     elapsed = time.monotonic() - started
     report = write_report(
         out,
@@ -421,6 +468,7 @@ def main(argv: list[str] | None = None) -> int:
         scale=scale,
         chunks=chunks,
         steps=steps,
+        sources=report_lines(sources),
         verdicts=lines,
         extra=rowtemplates.report_lines(rows),
         elapsed=elapsed,

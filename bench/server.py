@@ -3,12 +3,14 @@ and the synthetic table with a row template of its own (``synthetic_rt``) or han
 (``synthetic_hand``).
 
 Served exactly as ``tablestream serve`` serves (same waitress options and allocator set-up),
-so the service's own route is measured as users run it.
+so the service's own route is measured as users run it. With ``BENCH_CELLS=before`` the
+sources read and format cells as they did before issue 17 (``bench/before.py``).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 from service import ConfigError, Settings, create_app
@@ -18,6 +20,10 @@ from .variants import bp, install_row_template_tables
 
 
 def main() -> int:
+    if os.environ.get("BENCH_CELLS") == "before":
+        from .before import install
+
+        install()
     try:
         settings = Settings.from_env()
         app = create_app(settings)

@@ -26,6 +26,7 @@ from .stream.body import STOP_KEY, TableStreamBody
 from .stream.chunker import Chunker
 from .stream.compression import GzipChunks
 from .stream.formats import FORMATS, Format, csv_pieces, ndjson_pieces
+from .stream.markup import rows_html
 
 __all__ = ["ROW_TEMPLATES_KEY", "bp"]
 
@@ -105,12 +106,17 @@ def _pieces(fmt: Format, source: Table, rows: RowStream, chunker: Chunker, **con
     if fmt.name == "ndjson":
         return ndjson_pieces(rows, chunker.flush)
     row_templates = current_app.extensions[ROW_TEMPLATES_KEY]  # tables/<name>.html, if any
+    page, render_rows = row_templates.page(source.name), None
+    if list(rows.columns) != source.columns():
+        # Chosen (_cols) or hidden columns: the table's own row template is written for all
+        # of its columns, so such a page takes the default markup.
+        page, render_rows = "table.html", rows_html
     return stream_template(
-        row_templates.page(source.name),
+        page,
         table=source,
         columns=rows.columns,
         rows=rows,
-        render_rows=row_templates.renderer(source.name, rows.columns),
+        render_rows=render_rows or row_templates.renderer(source.name, rows.columns),
         flush=chunker.flush,
         **context,
     )

@@ -234,9 +234,11 @@ def test_the_orders_page_shows_formatted_totals_whole_times_badges_and_customer_
             "SELECT * FROM orders WHERE id = 1"
         ).fetchone()
     page = httpraw.get(f"{url}/tables/orders?limit=300").text
+    # The table's own header classes, with the service's sort link in each header (queries).
     assert (
-        '<th scope="col" class="ts-num"><a href="/tables/orders?limit=300&amp;_sort=total">' in page
-    )
+        '<th scope="col" class="ts-num"><a href="/tables/orders?limit=300&amp;_sort=total">'
+        "total</a></th>"
+    ) in page
     first = _body_rows(page).splitlines()[0]
     assert f'<a href="customers?id={customer}">{customer}</a>' in first
     assert f'<td class="ts-num">{total:,.2f}</td>' in first
@@ -261,7 +263,8 @@ def test_a_table_without_a_template_keeps_the_default_row_markup(served_app):
     _, url = served_app
     page = httpraw.get(f"{url}/tables/orders_plain?limit=2").text
     assert (
-        '<thead><tr><th scope="col"><a href="/tables/orders_plain?limit=2&amp;_sort=id">id' in page
+        '<thead><tr><th scope="col"><a href="/tables/orders_plain?limit=2&amp;_sort=id">id</a></th>'
+        in page
     )
     assert _body_rows(page).startswith("<tr><td>1</td><td>488</td><td>Gizmo</td><td>2</td>")
 

@@ -86,7 +86,7 @@ class Settings:
     gzip_level: int = setting(
         integer(1, 9),
         "1",
-        "zlib level for gzip: 1 is fastest (the stream's CPU cost), 9 smallest",
+        "gzip level as zlib's: 1 is fastest (the stream's CPU cost), 9 smallest; 1-3 run on ISA-L",
     )
     sort_rows: int = setting(
         integer(0, 1_000_000),

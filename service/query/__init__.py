@@ -10,10 +10,10 @@ from __future__ import annotations
 from ..sources.base import RowStream, Table
 from .rows import python_query
 from .spec import Query, QueryError, parse_query
-from .sql import POSTGRES, SQLITE, Dialect, select
+from .sql import POSTGRES, SQLITE, Dialect, clauses
 
 DIALECTS: dict[str, Dialect] = {"sqlite": SQLITE, "postgres": POSTGRES}
-"""Sources that take SQL (``sql_name``, ``open_sql``): the query is pushed down to them."""
+"""Sources that take SQL (``open_where``): the query is pushed down to them."""
 
 __all__ = ["Query", "QueryError", "open_query", "parse_query"]
 
@@ -24,7 +24,7 @@ def open_query(table: Table, q: Query, limit: int | None, offset: int, sort_rows
         return table.open(limit=limit, offset=offset)
     dialect = DIALECTS.get(table.kind)
     if dialect is not None:
-        name = ".".join(dialect.quote(part) for part in table.sql_name)  # type: ignore[attr-defined]
-        text, params = select(dialect, name, table.columns(), q, table.key_column())
-        return table.open_sql(text, params, limit=limit, offset=offset)  # type: ignore[attr-defined]
+        name = table.sql_name  # type: ignore[attr-defined]
+        tail, params = clauses(dialect, q, table.key_column(), name)
+        return table.open_where(q.columns, tail, params, limit=limit, offset=offset)  # type: ignore[attr-defined]
     return python_query(table, q, limit, offset, sort_rows)

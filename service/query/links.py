@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+from markupsafe import Markup
+
 from ..sources.base import Row, RowStream, Table
 from .spec import Query, encode_after
 
@@ -115,6 +117,12 @@ class PageLinks:
             drop.add("limit")
             add.append(("limit", str(bound)))
         return self._url(drop, add)
+
+    def heading(self, column: str) -> Markup:
+        """A column header's content: a link that sorts by it, ▲/▼ on the sorted one."""
+        return Markup('<a href="{}">{}</a>{}').format(
+            self.sort_url(column), column, self.sort_mark(column)
+        )
 
     def sort_mark(self, column: str) -> str:
         if self.q.sort != column:

@@ -14,13 +14,13 @@ before it, as ``OFFSET`` does.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .spec import Filter, Query, QueryError, convert_value
 
-__all__ = ["POSTGRES", "SQLITE", "Dialect", "clauses", "select"]
+__all__ = ["POSTGRES", "SQLITE", "Dialect", "clauses"]
 
 
 @dataclass(frozen=True)
@@ -41,8 +41,8 @@ POSTGRES = Dialect("%s", "strpos", "IS DISTINCT FROM", percent=True)
 _COMPARE = {"exact": "=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
 
-def _condition(d: Dialect, f: Filter, params: list[Any]) -> str:
-    column, p = d.quote(f.column), d.placeholder
+def _condition(d: Dialect, f: Filter, params: list[Any], col: Callable[[str], str]) -> str:
+    column, p = col(f.column), d.placeholder
     if f.lookup in _COMPARE:
         params.append(f.value)
         return f"{column} {_COMPARE[f.lookup]} {p}"
@@ -61,9 +61,9 @@ def _condition(d: Dialect, f: Filter, params: list[Any]) -> str:
     raise AssertionError(f.lookup)
 
 
-def _keyset(d: Dialect, q: Query, key: str, params: list[Any]) -> str:
+def _keyset(d: Dialect, q: Query, key: str, params: list[Any], col: Callable[[str], str]) -> str:
     assert q.after is not None
-    p, k = d.placeholder, d.quote(key)
+    p, k = d.placeholder, col(key)
     key_type = q.types.get(key, "text")
     if q.sort is None:
         if len(q.after) != 1 or q.after[0] is None:
@@ -73,7 +73,7 @@ def _keyset(d: Dialect, q: Query, key: str, params: list[Any]) -> str:
     if len(q.after) != 2 or q.after[1] is None:
         raise QueryError("_after does not fit this sort; use the 'next rows' link of a page.")
     last, last_key = q.after
-    s, more = d.quote(q.sort), (">" if not q.descending else "<")
+    s, more = col(q.sort), (">" if not q.descending else "<")
     typed_key = convert_value(key, key_type, last_key)
     if last is None:  # NULLs come first ascending, last descending
         params.append(typed_key)
@@ -85,41 +85,42 @@ def _keyset(d: Dialect, q: Query, key: str, params: list[Any]) -> str:
     return f"({s} {more} {p} OR ({s} = {p} AND {k} {more} {p}){nulls})"
 
 
-def select(
-    d: Dialect, table: str, columns: Sequence[str], q: Query, key: str | None
+def clauses(
+    d: Dialect, q: Query, key: str | None, table: Sequence[str] = ()
 ) -> tuple[str, list[Any]]:
-    """``SELECT … FROM table [WHERE …] [ORDER BY …]`` (no LIMIT) and its parameters.
-
-    ``table`` is already quoted; ``columns`` are the table's, ``q.columns`` picks among them.
-    """
-    shown = ", ".join(d.quote(c) for c in (q.columns or columns))
-    tail, params = clauses(d, q, key)
-    return f"SELECT {shown} FROM {table}{tail}", params
-
-
-def clauses(d: Dialect, q: Query, key: str | None) -> tuple[str, list[Any]]:
     """`` WHERE … ORDER BY …`` (either may be absent) and its parameters, for a source that
-    writes its own select list."""
+    writes its own select list.
+
+    Columns are qualified with ``table`` (its name's parts): in ORDER BY a bare name would
+    mean the select list's column of that name first, and a source may select a column as
+    an expression under its own name (PostgreSQL's text, ``sources/pgtext.py``), which would
+    then sort as text.
+    """
+    prefix = "".join(d.quote(part) + "." for part in table)
+
+    def col(name: str) -> str:
+        return prefix + d.quote(name)
+
     params: list[Any] = []
-    where = [_condition(d, f, params) for f in q.filters]
+    where = [_condition(d, f, params, col) for f in q.filters]
     if q.after is not None:
         if key is None:
             raise QueryError("this table has no key to continue from; use offset= instead.")
-        where.append(_keyset(d, q, key, params))
+        where.append(_keyset(d, q, key, params, col))
     text = ""
     if where:
         text += " WHERE " + " AND ".join(where)
     order = []
     if q.sort is not None:
         direction = "DESC NULLS LAST" if q.descending else "ASC NULLS FIRST"
-        order.append(f"{d.quote(q.sort)} {direction}")
+        order.append(f"{col(q.sort)} {direction}")
         if key is not None and key != q.sort:
-            order.append(f"{d.quote(key)} {'DESC' if q.descending else 'ASC'}")
+            order.append(f"{col(key)} {'DESC' if q.descending else 'ASC'}")
     elif key is not None:
         # In key order, so that the page's "next rows" link (_after the last key) continues
         # it exactly: an index chosen for a filter or a covering index for the chosen columns
         # would otherwise hand rows in its own order.
-        order.append(d.quote(key))
+        order.append(col(key))
     if order:
         text += " ORDER BY " + ", ".join(order)
     return text, params

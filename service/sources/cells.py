@@ -4,14 +4,19 @@ SQLite, CSV and PostgreSQL hand back ints, floats, Decimals, dates, bytes and NU
 must show them the same way whichever source they came from. Escaping is not done here: each
 format applies its own rules to the same text — HTML through ``stream.markup.rows_html``, which
 escapes a batch of rows at once, CSV through the csv module, NDJSON through json.
+
+``format_value`` is the rule; ``format_batch`` applies it a column at a time, and a database
+source that can have the database write the text itself (``sources.pgtext``) skips it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
+from itertools import repeat
+from operator import methodcaller
 from typing import Any
 
 __all__ = ["format_batch", "format_value"]
@@ -42,6 +47,22 @@ _BY_TYPE: dict[type, Callable[[Any], str]] = {
     list: lambda v: json.dumps(v, ensure_ascii=False, default=str),
 }
 
+_BOOLS = {True: "true", False: "false"}.__getitem__
+_ISO_SPACE = methodcaller("isoformat", " ")
+_NONE = type(None)
+
+_BY_COLUMN: dict[type, Callable[[Sequence[Any]], list[str]]] = {
+    # A column whose cells are all of one type: one C-level map, no Python call per cell.
+    int: lambda col: list(map(str, col)),
+    float: lambda col: list(map(float.__repr__, col)),
+    bool: lambda col: list(map(_BOOLS, col)),
+    Decimal: lambda col: list(map(format, col, repeat("f"))),
+    dt.datetime: lambda col: list(map(_ISO_SPACE, col)),
+    dt.date: lambda col: list(map(dt.date.isoformat, col)),
+    dt.time: lambda col: list(map(dt.time.isoformat, col)),
+    _NONE: lambda col: [""] * len(col),
+}
+
 
 def format_value(value: Any) -> str:
     """The text of one cell; NULL is the empty string, anything unknown goes through str()."""
@@ -51,14 +72,36 @@ def format_value(value: Any) -> str:
     return formatter(value)
 
 
-def format_batch(rows: Iterable[Sequence[Any]]) -> list[tuple[str, ...]]:
-    """Format every cell of a batch of rows, as ``format_value`` does, inlined.
-
-    ``str`` cells pass through without a call and the type lookup is not a function call per
-    cell: 1.5x faster on the demo orders table (215k → 319k rows/s formatted, measured).
-    """
+def _format_cells(col: Sequence[Any]) -> list[str]:
     by_type = _BY_TYPE.get
-    return [
-        tuple([v if v.__class__ is str else (by_type(v.__class__) or str)(v) for v in row])
-        for row in rows
-    ]
+    return [v if v.__class__ is str else (by_type(v.__class__) or str)(v) for v in col]
+
+
+def _format_column(col: Sequence[Any]) -> Sequence[str]:
+    types = set(map(type, col))
+    if len(types) == 1:
+        (kind,) = types
+        if kind is str:
+            return col
+        by_column = _BY_COLUMN.get(kind)
+        if by_column is not None:
+            return by_column(col)
+    elif types == {str, _NONE}:
+        return ["" if v is None else v for v in col]
+    return _format_cells(col)
+
+
+def format_batch(rows: Sequence[Sequence[Any]]) -> list[tuple[str, ...]]:
+    """Format every cell of a batch of rows as ``format_value`` does, a column at a time.
+
+    A database column mostly holds one type: its cells are formatted by one ``map`` over the
+    column (``str`` over ints, ``float.__repr__`` over floats), a text column is passed through
+    whole and a text column with NULLs takes one comprehension. Columns of mixed types and
+    ragged rows (a CSV file) are formatted cell by cell. On the demo ``orders`` table this
+    formats 1.6x faster than cell by cell (780k → 1.27M rows/s in process, docs/sources.md).
+    """
+    if not rows:
+        return []
+    if len(set(map(len, rows))) != 1:
+        return [tuple(_format_cells(row)) for row in rows]
+    return list(zip(*map(_format_column, zip(*rows, strict=True)), strict=True))

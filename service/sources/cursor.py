@@ -27,6 +27,7 @@ class CursorRowStream(BatchedRowStream):
 
     _fetchmany: Callable[[int], Sequence[Sequence[Any]]]
     _fetch_rows: int
+    _rows_are_text = False  # True when every cell comes from the database as str already
 
     def batches(self) -> Iterator[list[Row]]:
         fetch, size = self._fetchmany, self._fetch_rows
@@ -34,4 +35,4 @@ class CursorRowStream(BatchedRowStream):
             for start in range(0, len(fetched), BATCH_ROWS):
                 part = fetched[start : start + BATCH_ROWS]
                 self.rows_read += len(part)
-                yield format_batch(part)
+                yield part if self._rows_are_text else format_batch(part)

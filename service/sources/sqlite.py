@@ -175,18 +175,25 @@ class SQLiteTable(Table):
 
     @property
     def sql_name(self) -> tuple[str, ...]:
-        """The table's name as SQL identifier parts (quoted by whoever writes the SQL)."""
+        """The table's name as SQL identifier parts, for qualified column names."""
         return (self.name,)
 
     def open(self, limit: int | None = None, offset: int = 0) -> RowStream:
-        return self.open_sql(f"SELECT * FROM {quote_identifier(self.name)}", (), limit, offset)
+        return self.open_where(None, "", (), limit, offset)
 
-    def open_sql(
-        self, select: str, params: Sequence[Any], limit: int | None = None, offset: int = 0
+    def open_where(
+        self,
+        columns: Sequence[str] | None,
+        tail: str,
+        params: Sequence[Any],
+        limit: int | None = None,
+        offset: int = 0,
     ) -> RowStream:
-        """Stream ``select`` (a SELECT without LIMIT, from ``query/sql.py`` or ``open``) with
-        its ``params``, in one snapshot, ``limit`` rows after ``offset``."""
-        sql = select
+        """Stream ``columns`` (all when None) with ``tail`` (`` WHERE … ORDER BY …`` with
+        ``?`` placeholders for ``params``, from ``query/sql.py``), in one snapshot, ``limit``
+        rows after ``offset``."""
+        shown = ", ".join(map(quote_identifier, columns)) if columns else "*"
+        sql = f"SELECT {shown} FROM {quote_identifier(self.name)}{tail}"
         # The file may be replaced between our descriptor, SQLite's, and the lock: try again.
         for _ in range(_OPEN_ATTEMPTS):
             try:

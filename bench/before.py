@@ -1,0 +1,39 @@
+"""The source paths as they were before issue 17, for the side-by-side only (never in the app).
+
+``install()`` puts them back in the bench server's process when it is started with
+``BENCH_CELLS=before``: every cell loaded as a Python object and formatted one by one
+(``format_batch`` as it was), PostgreSQL asked for ``SELECT *`` (no server-written text), gzip
+on the standard library's zlib. The same URLs then serve the same bytes the old way, so one
+run measures both and checks they send identical bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from service.sources import cells, cursor
+from service.stream import compression
+
+__all__ = ["format_batch_cell_by_cell", "install"]
+
+
+def format_batch_cell_by_cell(rows: Iterable[Sequence[Any]]) -> list[tuple[str, ...]]:
+    """``cells.format_batch`` before it worked a column at a time."""
+    by_type = cells._BY_TYPE.get
+    return [
+        tuple([v if v.__class__ is str else (by_type(v.__class__) or str)(v) for v in row])
+        for row in rows
+    ]
+
+
+def install() -> None:
+    cursor.format_batch = format_batch_cell_by_cell
+    compression.isal_zlib = None
+    try:
+        from psycopg import sql
+
+        from service.sources import postgres
+    except ImportError:  # no pg extra: nothing PostgreSQL to put back
+        return
+    postgres.text_select = lambda names, type_oids: (sql.SQL("*"), False)

@@ -1,0 +1,273 @@
+"""Phase G: the real sources beside the synthetic table, in every format, plain and gzip.
+
+The synthetic table is the headline, but users stream from databases. One server serves three
+tables — ``synthetic``, the SQLite demo ``orders`` and, when PostgreSQL answers, the same
+orders loaded into PostgreSQL (``pg_orders``, a view on ``tablestream_bench.orders``) — and a
+second server serves the same URLs the way the sources worked before issue 17
+(``bench/before.py``: cells formatted one by one, PostgreSQL ``SELECT *``, gzip on zlib).
+Each run fetches every (format, table) plain, then gzip, then the before server, back to
+back, so ratios are taken within one run. Rows differ in width between the tables, so the
+source-vs-synthetic comparison is MB/s of uncompressed output (the same bytes per second of
+work), not rows/s.
+
+Before the timed runs, every stream is checked byte for byte: plain, gzip (inflated) and the
+before server must send the same SHA-256 for each table and format.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import statistics
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from service.sources.demo import create_demo_db, create_demo_pg
+from service.testing import ServerProcess
+
+__all__ = ["SourcesResult", "phase_f", "report_lines", "source_verdicts"]
+
+MIB = 1024 * 1024
+PG_DSN = os.environ.get("BENCH_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test")
+PG_SCHEMA = "tablestream_bench"
+# Every scan from the table's first block: with synchronized scans (PostgreSQL's default) a
+# scan starts where another one is, so a LIMIT without ORDER BY returns other rows each time
+# and the byte-for-byte check would compare different rows.
+PG_SERVE_DSN = f"{PG_DSN} options='-c synchronize_seqscans=off'"
+FORMATS = ("html", "csv", "ndjson")
+TODAY_PG_ROWS_PER_S = 140_000  # issue 17's measurement of PostgreSQL HTML before it
+
+
+@dataclass
+class SourcesResult:
+    rows: int
+    tables: list[str]
+    skipped: str = ""  # why PostgreSQL is not in it
+    runs: dict[tuple[str, str, str], list[Any]] = field(default_factory=dict)  # (table, fmt, way)
+    different: list[str] = field(default_factory=list)
+
+    def add(self, key: tuple[str, str, str], run: Any) -> None:
+        self.runs.setdefault(key, []).append(run)
+
+    def median(self, table: str, fmt: str, way: str, attr: str) -> float:
+        return statistics.median(getattr(r, attr) for r in self.runs[(table, fmt, way)])
+
+    def paired(self, a: tuple[str, str, str], b: tuple[str, str, str], attr: str) -> float:
+        """The median over runs of a's ``attr`` over b's, run by run."""
+        pairs = zip(self.runs[a], self.runs[b], strict=True)
+        return statistics.median(getattr(x, attr) / getattr(y, attr) for x, y in pairs)
+
+
+DATA_ROWS = 1_000_000  # the bench's orders tables; a stream reads ``?limit=`` of them
+
+
+def _sqlite_file() -> Path:
+    path = Path("runs/bench-data") / f"orders-{DATA_ROWS}.sqlite3"
+    if not path.exists():
+        print(f"  writing the demo database with {DATA_ROWS:,} orders to {path}", flush=True)
+        create_demo_db(path, DATA_ROWS)
+    return path
+
+
+def _postgres() -> str:
+    """'' when ``tablestream_bench.pg_orders`` holds the bench's orders, else why it cannot."""
+    try:
+        import psycopg
+    except ImportError:
+        return "psycopg is not installed (pip install 'tablestream[pg]')"
+    try:
+        conn = psycopg.connect(PG_DSN, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        return f"PostgreSQL at {PG_DSN!r} is not reachable: {str(exc).strip()}"
+    with conn:
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {PG_SCHEMA}")
+        exists = conn.execute(f"SELECT to_regclass('{PG_SCHEMA}.orders')").fetchone()
+        count = 0
+        if exists and exists[0]:
+            count = conn.execute(f"SELECT count(*) FROM {PG_SCHEMA}.orders").fetchone()[0]
+        if count != DATA_ROWS:
+            print(f"  loading {DATA_ROWS:,} orders into PostgreSQL ({PG_SCHEMA})", flush=True)
+            conn.execute(f"DROP VIEW IF EXISTS {PG_SCHEMA}.pg_orders")
+            create_demo_pg(f"{PG_DSN} options='-csearch_path={PG_SCHEMA}'", DATA_ROWS)
+        conn.execute(
+            f"CREATE OR REPLACE VIEW {PG_SCHEMA}.pg_orders AS SELECT * FROM {PG_SCHEMA}.orders"
+        )
+    return ""
+
+
+def _env(rows: int, db: Path, pg: bool) -> dict[str, str]:
+    env = {
+        "TABLESTREAM_DB": str(db),
+        "TABLESTREAM_SYNTHETIC_ROWS": str(DATA_ROWS),
+        "TABLESTREAM_LOG_LEVEL": "warning",
+    }
+    if pg:
+        env |= {
+            "TABLESTREAM_PG_DSN": PG_SERVE_DSN,
+            "TABLESTREAM_PG_TABLES": f"{PG_SCHEMA}.pg_orders",
+        }
+    return env
+
+
+def _url(server: ServerProcess, table: str, fmt: str, rows: int) -> str:
+    return f"{server.url}/tables/{table}?limit={rows}&format={fmt}"
+
+
+def _digest(url: str, gzipped: bool) -> str:
+    headers = {"X-Request-ID": "bench"} | ({"Accept-Encoding": "gzip"} if gzipped else {})
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers)) as response:
+        body = response.read()
+    return hashlib.sha256(gzip.decompress(body) if gzipped else body).hexdigest()
+
+
+def _check_identical(result: SourcesResult, new: ServerProcess, old: ServerProcess, rows: int):
+    for table in result.tables:
+        for fmt in FORMATS:
+            plain = _digest(_url(new, table, fmt, rows), False)
+            for way, digest in (
+                ("gzip", _digest(_url(new, table, fmt, rows), True)),
+                ("before", _digest(_url(old, table, fmt, rows), False)),
+            ):
+                if digest != plain:
+                    result.different.append(f"{table} {fmt} {way}")
+
+
+def phase_f(
+    rows: int, repeats: int, check_rows: int, py: str, logs: Path, measure: Callable[..., Any]
+) -> SourcesResult:
+    """Every (table, format) plain, gzip and before, ``repeats`` times, interleaved."""
+    db = _sqlite_file()
+    skipped = _postgres()
+    if skipped:
+        print(f"  PostgreSQL phase skipped: {skipped}", flush=True)
+    tables = ["synthetic", "orders", *([] if skipped else ["pg_orders"])]
+    result = SourcesResult(rows, tables, skipped)
+    argv = [py, "-m", "bench.server"]
+    new = ServerProcess(_env(rows, db, not skipped), logs / "sources.log", argv=argv)
+    old = None
+    try:
+        before_env = _env(rows, db, not skipped) | {"BENCH_CELLS": "before"}
+        old = ServerProcess(before_env, logs / "sources-before.log", argv=argv)
+        _check_identical(result, new, old, check_rows)
+        for server in (new, old):  # a process's first long streams raise its RSS for good
+            for table in tables:
+                measure(server, _url(server, table, "html", rows), rows)
+        for repeat in range(repeats):
+            for fmt in FORMATS:
+                for table in tables:
+                    for way, server, zipped in (
+                        ("plain", new, False),
+                        ("gzip", new, True),
+                        ("before", old, False),
+                    ):
+                        url = _url(server, table, fmt, rows)
+                        result.add((table, fmt, way), measure(server, url, rows, zipped))
+                    print(
+                        f"  run {repeat + 1} {fmt:6s} {table:9s} "
+                        + ", ".join(
+                            f"{way} {result.runs[(table, fmt, way)][-1].rows_per_s:,.0f}"
+                            for way in ("plain", "gzip", "before")
+                        )
+                        + " rows/s",
+                        flush=True,
+                    )
+    finally:
+        new.stop()
+        if old is not None:
+            old.stop()
+    return result
+
+
+def source_verdicts(result: SourcesResult) -> list[tuple[bool, str]]:
+    """One line per target of issue 17, from the ratios of this run."""
+    r, lines = result, []
+    lines.append(
+        (
+            not r.different,
+            "same bytes plain, gzip (inflated) and before, every table and format: "
+            + ("yes" if not r.different else "NO: " + ", ".join(r.different)),
+        )
+    )
+    for table in r.tables[1:]:
+        for fmt in FORMATS:
+            ratio = r.paired((table, fmt, "plain"), ("synthetic", fmt, "plain"), "mb_per_s")
+            lines.append(
+                (
+                    ratio >= 0.8,
+                    f"{table} {fmt} vs synthetic {fmt}, MB/s of output: {ratio:.2f}x "
+                    f"({r.median(table, fmt, 'plain', 'mb_per_s'):.1f} vs "
+                    f"{r.median('synthetic', fmt, 'plain', 'mb_per_s'):.1f} MB/s; target >= 0.8x)",
+                )
+            )
+    if "pg_orders" in r.tables:
+        rate = r.median("pg_orders", "html", "plain", "rows_per_s")
+        speedup = r.paired(
+            ("pg_orders", "html", "plain"), ("pg_orders", "html", "before"), "rows_per_s"
+        )
+        lines.append(
+            (
+                rate >= 3 * TODAY_PG_ROWS_PER_S,
+                f"PostgreSQL HTML: {rate:,.0f} rows/s (target >= 3x issue 17's 140k = 420k rows/s); "
+                f"{speedup:.2f}x the before path in this run",
+            )
+        )
+    else:
+        lines.append((True, f"PostgreSQL targets not judged: {r.skipped}"))
+    for table in ("synthetic", "orders"):
+        speed = r.paired((table, "html", "gzip"), (table, "html", "plain"), "rows_per_s")
+        ratio = r.median(table, "html", "plain", "size") / r.median(table, "html", "gzip", "size")
+        lines.append(
+            (
+                speed >= 0.9 and ratio >= 5.5,
+                f"gzip on {table} HTML: {speed:.2f}x the plain stream's rows/s (target >= 0.9x) "
+                f"at {ratio:.1f}x smaller (target >= 5.5x)",
+            )
+        )
+    for table in r.tables[1:]:
+        after = max(run.after for run in r.runs[(table, "html", "plain")]) / MIB
+        peak = max(run.peak for run in r.runs[(table, "html", "plain")]) / MIB
+        lines.append(
+            (
+                after <= 2 and peak <= 8,
+                f"{r.rows:,}-row {table} HTML stream: RSS after {after:+.1f} MiB (target within 2), "
+                f"peak {peak:+.1f} MiB (target <= 8)",
+            )
+        )
+    return lines
+
+
+def report_lines(result: SourcesResult) -> list[str]:
+    """The markdown table of phase G for BENCHMARKS.md."""
+    r = result
+    lines = [
+        "## Real sources: SQLite and PostgreSQL beside the synthetic table",
+        "",
+        f"{r.rows:,} rows per stream; `orders` is the SQLite demo table, `pg_orders` the same orders "
+        "in PostgreSQL (numeric and timestamp columns). *before* is the same URL on a server "
+        "running the sources as before issue 17 (cells formatted one by one, PostgreSQL "
+        "`SELECT *`, gzip on zlib). Medians of the runs. Rows per server CPU second counts the "
+        "service's process only (not PostgreSQL's backend, which now writes the text): on a "
+        "shared machine it moves less than wall-clock rows/s."
+        + (f" PostgreSQL skipped: {r.skipped}." if r.skipped else ""),
+        "",
+        "| table | format | rows/s | MB/s | rows per server CPU s | gzip rows/s | gzip ratio "
+        "| before rows/s | before rows per CPU s | now vs before |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for fmt in FORMATS:
+        for table in r.tables:
+            size = r.median(table, fmt, "plain", "size") / r.median(table, fmt, "gzip", "size")
+            speedup = r.paired((table, fmt, "plain"), (table, fmt, "before"), "rows_per_s")
+            lines.append(
+                f"| {table} | {fmt} | {r.median(table, fmt, 'plain', 'rows_per_s'):,.0f} "
+                f"| {r.median(table, fmt, 'plain', 'mb_per_s'):.1f} "
+                f"| {r.rows / r.median(table, fmt, 'plain', 'cpu'):,.0f} "
+                f"| {r.median(table, fmt, 'gzip', 'rows_per_s'):,.0f} | {size:.1f}x "
+                f"| {r.median(table, fmt, 'before', 'rows_per_s'):,.0f} "
+                f"| {r.rows / r.median(table, fmt, 'before', 'cpu'):,.0f} | {speedup:.2f}x |"
+            )
+    return [*lines, ""]
