@@ -16,6 +16,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, current_app, render_template, request, stream_template
 from werkzeug.exceptions import ServiceUnavailable
 
+from .describe import as_json, content_disposition, describe, download_name, etag
 from .observe.requestlog import FILTERS_KEY, REQUEST_ID_KEY
 from .query import DIALECTS, Query, QueryError, open_query, parse_query
 from .query.links import PageLinks, Tracked
@@ -96,7 +97,17 @@ def table_and_format(name: str) -> tuple[Table, Format]:
         abort(400, f"format={shown!r} is not a format this service speaks; {allowed}.")
     if asked is not None and by_suffix is not None and asked != by_suffix:
         abort(400, f"the path asks for {by_suffix} but format={asked}; give one ({allowed}).")
-    return table, FORMATS[by_suffix or asked or "html"]
+    return table, FORMATS[by_suffix or asked or _negotiated()]
+
+
+_BY_MIMETYPE = {f.mimetype: name for name, f in FORMATS.items()}
+
+
+def _negotiated() -> str:
+    """The format an ``Accept`` header prefers when neither suffix nor ``?format=`` says:
+    ``Accept: text/csv`` gets CSV; a browser's ``text/html,…,*/*`` and curl's ``*/*`` get HTML."""
+    best = request.accept_mimetypes.best_match(list(_BY_MIMETYPE), default="text/html")
+    return _BY_MIMETYPE.get(best or "text/html", "html")
 
 
 def _pieces(fmt: Format, source: Table, rows: RowStream, chunker: Chunker, **context: Any):
@@ -175,6 +186,8 @@ def _release(ticket: Ticket | None) -> None:
 def table(name: str) -> Response:
     runtime = _runtime()
     settings = runtime.settings
+    if name.endswith(".json") and name not in runtime.catalog:
+        return _description(runtime, name)
     source, fmt = table_and_format(name)
     name = source.name
     limit = query_int("limit", settings.max_rows, default=None)
@@ -197,7 +210,16 @@ def table(name: str) -> Response:
         _release(ticket)
         current_app.logger.error("cannot open table %s: %s", name, exc)
         abort(503, f"The table {name!r} cannot be read right now; try again later.")
-    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no", "Vary": "Accept-Encoding"}
+    headers = {
+        "Cache-Control": "no-store",
+        "X-Accel-Buffering": "no",
+        "Vary": "Accept-Encoding, Accept",
+    }
+    if fmt.name != "html":
+        # A CSV or NDJSON URL is a file to keep: always an attachment, named after the table
+        # and its query, so a browser saves orders_status-paid.csv, not "orders" without an
+        # extension (and never renders a million lines of text in a tab).
+        headers["Content-Disposition"] = content_disposition(download_name(name, q, fmt.name))
     gzipped = settings.gzip and request.accept_encodings.quality("gzip") > 0
     if gzipped:
         headers["Content-Encoding"] = "gzip"
@@ -206,7 +228,7 @@ def table(name: str) -> Response:
         # that would be counted as aborted.
         _release(ticket)
         rows.close()
-        return Response(iter(()), mimetype=fmt.mimetype, headers=headers)
+        return Response(iter(()), content_type=fmt.content_type, headers=headers)
     try:
         context: dict[str, Any] = {"limit": limit, "offset": offset}
         if fmt.name == "html":
@@ -226,7 +248,7 @@ def table(name: str) -> Response:
         _release(ticket)  # from here on the body's close() gives the slot back
         rows.close()
         raise
-    return Response(body, mimetype=fmt.mimetype, headers=headers)
+    return Response(body, content_type=fmt.content_type, headers=headers)
 
 
 def _body(
@@ -253,6 +275,27 @@ def _body(
         encoder=GzipChunks(settings.gzip_level) if gzipped else None,
         label=f"{source.name} (request {request_id or '-'})",
     )
+
+
+def _description(runtime: Runtime, asked_for: str) -> Response:
+    """``/tables/<name>.json``: the table described (columns, types, key, row count, URLs)."""
+    name = asked_for.removesuffix(".json")
+    source = runtime.catalog.get(name)
+    if source is None or not runtime.access.may_read(request.environ, name):
+        abort(404, f"There is no table {asked_for!r}.")
+    hidden = runtime.access.hidden(request.environ, name)
+    try:
+        body = as_json(
+            describe(source, hidden, runtime.settings.sort_rows, source.kind in DIALECTS)
+        )
+    except SourceError as exc:
+        current_app.logger.error("cannot describe table %s: %s", name, exc)
+        abort(503, f"The table {name!r} cannot be read right now; try again later.")
+    tag = etag(body)
+    headers = {"ETag": tag, "Cache-Control": "no-cache", "Vary": "Authorization"}
+    if request.if_none_match.contains(tag.strip('"')):
+        return Response(status=304, headers=headers)
+    return Response(body, mimetype="application/json", headers=headers)
 
 
 @bp.get("/streams/<request_id>")

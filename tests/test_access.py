@@ -464,3 +464,11 @@ def test_every_process_of_processes_2_checks_the_tokens(process_server, tokens):
     # Fresh connections, so both children answer some of them.
     answers = [(_get(url).status, _get(url, tokens["all"]).status) for _ in range(10)]
     assert set(answers) == {(401, 200)}
+
+
+def test_a_table_description_follows_the_grants_and_hides_hidden_columns(secured, tokens):
+    server = secured()
+    assert _get(server.url + "/tables/customers.json").status == 401
+    assert _get(server.url + "/tables/customers.json", tokens["orders"]).status == 404
+    described = json.loads(_get(server.url + "/tables/customers.json", tokens["all"]).body)
+    assert [c["name"] for c in described["columns"]] == ["id", "name", "city", "signed_up"]

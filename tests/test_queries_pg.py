@@ -64,12 +64,18 @@ def pg_orders(demo_db: Path) -> Iterator[str]:
     admin.close()
 
 
-@pytest.fixture
-def pg_server(thread_server, pg_orders):
+@pytest.fixture(scope="module")
+def pg_app(pg_orders):
     app = create_app(
         {"db": "", "synthetic_rows": "0", "pg_dsn": DSN, "pg_tables": f"{pg_orders}.orders"}
     )
-    return thread_server(app)
+    yield app
+    app.extensions["tablestream"].catalog["orders"]._source.close()  # the pool's connections
+
+
+@pytest.fixture
+def pg_server(thread_server, pg_app):
+    return thread_server(pg_app)
 
 
 def _get(server, path: str) -> httpraw.RawResponse:
@@ -137,23 +143,11 @@ _VALUES = st.one_of(
     value=_VALUES,
 )
 def test_fuzzed_filters_on_postgresql_get_200_or_400_and_leave_the_table_alone(
-    pg_orders, name, lookup, value
+    pg_app, pg_orders, name, lookup, value
 ):
-    app = _pg_app(pg_orders)
-    response = app.test_client().get(f"/tables/orders.csv?{urlencode({name + lookup: value})}")
+    response = pg_app.test_client().get(f"/tables/orders.csv?{urlencode({name + lookup: value})}")
     response.get_data()
     response.close()
     assert response.status_code in (200, 400), (name, lookup, value, response.status_code)
     with psycopg.connect(DSN) as conn:
         assert conn.execute(f"SELECT count(*) FROM {pg_orders}.orders").fetchone()[0] == 20_000
-
-
-_APPS: dict[str, object] = {}
-
-
-def _pg_app(schema: str):
-    if schema not in _APPS:
-        _APPS[schema] = create_app(
-            {"db": "", "synthetic_rows": "0", "pg_dsn": DSN, "pg_tables": f"{schema}.orders"}
-        )
-    return _APPS[schema]

@@ -103,14 +103,15 @@ def python_query(
         seek = getattr(table, "seek", None)
         if seek is None or q.sort is not None or len(q.after) != 1 or q.after[0] is None:
             raise QueryError(
-                f"the table {table.name!r} cannot continue from a key (_after) here; use offset="
+                f"the table {table.name!r} cannot continue from a key (_after) here; "
+                "expected offset="
             )
         start = seek(q.after[0])
     if q.sort is not None and (limit is None or offset + limit > sort_rows):
         raise QueryError(
             f"the table {table.name!r} is not in a database, so a sort is done in memory and "
-            f"must be bounded: give limit= with offset + limit at most {sort_rows:,} "
-            "(TABLESTREAM_SORT_ROWS), or serve the data from SQLite or PostgreSQL."
+            f"must be bounded: expected limit= with offset + limit at most {sort_rows:,} "
+            "(TABLESTREAM_SORT_ROWS), or the data served from SQLite or PostgreSQL."
         )
     inner = table.open(limit=None, offset=start)
     try:

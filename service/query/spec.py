@@ -97,27 +97,35 @@ def _shown(text: str) -> str:
 def convert_value(column: str, kind: str, text: str) -> Any:
     """``text`` as a value of the column's ``kind``; QueryError saying what the column takes."""
     if "\x00" in text:
-        raise QueryError(f"the value for {column!r} contains a NUL character; no cell holds one.")
+        raise QueryError(
+            f"the value for {column!r} contains a NUL character; expected text without one."
+        )
     if len(text) > MAX_VALUE_CHARS:
-        raise QueryError(f"the value for {column!r} is longer than {MAX_VALUE_CHARS} characters.")
+        raise QueryError(
+            f"the value for {column!r} is too long; expected at most {MAX_VALUE_CHARS} characters."
+        )
     if kind == "integer":
         if _INTEGER.fullmatch(text) and _INT64[0] <= int(text) <= _INT64[1]:
             return int(text)
         raise QueryError(
-            f"{column} is an integer column; {_shown(text)} is not a whole number from "
-            f"{_INT64[0]} to {_INT64[1]}."
+            f"{column} is an integer column; {_shown(text)} is not one: expected a whole "
+            f"number from {_INT64[0]} to {_INT64[1]}."
         )
     if kind == "real":
         if _REAL.fullmatch(text) and math.isfinite(float(text)):
             return float(text)
-        raise QueryError(f"{column} is a number column; {_shown(text)} is not a finite number.")
+        raise QueryError(
+            f"{column} is a number column; expected a finite number, not {_shown(text)}."
+        )
     if kind == "numeric":
         try:
             value = Decimal(text) if _REAL.fullmatch(text) else None
         except InvalidOperation:
             value = None
         if value is None or not value.is_finite():
-            raise QueryError(f"{column} is a decimal column; {_shown(text)} is not a number.")
+            raise QueryError(
+                f"{column} is a decimal column; expected a number, not {_shown(text)}."
+            )
         return value
     if kind == "boolean":
         if text.lower() in _TRUE | _FALSE:
@@ -130,8 +138,8 @@ def convert_value(column: str, kind: str, text: str) -> Any:
             return (dt.date if kind == "date" else dt.datetime).fromisoformat(text)
         except ValueError:
             raise QueryError(
-                f"{column} is a {kind} column; {_shown(text)} is not an ISO 8601 {kind} "
-                "(e.g. 2024-03-01 or 2024-03-01T12:00:00)."
+                f"{column} is a {kind} column; expected an ISO 8601 {kind} (e.g. 2024-03-01 "
+                f"or 2024-03-01T12:00:00), not {_shown(text)}."
             ) from None
     return text
 
@@ -147,7 +155,7 @@ def _known(column: str, known: Sequence[str], what: str) -> str:
     if column not in known:
         raise QueryError(
             f"{what} names the column {_shown(column)}, which this table does not have; "
-            f"columns: {', '.join(known)}."
+            f"expected one of the columns: {', '.join(known)}."
         )
     return column
 
@@ -159,24 +167,25 @@ def _filter(key: str, text: str, known: Sequence[str], types: Mapping[str, str])
         column, sep, lookup = key.rpartition("__")
         if not sep or column not in known:
             raise QueryError(
-                f"{_shown(key)} is neither a column nor COLUMN__LOOKUP of this table; columns: "
-                f"{', '.join(known)}; lookups: {', '.join(LOOKUPS)}; options: "
-                f"{', '.join(sorted(RESERVED))}."
+                f"{_shown(key)} is neither a column nor COLUMN__LOOKUP of this table; expected "
+                f"a column ({', '.join(known)}), COLUMN__LOOKUP with a lookup of "
+                f"{', '.join(LOOKUPS)}, or an option ({', '.join(sorted(RESERVED))})."
             )
         if lookup not in LOOKUPS:
             raise QueryError(
-                f"{_shown(lookup)} in {_shown(key)} is not a lookup; lookups: {', '.join(LOOKUPS)}."
+                f"{_shown(lookup)} in {_shown(key)} is not a lookup; expected one of "
+                f"{', '.join(LOOKUPS)}."
             )
     kind = types.get(column, "text")
     value: Any
     if lookup == "isnull":
         if text.lower() not in _TRUE | _FALSE:
-            raise QueryError(f"{key} takes 1 (is null) or 0 (is not null), not {_shown(text)}.")
+            raise QueryError(f"{key}: expected 1 (is null) or 0 (is not null), not {_shown(text)}.")
         value = text.lower() in _TRUE
     elif lookup == "in":
         parts = text.split(",")
         if len(parts) > MAX_IN_VALUES:
-            raise QueryError(f"{key} lists {len(parts)} values; at most {MAX_IN_VALUES}.")
+            raise QueryError(f"{key} lists {len(parts)} values; expected at most {MAX_IN_VALUES}.")
         value = tuple(convert_value(column, kind, part) for part in parts)
     elif lookup in ("contains", "startswith"):
         value = convert_value(column, "text", text)  # a text search whatever the column's type
@@ -198,14 +207,14 @@ def parse_query(
             continue
         if key.startswith("_"):
             raise QueryError(
-                f"{_shown(key)} is not an option; options: {', '.join(sorted(RESERVED))}."
+                f"{_shown(key)} is not an option; expected one of {', '.join(sorted(RESERVED))}."
             )
         filters.extend(_filter(key, text, known, types) for text in values)
     if len(filters) > MAX_FILTERS:
-        raise QueryError(f"{len(filters)} filters; at most {MAX_FILTERS}.")
+        raise QueryError(f"{len(filters)} filters; expected at most {MAX_FILTERS}.")
     ascending, descending = _one(args, "_sort"), _one(args, "_sort_desc")
     if ascending is not None and descending is not None:
-        raise QueryError("give _sort or _sort_desc, not both (one sort column).")
+        raise QueryError("give _sort or _sort_desc, not both; expected one sort column.")
     sort = ascending if ascending is not None else descending
     if sort is not None:
         _known(sort, known, "_sort" if ascending is not None else "_sort_desc")
@@ -217,7 +226,7 @@ def parse_query(
     for column in chosen:
         _known(column, known, "_col")
     if len(set(chosen)) != len(chosen):
-        raise QueryError("a column is chosen twice in _col/_cols; name each once.")
+        raise QueryError("a column is chosen twice in _col/_cols; expected each column once.")
     after_token = _one(args, "_after")
     return Query(
         filters=tuple(filters),
@@ -237,7 +246,8 @@ def encode_after(key: Sequence[str | None]) -> str:
 
 def decode_after(token: str) -> tuple[str | None, ...]:
     bad = QueryError(
-        "_after is not a continuation token; use the 'next rows' link of a page, or offset="
+        "_after is not a continuation token; expected the one in a page's 'next rows' link, "
+        "or offset="
     )
     if len(token) > 4 * MAX_VALUE_CHARS:
         raise bad

@@ -67,11 +67,15 @@ def _keyset(d: Dialect, q: Query, key: str, params: list[Any], col: Callable[[st
     key_type = q.types.get(key, "text")
     if q.sort is None:
         if len(q.after) != 1 or q.after[0] is None:
-            raise QueryError("_after does not fit this page; use the 'next rows' link of a page.")
+            raise QueryError(
+                "_after does not fit this page; expected the one in a page's 'next rows' link."
+            )
         params.append(convert_value(key, key_type, q.after[0]))
         return f"{k} > {p}"
     if len(q.after) != 2 or q.after[1] is None:
-        raise QueryError("_after does not fit this sort; use the 'next rows' link of a page.")
+        raise QueryError(
+            "_after does not fit this sort; expected the one in a page's 'next rows' link."
+        )
     last, last_key = q.after
     s, more = col(q.sort), (">" if not q.descending else "<")
     typed_key = convert_value(key, key_type, last_key)
@@ -105,7 +109,9 @@ def clauses(
     where = [_condition(d, f, params, col) for f in q.filters]
     if q.after is not None:
         if key is None:
-            raise QueryError("this table has no key to continue from; use offset= instead.")
+            raise QueryError(
+                "this table has no key to continue from (_after); expected offset= instead."
+            )
         where.append(_keyset(d, q, key, params, col))
     text = ""
     if where:

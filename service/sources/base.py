@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 __all__ = [
     "BatchedRowStream",
@@ -147,6 +148,15 @@ class Table(ABC):
     def key_column(self) -> str | None:
         """A column that orders the rows uniquely and cheaply (``_after`` pages), if any."""
         return None
+
+    def column_details(self) -> list[dict[str, Any]]:
+        """Each column for ``/tables/<name>.json``: name, query type, the source's own type and
+        whether it may be NULL (None where the source does not say)."""
+        types = self.column_types()
+        return [
+            {"name": c, "type": types.get(c, "text"), "source_type": None, "nullable": None}
+            for c in self.columns()
+        ]
 
     def check(self) -> None:
         """Raise SourceError when the table cannot be served now (used by /readyz).

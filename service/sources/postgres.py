@@ -154,6 +154,22 @@ class PostgresTable(Table):
         self.column_types()
         return self._key
 
+    def column_details(self) -> list[dict[str, Any]]:
+        query = (
+            "SELECT attname, format_type(atttypid, atttypmod), NOT attnotnull FROM pg_attribute "
+            "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum"
+        )
+        try:
+            with self._source.connection() as conn:
+                rows = conn.execute(query, (self.identifier.as_string(conn),)).fetchall()
+        except psycopg.Error as exc:
+            raise SourceError(f"cannot read table {self.name!r}: {exc}") from exc
+        types = self.column_types()
+        return [
+            {"name": n, "type": types.get(n, "text"), "source_type": t, "nullable": nullable}
+            for n, t, nullable in rows
+        ]
+
     @property
     def sql_name(self) -> tuple[str, ...]:
         """The table's name as SQL identifier parts, for qualified column names."""

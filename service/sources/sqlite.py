@@ -173,6 +173,22 @@ class SQLiteTable(Table):
         self.column_types()
         return self._key
 
+    def column_details(self) -> list[dict[str, Any]]:
+        info = self._query(f"PRAGMA table_info({quote_identifier(self.name)})")
+        names = unique_columns([r[1] for r in info])
+        types = self.column_types()
+        return [
+            {
+                "name": name,
+                "type": types[name],
+                "source_type": r[2] or None,
+                # A view's columns say NOT NULL only when SQLite can tell; an INTEGER PRIMARY
+                # KEY is the rowid, never NULL.
+                "nullable": not (r[3] or name == self._key),
+            }
+            for name, r in zip(names, info, strict=True)
+        ]
+
     @property
     def sql_name(self) -> tuple[str, ...]:
         """The table's name as SQL identifier parts, for qualified column names."""

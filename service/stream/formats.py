@@ -62,6 +62,11 @@ class Format:
     mimetype: str
     error_marker: Callable[..., bytes]  # (rows_read, reason='') -> the marker's bytes
 
+    @property
+    def content_type(self) -> str:
+        """Every format is UTF-8 and says so (NDJSON too, though its type implies it)."""
+        return f"{self.mimetype}; charset=utf-8"
+
 
 FORMATS = {
     "html": Format("html", "text/html", _html_error),
