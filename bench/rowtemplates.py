@@ -12,8 +12,8 @@ taken pair by pair on the same machine state:
   (``HandRowTemplates`` in bench/variants.py), served by the same route, chunker and body as
   ``synthetic_hand`` and ``orders_hand``: only the renderer of a batch differs.
 
-Then the default path against the ``main`` branch's code (``git archive``, served from a
-temporary folder), alternated, so "the default stays at today's speed" is measured, not
+Then the default path against the code from before row templates (``BEFORE``, main just
+before they were merged; ``git archive``, served from a temporary folder), alternated, so "the default stays at today's speed" is measured, not
 assumed; and one 1M-row stream with a row template for memory. Prints a verdict per target.
 """
 
@@ -37,6 +37,7 @@ from service.testing import ServerProcess
 from .measure import fetch
 
 MIB = 1024 * 1024
+BEFORE = "e3acd78^1"  # main just before row templates were merged (the default path as it was)
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -114,8 +115,8 @@ def _same_markup(server: ServerProcess) -> list[str]:
     return different
 
 
-def _main_checkout(folder: Path, ref: str) -> Path:
-    """The code of ``ref`` (the default path as it is today), unpacked from git."""
+def _checkout(folder: Path, ref: str) -> Path:
+    """The code of ``ref`` (the default path as it was), unpacked from git."""
     target = folder / "baseline"
     target.mkdir()
     archive = subprocess.run(
@@ -126,7 +127,7 @@ def _main_checkout(folder: Path, ref: str) -> Path:
 
 
 def measure_row_templates(
-    plan: Plan, py: str, logs: Path, measure: Callable, baseline_ref: str = "main"
+    plan: Plan, py: str, logs: Path, measure: Callable, baseline_ref: str = BEFORE
 ) -> Result:
     result = Result(plan.rows)
     folder = Path(tempfile.mkdtemp(prefix="tablestream-rowtemplates-"))
@@ -159,9 +160,11 @@ def measure_row_templates(
     return result
 
 
-def _measure_baseline(plan, py, logs, folder, measure, ref, result) -> None:
+def _measure_baseline(
+    plan: Plan, py: str, logs: Path, folder: Path, measure: Callable, ref: str, result: Result
+) -> None:
     """The default path (no template) on this branch and on ``ref``, alternated."""
-    code = _main_checkout(folder, ref)
+    code = _checkout(folder, ref)
     servers = {
         "this branch": ServerProcess(
             _env(plan.rows, ""),
@@ -224,7 +227,7 @@ def verdicts(result: Result) -> list[tuple[bool, str]]:
     lines.append(
         (
             ratio >= 0.95,
-            f"default path (no template) vs main: {ratio:.2f}x main's server CPU per stream "
+            f"default path (no template) vs before row templates: {ratio:.2f}x its server CPU per stream "
             "(target within noise, >= 0.95x, median of pairwise ratios; rows/s "
             + " vs ".join(f"{r:,.0f}" for r in rates.values())
             + ")",
@@ -271,8 +274,8 @@ def report_lines(result: Result) -> list[str]:
         + "; ".join(
             f"{t} " + ", ".join(f"{r:.2f}x" for r in result.ratios[(t, "hand")]) for t in WAYS
         )
-        + ". The default path against `main`, alternated, main's server CPU per stream over "
-        "this branch's: " + ", ".join(f"{r:.2f}x" for r in result.baseline) + ".",
+        + ". The default path against the code before row templates, alternated, its server "
+        "CPU per stream over this code's: " + ", ".join(f"{r:.2f}x" for r in result.baseline) + ".",
         "",
         "| table | way | runs | rows/s | MB/s | server CPU s | peak RSS MiB | RSS after MiB |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
@@ -284,7 +287,7 @@ def report_lines(result: Result) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench.rowtemplates", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="100k-row streams, fewer runs")
-    parser.add_argument("--baseline", default="main", help="git ref of today's code [main]")
+    parser.add_argument("--baseline", default=BEFORE, help=f"git ref of the code before [{BEFORE}]")
     args = parser.parse_args(argv)
     from .run import _measure  # run.py imports this module for make bench
 

@@ -12,7 +12,7 @@ Phases, each on fresh server processes so one variant's memory never shows up in
      RSS by chunk size;
   F. row templates (``bench/rowtemplates.py``): a table's compiled row template against the
      default three-string path and against the same markup written by hand, the default path
-     against the ``main`` branch, and a row template's memory.
+     against the code before row templates, and a row template's memory.
   G. the real sources (SQLite ``orders``, the same orders in PostgreSQL when it answers) beside
      the synthetic table, HTML/CSV/NDJSON, plain, gzip and the pre-issue-17 way
      (``bench/sources.py``; ``--sources-only`` runs this phase alone).

@@ -166,7 +166,7 @@ def _orders_rows(batch: Sequence[Sequence[str]]) -> str:
         [
             f"<tr{_VOID if s in ('refunded', 'cancelled') else ''}>"
             f'<td class="ts-num ts-narrow">{e(i)}</td><td class="ts-num">'
-            f'<a href="customers?offset={int(c) - 1}&amp;limit=1">{e(c)}</a></td>'
+            f'<a href="customers?id={e(c)}">{e(c)}</a></td>'
             f'<td title="{e(p)}">{e(p)}</td><td class="ts-num ts-narrow">{e(q)}</td>'
             f'<td class="ts-num">{float(t):,.2f}</td><td class="ts-wide ts-time">{e(at)}</td>'
             f'<td class="ts-narrow"><span class="ts-badge ts-badge-{e(s)}">{e(s)}</span></td>'

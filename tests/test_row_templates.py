@@ -240,13 +240,13 @@ def test_the_orders_page_shows_formatted_totals_whole_times_badges_and_customer_
         "total</a></th>"
     ) in page
     first = _body_rows(page).splitlines()[0]
-    assert f'<a href="customers?offset={customer - 1}&amp;limit=1">{customer}</a>' in first
+    assert f'<a href="customers?id={customer}">{customer}</a>' in first
     assert f'<td class="ts-num">{total:,.2f}</td>' in first
     assert f'<td class="ts-wide ts-time">{placed_at}</td>' in first
     assert f'<span class="ts-badge ts-badge-{status}">{status}</span>' in first
     assert 'class="ts-void"' in page  # refunded and cancelled orders are dimmed
     # The customer link leads to that customer's row.
-    linked = parse_table(httpraw.get(f"{url}/tables/customers?offset={customer - 1}&limit=1").text)
+    linked = parse_table(httpraw.get(f"{url}/tables/customers?id={customer}").text)
     assert [row[0] for row in linked.rows] == [str(customer)]
 
 
@@ -267,6 +267,13 @@ def test_a_table_without_a_template_keeps_the_default_row_markup(served_app):
         in page
     )
     assert _body_rows(page).startswith("<tr><td>1</td><td>488</td><td>Gizmo</td><td>2</td>")
+
+
+def test_a_page_with_columns_the_row_template_does_not_fit_gets_the_default_markup(served_app):
+    _, url = served_app
+    page = httpraw.get(f"{url}/tables/orders?limit=2&_cols=id,total").text
+    assert _body_rows(page).startswith("<tr><td>1</td><td>233.14</td></tr>\n")
+    assert parse_table(page).rows_sent == 2
 
 
 def test_a_row_template_naming_a_missing_column_stops_start_up():

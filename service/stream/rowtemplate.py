@@ -156,7 +156,7 @@ class RowTemplates:
                 columns = source.columns()
             except SourceError:
                 continue
-            self.compiled(table, columns)
+            self.compiled(table, columns, strict=True)
 
     def page(self, table: str) -> str:
         """The template that renders the page of ``table``."""
@@ -166,9 +166,15 @@ class RowTemplates:
         """The batch renderer of ``table``'s rows; ``rows_html`` when it has no row block."""
         return self.compiled(table, columns)[0]
 
-    def compiled(self, table: str, columns: Sequence[str]) -> tuple[BatchRenderer, str]:
-        """The renderer and its path ("batch", "per-row" or "default"). RowTemplateError if
-        the table's template is refused for these columns."""
+    def compiled(
+        self, table: str, columns: Sequence[str], strict: bool = False
+    ) -> tuple[BatchRenderer, str]:
+        """The renderer and its path: "batch", "per-row", or "default" (``rows_html``).
+
+        A page whose columns the template does not fit (``?_cols=``, columns hidden from the
+        reader, a schema changed under the service) gets the default markup, path
+        "default: <why>"; ``strict`` raises RowTemplateError instead (start-up does).
+        """
         block = self._blocks.get(table)
         if block is None:
             return rows_html, "default"
@@ -178,7 +184,12 @@ class RowTemplates:
             with self._lock:  # compiled once even when the first requests come together
                 found = self._compiled.get(key)
                 if found is None:
-                    found = compile_row_block(self.env, self._own[table], block, columns)
+                    try:
+                        found = compile_row_block(self.env, self._own[table], block, columns)
+                    except RowTemplateError as exc:
+                        if strict:
+                            raise
+                        found = (rows_html, f"default: {exc}")
                     self._compiled[key] = found
         return found
 
@@ -211,7 +222,9 @@ def _check(name: str, block: nodes.Block, index: Mapping[str, int]) -> None:
         raise refuse(node, "a row block may not hold another block")
 
 
-def _per_row(env: Environment, name: str, block: nodes.Block, index: dict[str, int]):
+def _per_row(
+    env: Environment, name: str, block: nodes.Block, index: dict[str, int]
+) -> BatchRenderer:
     """The block inside ``{% for row in _rows %}``, compiled by Jinja: one context per batch."""
     loop = nodes.For(
         nodes.Name("row", "store", lineno=1),
