@@ -7,7 +7,7 @@ taken pair by pair on the same machine state:
   ``/tables/orders_plain`` (a view over orders, so no template of its own);
 - ``template``: a row template compiled by ``service/stream/rowtemplate.py``: ``synthetic_rt``
   (bench/templates/tables/synthetic_rt.html: a class on every cell, one link, one number
-  format, one conditional class) and ``orders`` (templates/tables/orders.html, the demo page);
+  format, one conditional class) and ``orders`` (templates/tables/demo/orders.html, the demo page);
 - ``hand``: the same markup written by hand, f-strings and ``html.escape`` per cell
   (``HandRowTemplates`` in bench/variants.py), served by the same route, chunker and body as
   ``synthetic_hand`` and ``orders_hand``: only the renderer of a batch differs.

@@ -208,6 +208,6 @@ def install_row_template_tables(app: Flask, synthetic_rows: int) -> None:
     if "synthetic" in catalog:
         for name in ("synthetic_rt", "synthetic_hand"):
             catalog[name] = SyntheticTable(synthetic_rows, name=name)
-    row_templates = HandRowTemplates(app.jinja_env)
+    row_templates = HandRowTemplates(app.jinja_env, catalog)
     row_templates.compile_known(catalog)
     app.extensions[ROW_TEMPLATES_KEY] = row_templates

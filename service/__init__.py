@@ -109,8 +109,9 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
         # Compiled now, not by the first request: the first page, and the first 503 of an
         # overload, pay no compile, and a broken template stops start-up.
         app.jinja_env.get_template(page)
-    # Each table's own row template (tables/<name>.html), compiled now: a broken one stops start-up.
-    row_templates = RowTemplates(app.jinja_env)
+    # Each table's own row template (tables/<name>.html; the demo database's tables also
+    # tables/demo/<name>.html), compiled now: a broken one stops start-up.
+    row_templates = RowTemplates(app.jinja_env, runtime.catalog)
     row_templates.compile_known(runtime.catalog)
     app.extensions[ROW_TEMPLATES_KEY] = row_templates
     return app

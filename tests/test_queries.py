@@ -330,7 +330,7 @@ def _digest(path: Path) -> str:
 
 
 def test_chosen_columns_on_a_table_with_its_own_row_template_take_the_default_markup(server):
-    # templates/tables/orders.html writes every column of orders; a page of fewer columns
+    # templates/tables/demo/orders.html writes every column of orders; a page of fewer columns
     # cannot use it and must not fail because of it.
     text = _get(server, "/tables/orders?_cols=total,id&limit=3").text
     page = parse_table(text)

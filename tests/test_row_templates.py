@@ -31,6 +31,7 @@ from service.stream.rowtemplate import (
     row_block,
 )
 from service.testing import httpraw
+from service.views import ROW_TEMPLATES_KEY
 
 from .conftest import DEMO_ORDERS
 from .tablehtml import parse_table
@@ -219,7 +220,7 @@ def test_the_orders_page_is_its_row_template_rendered_row_by_row_for_every_row(s
         columns = [d[0] for d in cursor.description]
         rows = format_batch(cursor.fetchall())
     with app.app_context():
-        expected = render_row_by_row(app.jinja_env, "tables/orders.html", rows, columns)
+        expected = render_row_by_row(app.jinja_env, "tables/demo/orders.html", rows, columns)
     assert _body_rows(response.text) == expected
     table = parse_table(response.text)
     assert table.rows_sent == DEMO_ORDERS == len(table.rows)
@@ -295,3 +296,17 @@ def test_a_filter_the_app_replaces_is_escaped_as_jinja_escapes_its_result():
     assert path == "batch"
     assert str(render(batch)) == render_row_by_row(env, "t.html", batch, COLUMNS)
     assert str(render(batch)) == "<td><b>&lt;Doe&gt; &amp; Sons</b><i>&amp;</i></td>"
+
+
+def test_the_demo_row_templates_bind_only_to_the_demo_database(tmp_path, demo_db):
+    # A team's own database with an "orders" table of other columns: it serves with the
+    # default markup instead of refusing to start over the demo's template.
+    own = tmp_path / "own.sqlite3"
+    with sqlite3.connect(own) as conn:
+        conn.execute("CREATE TABLE orders (ref TEXT, amount REAL)")
+        conn.execute("INSERT INTO orders VALUES ('A-1', 2.5)")
+    app = create_app({"db": str(own), "synthetic_rows": "0"})
+    page = app.test_client().get("/tables/orders").get_data(as_text=True)
+    assert "<tr><td>A-1</td><td>2.5</td></tr>" in page
+    demo = create_app({"db": str(demo_db), "synthetic_rows": "0"})
+    assert demo.extensions[ROW_TEMPLATES_KEY].page("orders") == "tables/demo/orders.html"

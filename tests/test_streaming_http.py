@@ -44,7 +44,7 @@ def test_sqlite_table_streams_every_row_with_the_database_values(served, demo_db
         ).fetchall()
     for got, want in zip((table.rows[0], table.rows[-1]), expected, strict=True):
         text = ["" if v is None else str(v) for v in want]
-        text[4] = f"{want[4]:,.2f}"  # templates/tables/orders.html shows total |money
+        text[4] = f"{want[4]:,.2f}"  # templates/tables/demo/orders.html shows total |money
         assert got == text
 
 

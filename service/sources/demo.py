@@ -68,6 +68,11 @@ _STATUS = ["pending", "paid", "shipped", "delivered", "refunded", "cancelled"]
 _START = dt.datetime(2023, 1, 1)
 
 
+DEMO_APPLICATION_ID = 0x74736D74  # "tsmt"
+"""Written into the demo database's header (``PRAGMA application_id``): the demo's own row
+templates (templates/tables/demo/) apply to its tables only, never to a user's table that
+happens to be called ``orders``."""
+
 DEMO_INDEXES = """
 CREATE INDEX orders_customer_id ON orders (customer_id);
 CREATE INDEX orders_status ON orders (status);
@@ -117,6 +122,7 @@ def create_demo_db(
     try:
         conn.executescript(
             """
+            PRAGMA application_id = 1953721716;  -- DEMO_APPLICATION_ID
             PRAGMA journal_mode = OFF;
             PRAGMA synchronous = OFF;
             CREATE TABLE customers (

@@ -26,6 +26,7 @@ from typing import Any
 
 from .base import BATCH_ROWS, RowStream, SourceError, Table, unique_columns
 from .cursor import CursorRowStream
+from .demo import DEMO_APPLICATION_ID
 from .sqlitefile import FileWatch, not_a_database
 
 __all__ = ["SQLiteTable", "quote_identifier", "sqlite_tables"]
@@ -133,9 +134,12 @@ class SQLiteTable(Table):
     kind = "sqlite"
     natural_key_order = True  # SELECT * with no WHERE reads the table's b-tree in rowid order
 
-    def __init__(self, path: Path, name: str, fetch_rows: int = BATCH_ROWS) -> None:
+    def __init__(
+        self, path: Path, name: str, fetch_rows: int = BATCH_ROWS, demo: bool = False
+    ) -> None:
         self.name = name
         self.path = path
+        self.demo = demo  # a table of the demo database (its application_id): demo templates
         self._fetch_rows = fetch_rows
         self._columns: list[str] | None = None
         self._types: dict[str, str] | None = None
@@ -272,6 +276,7 @@ def sqlite_tables(path: str, fetch_rows: int) -> list[SQLiteTable]:
         )
     try:
         with closing(connect_readonly(file)) as conn:
+            demo = conn.execute("PRAGMA application_id").fetchone()[0] == DEMO_APPLICATION_ID
             names = [
                 r[0]
                 for r in conn.execute(
@@ -281,4 +286,4 @@ def sqlite_tables(path: str, fetch_rows: int) -> list[SQLiteTable]:
             ]
     except sqlite3.DatabaseError as exc:
         raise SourceError(f"TABLESTREAM_DB={path!r} is not a SQLite database: {exc}") from exc
-    return [SQLiteTable(file, name, fetch_rows) for name in names]
+    return [SQLiteTable(file, name, fetch_rows, demo=demo) for name in names]

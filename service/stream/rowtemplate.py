@@ -2,7 +2,7 @@
 
 A table may have ``templates/tables/<table>.html``: it extends ``table.html`` and writes one row
 as ordinary Jinja in ``{% block row %}`` (the contract is at the top of
-``templates/tables/orders.html`` and in docs/row-templates.md). Rendering that block row by row
+``templates/tables/demo/orders.html`` and in docs/row-templates.md). Rendering that block row by row
 costs Jinja a context and an escape per output per row; ``RowTemplates`` compiles it once per
 table and column list (per process) into a function of a batch whose output is byte-identical
 to that row-by-row rendering (``render_row_by_row`` below is the definition the property tests
@@ -131,13 +131,27 @@ def compile_row_block(
 class RowTemplates:
     """Which page template each table uses, and its batch renderer, compiled once and kept."""
 
-    def __init__(self, env: Environment) -> None:
+    def __init__(self, env: Environment, catalog: Mapping[str, Table] | None = None) -> None:
         self.env = env
-        self._own = {
-            name[len("tables/") : -len(".html")]: name
-            for name in env.list_templates()
-            if name.startswith("tables/") and name.endswith(".html") and name.count("/") == 1
+        names = env.list_templates()
+        # tables/<table>.html is a team's own: it binds to any table of that name. The demo's
+        # rows (tables/demo/<table>.html) bind only to tables of the demo database, so a
+        # user's own "orders" never meets a template written for other columns.
+        demo = {
+            name[len("tables/demo/") : -len(".html")]: name
+            for name in names
+            if name.startswith("tables/demo/") and name.endswith(".html") and name.count("/") == 2
         }
+        self._own = {
+            table: name
+            for table, name in demo.items()
+            if catalog is not None and getattr(catalog.get(table), "demo", False)
+        }
+        self._own.update(
+            (name[len("tables/") : -len(".html")], name)
+            for name in names
+            if name.startswith("tables/") and name.endswith(".html") and name.count("/") == 1
+        )
         self._blocks = {table: row_block(env, name) for table, name in self._own.items()}
         self._compiled: dict[tuple[str, tuple[str, ...]], tuple[BatchRenderer, str]] = {}
         self._lock = threading.Lock()
