@@ -148,22 +148,30 @@ class Watchdog:
         was_busy = False
         while True:
             time.sleep(self.interval)
-            now = time.monotonic()
-            with self._lock:
-                entries = list(self._entries)
-            if was_busy and not entries and self._on_idle is not None:
-                self._on_idle()
-            was_busy = bool(entries)
-            draining = self._draining_until is not None
-            grace_over = draining and now >= self._draining_until  # type: ignore[operator]
-            if grace_over and any(entry.cut_at is None for entry in entries):
-                log.warning("shutdown grace over; cutting %d streams", len(entries))
-            for entry in entries:
-                self._check(entry, now, grace_over)
-            flushing = self._still_flushing(now)
-            if draining and not entries and not flushing and self._on_drained is not None:
-                on_drained, self._on_drained = self._on_drained, None
-                on_drained()
+            was_busy = self._sweep(time.monotonic(), was_busy)
+
+    def _sweep(self, now: float, was_busy: bool) -> bool:
+        """One round of checks; True while streams run.
+
+        A method of its own so that nothing of it outlives the round: a loop variable left
+        bound to the last stream's entry kept its channel and environ (allocated during the
+        traffic) alive while the server idled, and with them allocator arenas (allocator.py).
+        """
+        with self._lock:
+            entries = list(self._entries)
+        if was_busy and not entries and self._on_idle is not None:
+            self._on_idle()
+        draining = self._draining_until is not None
+        grace_over = draining and now >= self._draining_until  # type: ignore[operator]
+        if grace_over and any(entry.cut_at is None for entry in entries):
+            log.warning("shutdown grace over; cutting %d streams", len(entries))
+        for entry in entries:
+            self._check(entry, now, grace_over)
+        flushing = self._still_flushing(now)
+        if draining and not entries and not flushing and self._on_drained is not None:
+            on_drained, self._on_drained = self._on_drained, None
+            on_drained()
+        return bool(entries)
 
     def _check(self, entry: _Entry, now: float, grace_over: bool) -> None:
         if entry.cut_at is not None:
