@@ -34,13 +34,15 @@ class Fetch:
     seconds: float
 
 
-def _curl(url: str, gzip: bool = False) -> list[str]:
+def _curl(url: str, gzip: bool = False, headers: tuple[str, ...] = ()) -> list[str]:
     curl = shutil.which("curl")
     if curl is None:
         raise SystemExit("the benchmark needs curl: apt-get install curl (make bench does it)")
     fmt = "%{http_code} %{size_download} %{time_starttransfer} %{time_total}"
     # With gzip, curl asks for it but does not inflate: the bytes counted are the bytes sent.
     accept = ["-H", "Accept-Encoding: gzip"] if gzip else []
+    for header in headers:
+        accept += ["-H", header]
     return [curl, "-sS", "--max-time", "900", *accept, "-o", "/dev/null", "-w", fmt, url]
 
 
@@ -51,8 +53,8 @@ def _parse(url: str, out: str) -> Fetch:
     return Fetch(int(size), float(ttfb), float(total))
 
 
-def fetch(url: str, gzip: bool = False) -> Fetch:
-    done = subprocess.run(_curl(url, gzip), capture_output=True, text=True, check=True)
+def fetch(url: str, gzip: bool = False, headers: tuple[str, ...] = ()) -> Fetch:
+    done = subprocess.run(_curl(url, gzip, headers), capture_output=True, text=True, check=True)
     return _parse(url, done.stdout)
 
 

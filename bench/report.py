@@ -7,6 +7,7 @@ goes, because the figures alone do not say which setting bounds them.
 from __future__ import annotations
 
 import platform
+from collections.abc import Sequence
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -142,6 +143,7 @@ def write_report(
     sources: list[str],
     verdicts: list,
     elapsed: float,
+    extra: Sequence[str] = (),
 ) -> Path:
     """Write BENCHMARKS.md (and benchmarks.png) into ``out``; the markdown file's path."""
     png = out / "benchmarks.png"
@@ -195,6 +197,7 @@ def write_report(
         f"{scale.rate(2) / scale.core_use(2):,.0f} with about 4 each.",
         "",
         *_chunk_lines(chunks),
+        *extra,
         *sources,
         "## What each optimisation bought",
         "",

@@ -10,7 +10,10 @@ Phases, each on fresh server processes so one variant's memory never shows up in
      aggregate rows/s and the server cores used;
   E. one stream per ``TABLESTREAM_CHUNK_BYTES`` value, each on a fresh server: rows/s and peak
      RSS by chunk size;
-  F. the real sources (SQLite ``orders``, the same orders in PostgreSQL when it answers) beside
+  F. row templates (``bench/rowtemplates.py``): a table's compiled row template against the
+     default three-string path and against the same markup written by hand, the default path
+     against the ``main`` branch, and a row template's memory.
+  G. the real sources (SQLite ``orders``, the same orders in PostgreSQL when it answers) beside
      the synthetic table, HTML/CSV/NDJSON, plain, gzip and the pre-issue-17 way
      (``bench/sources.py``; ``--sources-only`` runs this phase alone).
 Prints one verdict line per target and exits 1 when one is missed.
@@ -28,6 +31,7 @@ from pathlib import Path
 
 from service.testing import ServerProcess
 
+from . import rowtemplates
 from .measure import fetch, fetch_many, steady_load, wire_bytes
 from .report import write_report
 from .sources import SourcesResult, phase_f, report_lines, source_verdicts
@@ -75,7 +79,7 @@ class Plan:
     scale_seconds: int  # each run of the steady load
     scale_pairs: int  # 1-process and 2-process runs, alternated
     chunk_sizes: tuple[int, ...]
-    source_rows: int  # phase F: rows per stream
+    source_rows: int  # phase G: rows per stream
     source_repeats: int
     source_check_rows: int  # rows per stream of the SHA-256 check
 
@@ -396,7 +400,7 @@ def _phase_f(plan: Plan, py: str, logs: Path) -> SourcesResult:
 
 
 def _sources_only(plan: Plan, py: str, logs: Path, out: Path, started: float) -> int:
-    print("F: real sources", flush=True)
+    print("G: real sources", flush=True)
     sources = _phase_f(plan, py, logs)
     lines = source_verdicts(sources)
     report = out / "SOURCES.md"
@@ -419,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sources-only",
         action="store_true",
-        help="phase F alone; its table goes to runs/bench-sources/SOURCES.md",
+        help="phase G (the real sources) alone; its table goes to runs/bench-sources/SOURCES.md",
     )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
@@ -444,9 +448,16 @@ def main(argv: list[str] | None = None) -> int:
     scale = phase_d(plan, py, logs)
     print("E: chunk sizes", flush=True)
     chunks = phase_e(plan, py, logs)
-    print("F: real sources", flush=True)
+    print("F: row templates", flush=True)
+    row_plan = rowtemplates.QUICK if args.quick else rowtemplates.FULL
+    rows = rowtemplates.measure_row_templates(row_plan, py, logs, _measure)
+    print("G: real sources", flush=True)
     sources = _phase_f(plan, py, logs)
-    lines = verdicts(plan, cells, long, conc, scale, different) + source_verdicts(sources)
+    lines = (
+        verdicts(plan, cells, long, conc, scale, different)
+        + rowtemplates.verdicts(rows)
+        + source_verdicts(sources)
+    )
     elapsed = time.monotonic() - started
     report = write_report(
         out,
@@ -459,6 +470,7 @@ def main(argv: list[str] | None = None) -> int:
         steps=steps,
         sources=report_lines(sources),
         verdicts=lines,
+        extra=rowtemplates.report_lines(rows),
         elapsed=elapsed,
     )
     print()

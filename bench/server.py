@@ -1,4 +1,6 @@
-"""The bench server: the production app, settings from the environment, plus bench/variants.
+"""The bench server: the production app, settings from the environment, plus bench/variants
+and the synthetic table with a row template of its own (``synthetic_rt``) or hand-written rows
+(``synthetic_hand``).
 
 Served exactly as ``tablestream serve`` serves (same waitress options and allocator set-up),
 so the service's own route is measured as users run it. With ``BENCH_CELLS=before`` the
@@ -14,7 +16,7 @@ import sys
 from service import ConfigError, Settings, create_app
 from service.server.cli import serve_app
 
-from .variants import bp
+from .variants import bp, install_row_template_tables
 
 
 def main() -> int:
@@ -30,6 +32,7 @@ def main() -> int:
         return 2
     logging.basicConfig(level=settings.log_level.upper())
     app.register_blueprint(bp)
+    install_row_template_tables(app, settings.synthetic_rows)
     return serve_app(app, settings)
 
 

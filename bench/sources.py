@@ -1,4 +1,4 @@
-"""Phase F: the real sources beside the synthetic table, in every format, plain and gzip.
+"""Phase G: the real sources beside the synthetic table, in every format, plain and gzip.
 
 The synthetic table is the headline, but users stream from databases. One server serves three
 tables — ``synthetic``, the SQLite demo ``orders`` and, when PostgreSQL answers, the same
@@ -249,7 +249,7 @@ def source_verdicts(result: SourcesResult) -> list[tuple[bool, str]]:
 
 
 def report_lines(result: SourcesResult) -> list[str]:
-    """The markdown table of phase F for BENCHMARKS.md."""
+    """The markdown table of phase G for BENCHMARKS.md."""
     r = result
     lines = [
         "## Real sources: SQLite and PostgreSQL beside the synthetic table",

@@ -10,23 +10,43 @@ differs:
 - ``hand``: rows built in Python (join + markupsafe escape per cell), no Jinja in the row loop,
   coalesced by the service's own chunker;
 - ``ceiling``: one pre-built chunk repeated up to ``?bytes=``: what waitress and the socket
-  alone can do.
+  alone can do;
+- ``HandRowTemplates``: the markup of a table's own row template (``synthetic_rt``, from
+  ``bench/templates/tables/``, or ``orders``) written by hand in Python, f-strings and
+  ``html.escape`` per cell, served as ``synthetic_hand`` and ``orders_hand`` through the
+  service's own route (chunker, body) — what a compiled row template is measured against
+  (``bench/rowtemplates.py``). ``html.escape`` spells ``'`` and ``"`` as ``&#x27;`` and
+  ``&quot;`` where Jinja writes ``&#39;`` and ``&#34;``; otherwise the bytes are the same.
 """
 
 from __future__ import annotations
 
+import html
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
-from flask import Blueprint, Response, current_app, render_template, request, stream_with_context
-from markupsafe import escape
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    render_template,
+    request,
+    stream_with_context,
+)
+from markupsafe import Markup, escape
 
 from service.observe.requestlog import REQUEST_ID_KEY
+from service.query import Query
+from service.query.links import PageLinks, Tracked
 from service.sources import RowStream
+from service.sources.synthetic import SyntheticTable, synthetic_row
 from service.stream.chunker import Chunker
 from service.stream.markup import ROW_MARKUP
+from service.stream.rowtemplate import BatchRenderer, RowTemplates
+from service.views import ROW_TEMPLATES_KEY
 
-__all__ = ["bp"]
+__all__ = ["HandRowTemplates", "bp", "install_row_template_tables"]
 
 bp = Blueprint("bench", __name__, template_folder="templates")
 
@@ -37,13 +57,27 @@ def _open() -> tuple[RowStream, dict, int]:
     """The synthetic table's rows for ``?limit=``, the template context, and the row count."""
     table = current_app.extensions["tablestream"].catalog["synthetic"]
     limit = request.args.get("limit", default=1000, type=int)
-    rows = table.open(limit=limit)
+    rows = Tracked(table.open(limit=limit))
+    settings = current_app.extensions["tablestream"].settings
     context = {
         "table": table,
         "columns": rows.columns,
         "rows": rows,
         "flush": lambda: "",
         "request_id": request.environ.get(REQUEST_ID_KEY, ""),
+        "limit": limit,
+        "offset": 0,
+        # The service's links (sort headers, "next rows"), as /tables/synthetic makes them.
+        "page": PageLinks(
+            f"/tables/{table.name}",
+            list(request.args.items(multi=True)),
+            Query(),
+            table,
+            limit,
+            0,
+            settings.sort_rows,
+            pushed_down=False,
+        ),
     }
     return rows, context, min(limit, table.row_count())
 
@@ -81,7 +115,8 @@ def hand() -> Response:
     rows, context, total = _open()
     # Head and footer from the same template; the footer needs the row count, known up front
     # for the synthetic table.
-    counted = type("Counted", (), {"rows_read": total})()
+    last = synthetic_row(total - 1) if total else None
+    counted = type("Counted", (), {"rows_read": total, "last_row": last, "columns": rows.columns})()
     page = render_template("hand_table.html", **{**context, "rows": counted}, rows_go_here=_MARK)
     head, tail = page.split(_MARK)
 
@@ -107,3 +142,72 @@ def ceiling() -> Response:
     whole, rest = divmod(size, len(block))
     body = itertools.chain(itertools.repeat(block, whole), [block[:rest]] if rest else [])
     return Response(body, mimetype="text/html")
+
+
+_VOID = ' class="ts-void"'
+
+
+def _synthetic_rt_rows(batch: Sequence[Sequence[str]]) -> str:
+    e = html.escape
+    return "".join(
+        [
+            f'<tr{_VOID if s == "refunded" else ""}><td class="c-id ts-num">{e(i)}</td>'
+            f'<td class="c-name"><a href="?offset={int(i) - 1}&amp;limit=1">{e(n)}</a></td>'
+            f'<td class="c-email">{e(m)}</td><td class="c-amount ts-num">{float(a):,.2f}</td>'
+            f'<td class="c-created">{e(c)}</td><td class="c-status">{e(s)}</td></tr>\n'
+            for i, n, m, a, c, s in batch
+        ]
+    )
+
+
+def _orders_rows(batch: Sequence[Sequence[str]]) -> str:
+    e = html.escape
+    return "".join(
+        [
+            f"<tr{_VOID if s in ('refunded', 'cancelled') else ''}>"
+            f'<td class="ts-num ts-narrow">{e(i)}</td><td class="ts-num">'
+            f'<a href="customers?offset={int(c) - 1}&amp;limit=1">{e(c)}</a></td>'
+            f'<td title="{e(p)}">{e(p)}</td><td class="ts-num ts-narrow">{e(q)}</td>'
+            f'<td class="ts-num">{float(t):,.2f}</td><td class="ts-wide ts-time">{e(at)}</td>'
+            f'<td class="ts-narrow"><span class="ts-badge ts-badge-{e(s)}">{e(s)}</span></td>'
+            f'<td title="{e(note)}">{e(note)}</td></tr>\n'
+            for i, c, p, q, t, at, s, note in batch
+        ]
+    )
+
+
+_HAND = {  # table: (the table whose page it takes, its rows written by hand)
+    "synthetic_hand": ("synthetic_rt", _synthetic_rt_rows),
+    "orders_hand": ("orders", _orders_rows),
+}
+
+
+class HandRowTemplates(RowTemplates):
+    """The service's row templates, plus ``<table>_hand`` tables whose rows are written by the
+    hand renderers above instead: the same page template, the same route, the same chunker
+    and body, so only the way of making a batch's markup differs."""
+
+    def page(self, table: str) -> str:
+        mine = _HAND.get(table)
+        return super().page(mine[0] if mine else table)
+
+    def renderer(self, table: str, columns: Sequence[str]) -> BatchRenderer:
+        mine = _HAND.get(table)
+        if mine is None:
+            return super().renderer(table, columns)
+        render = mine[1]
+        return lambda batch: Markup(render(batch))
+
+
+def install_row_template_tables(app: Flask, synthetic_rows: int) -> None:
+    """For bench/rowtemplates.py: the synthetic rows again as ``synthetic_rt``, with the row
+    template of bench/templates/tables/ (seen once this blueprint is registered), and as
+    ``synthetic_hand``, with the same markup by hand; ``orders_hand`` is a view in the bench's
+    database. Call after ``app.register_blueprint(bp)``."""
+    catalog = app.extensions["tablestream"].catalog
+    if "synthetic" in catalog:
+        for name in ("synthetic_rt", "synthetic_hand"):
+            catalog[name] = SyntheticTable(synthetic_rows, name=name)
+    row_templates = HandRowTemplates(app.jinja_env)
+    row_templates.compile_known(catalog)
+    app.extensions[ROW_TEMPLATES_KEY] = row_templates

@@ -11,11 +11,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from service.stream.markup import ROW_MARKUP
-
 __all__ = ["PageCount"]
 
-ROW_START = ROW_MARKUP.start.encode()  # body rows only: the header row is <tr><th
+# Every row is one <tr> element, whatever its markup (the default's <tr><td>, or a table's own
+# row template: <tr class=...>); the header row is one more, written "<thead><tr". Cells are
+# escaped, so no cell text holds "<tr".
+ROW_START = b"<tr"
+HEADER_START = b"<thead><tr"
 _TAIL_BYTES = 512
 _FOOTER = re.compile(rb'<footer class="ts-footer" id="ts-complete" data-rows-sent="(\d+)"')
 
@@ -25,14 +27,20 @@ class PageCount:
     """Bytes and rows seen so far in one streamed page."""
 
     bytes: int = 0
-    rows: int = 0
+    row_starts: int = 0  # the header row's included
+    header_starts: int = 0
     tail: bytes = b""
+
+    @property
+    def rows(self) -> int:
+        """Body rows seen so far."""
+        return self.row_starts - self.header_starts
 
     def feed(self, chunk: bytes) -> None:
         # Search the previous tail plus the chunk, so a row start split across two chunks is
-        # counted once: the carried part is shorter than ROW_START, so it holds no whole match.
-        carry = self.tail[-(len(ROW_START) - 1) :]
-        self.rows += (carry + chunk).count(ROW_START)
+        # counted once: the carried part is shorter than the pattern, so it holds no whole match.
+        self.row_starts += (self.tail[-(len(ROW_START) - 1) :] + chunk).count(ROW_START)
+        self.header_starts += (self.tail[-(len(HEADER_START) - 1) :] + chunk).count(HEADER_START)
         self.bytes += len(chunk)
         self.tail = (self.tail + chunk)[-_TAIL_BYTES:]
 

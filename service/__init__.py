@@ -14,6 +14,7 @@ from typing import Any
 
 from flask import Flask, request
 
+from .access import Access, PeerMiddleware, install_access
 from .config import ConfigError, Settings
 from .errors import register_error_pages
 from .observe.instrumentation import install_metrics
@@ -26,7 +27,9 @@ from .server.allocator import trim_heap
 from .server.watchdog import Watchdog
 from .sources import build_catalog
 from .stream.markup import rows_html
-from .views import bp
+from .stream.rowfilters import FILTERS as ROW_FILTERS
+from .stream.rowtemplate import RowTemplates
+from .views import ROW_TEMPLATES_KEY, bp
 
 __all__ = ["ConfigError", "Settings", "create_app", "template_folder"]
 
@@ -73,21 +76,41 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
         metrics=metrics,
         watchdog=watchdog,
         admission=Admission(settings.effective_stream_slots, settings.streams_per_client),
+        access=Access(settings, metrics.auth_failures),
     )
     app.extensions["tablestream"] = runtime
     runtime.observer_factories.append(lambda table: watchdog.observer(table, request.environ))
     runtime.observer_factories.append(lambda table: stream_facts(table, request.environ))
     runtime.observer_factories.append(
-        lambda table: runtime.recent.observer(table, request.environ[REQUEST_ID_KEY])
+        lambda table: runtime.recent.observer(
+            table, request.environ[REQUEST_ID_KEY], runtime.access.owner(request.environ)
+        )
     )
     install_metrics(app, metrics, public_endpoint=settings.metrics_port == 0)
+    install_access(app, runtime.access)
     install_security_headers(app)
-    app.wsgi_app = RequestLogMiddleware(app.wsgi_app)  # type: ignore[method-assign]
+    app.wsgi_app = RequestLogMiddleware(  # type: ignore[method-assign]
+        app.wsgi_app, filter_values=settings.log_filter_values
+    )
+    # Outermost: forwarded headers believed from the trusted proxy only (access/peer.py), so
+    # the request log, per-client limits and the failure budget see the real client.
+    app.wsgi_app = PeerMiddleware(  # type: ignore[method-assign]
+        app.wsgi_app,
+        settings.trusted_proxy,
+        settings.trusted_proxy_count,
+        settings.trusted_proxy_headers,
+        identity_headers=(settings.auth_user_header, settings.auth_groups_header),
+    )
     app.add_template_filter(rows_html)
+    app.jinja_env.filters.update(ROW_FILTERS)
     app.register_blueprint(bp)
     register_error_pages(app)
     for page in ("table.html", "index.html", "error.html"):
         # Compiled now, not by the first request: the first page, and the first 503 of an
         # overload, pay no compile, and a broken template stops start-up.
         app.jinja_env.get_template(page)
+    # Each table's own row template (tables/<name>.html), compiled now: a broken one stops start-up.
+    row_templates = RowTemplates(app.jinja_env)
+    row_templates.compile_known(runtime.catalog)
+    app.extensions[ROW_TEMPLATES_KEY] = row_templates
     return app

@@ -6,7 +6,7 @@ view is logged with its traceback on the server and shown to the client as a pla
 
 from __future__ import annotations
 
-from flask import Flask, current_app, render_template
+from flask import Flask, current_app, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 __all__ = ["register_error_pages"]
@@ -14,7 +14,10 @@ __all__ = ["register_error_pages"]
 
 def _render(error: HTTPException) -> tuple[str, int]:
     runtime = current_app.extensions.get("tablestream")
-    known = sorted(runtime.catalog) if runtime is not None and error.code == 404 else []
+    known = []
+    if runtime is not None and error.code == 404:
+        # Only the tables this caller may read: a 404 must not list the others.
+        known = sorted(n for n in runtime.catalog if runtime.access.may_read(request.environ, n))
     return (
         render_template("error.html", error=error, known_tables=known),
         error.code or 500,

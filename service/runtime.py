@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .access import Access
 from .config import Settings
 from .observe.metrics import Metrics
 from .observe.status import RecentStreams
@@ -33,6 +34,7 @@ class Runtime:
     metrics: Metrics
     watchdog: Watchdog
     admission: Admission
+    access: Access
     # Each factory is called once per stream, inside the request, with the table name; what
     # it returns is told about every chunk and the outcome. Metrics and logs register here.
     observer_factories: list[Callable[[str], StreamObserver]] = field(default_factory=list)

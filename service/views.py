@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, render_template, request, stream_template
 from werkzeug.exceptions import ServiceUnavailable
 
-from .observe.requestlog import REQUEST_ID_KEY
+from .observe.requestlog import FILTERS_KEY, REQUEST_ID_KEY
+from .query import DIALECTS, Query, QueryError, open_query, parse_query
+from .query.links import PageLinks, Tracked
 from .runtime import Runtime
 from .server.admission import Rejected, Ticket
 from .sources import RowStream, SourceBusy, SourceError, Table
@@ -23,10 +26,12 @@ from .stream.body import STOP_KEY, TableStreamBody
 from .stream.chunker import Chunker
 from .stream.compression import GzipChunks
 from .stream.formats import FORMATS, Format, csv_pieces, ndjson_pieces
+from .stream.markup import rows_html
 
-__all__ = ["bp"]
+__all__ = ["ROW_TEMPLATES_KEY", "bp"]
 
 bp = Blueprint("tables", __name__)
+ROW_TEMPLATES_KEY = "tablestream.row_templates"  # app.extensions: a stream.rowtemplate.RowTemplates
 
 _DIGITS = re.compile(r"[0-9]{1,19}")
 
@@ -56,20 +61,31 @@ def query_int(name: str, high: int, default: int | None) -> int | None:
 @bp.get("/")
 def index() -> str:
     runtime = _runtime()
-    return render_template("index.html", tables=runtime.describe_tables())
+    access, environ = runtime.access, request.environ
+    tables = []
+    for described in runtime.describe_tables():
+        name = described["name"]
+        if access.may_read(environ, name):
+            hidden = access.hidden(environ, name)
+            described["columns"] = [c for c in described["columns"] if c not in hidden]
+            tables.append(described)
+    return render_template("index.html", tables=tables)
 
 
 def table_and_format(name: str) -> tuple[Table, Format]:
     """The table a path names and the format asked for: a ``.csv``/``.ndjson``/``.html`` suffix
     or ``?format=``; 404 for an unknown table, 400 for an unknown or contradictory format."""
-    catalog = _runtime().catalog
+    runtime = _runtime()
+    catalog = runtime.catalog
+    asked_for = name
     stem, dot, suffix = name.rpartition(".")
     by_suffix = None
     if name not in catalog and dot and suffix in FORMATS and stem in catalog:
         name, by_suffix = stem, suffix
     table = catalog.get(name)
-    if table is None:
-        abort(404, f"There is no table {name!r}.")
+    if table is None or not runtime.access.may_read(request.environ, name):
+        # The same page for a table the caller may not read as for one that does not exist.
+        abort(404, f"There is no table {asked_for!r}.")
     allowed = f"expected one of {', '.join(FORMATS)}"
     values = request.args.getlist("format")
     if len(values) > 1:
@@ -89,9 +105,44 @@ def _pieces(fmt: Format, source: Table, rows: RowStream, chunker: Chunker, **con
         return csv_pieces(rows, chunker.flush)
     if fmt.name == "ndjson":
         return ndjson_pieces(rows, chunker.flush)
+    row_templates = current_app.extensions[ROW_TEMPLATES_KEY]  # tables/<name>.html, if any
+    page, render_rows = row_templates.page(source.name), None
+    if list(rows.columns) != source.columns():
+        # Chosen (_cols) or hidden columns: the table's own row template is written for all
+        # of its columns, so such a page takes the default markup.
+        page, render_rows = "table.html", rows_html
     return stream_template(
-        "table.html", table=source, columns=rows.columns, rows=rows, flush=chunker.flush, **context
+        page,
+        table=source,
+        columns=rows.columns,
+        rows=rows,
+        render_rows=render_rows or row_templates.renderer(source.name, rows.columns),
+        flush=chunker.flush,
+        **context,
     )
+
+
+def _query(runtime: Runtime, source: Table) -> Query:
+    """The filters, sort, columns and continuation asked for; a 400 saying what is allowed.
+
+    Columns the caller may not see are not there to ask for: naming one is the 400 of a
+    column the table does not have, and the rows come without them.
+    """
+    hidden = runtime.access.hidden(request.environ, source.name)
+    try:
+        columns = [c for c in source.columns() if c not in hidden]
+        types = {c: t for c, t in source.column_types().items() if c not in hidden}
+    except SourceError as exc:
+        current_app.logger.error("cannot read the columns of %s: %s", source.name, exc)
+        abort(503, f"The table {source.name!r} cannot be read right now; try again later.")
+    try:
+        q = parse_query(request.args.to_dict(flat=False), columns, types)
+    except QueryError as exc:
+        abort(400, f"{exc}")
+    if hidden and q.columns is None:
+        q = replace(q, columns=tuple(columns))
+    request.environ[FILTERS_KEY] = [f.param for f in q.filters]
+    return q
 
 
 def _admit(runtime: Runtime, limit: int | None) -> Ticket | None:
@@ -128,9 +179,13 @@ def table(name: str) -> Response:
     name = source.name
     limit = query_int("limit", settings.max_rows, default=None)
     offset = query_int("offset", settings.max_offset, default=0)
+    q = _query(runtime, source)
     ticket = _admit(runtime, limit)
     try:
-        rows = source.open(limit=limit, offset=offset or 0)
+        rows = open_query(source, q, limit, offset or 0, settings.sort_rows)
+    except QueryError as exc:
+        _release(ticket)
+        abort(400, f"{exc}")
     except SourceBusy as exc:
         _release(ticket)
         runtime.metrics.source_busy.labels(name).inc()
@@ -153,7 +208,20 @@ def table(name: str) -> Response:
         rows.close()
         return Response(iter(()), mimetype=fmt.mimetype, headers=headers)
     try:
-        body = _body(runtime, source, fmt, rows, ticket, gzipped, limit=limit, offset=offset)
+        context: dict[str, Any] = {"limit": limit, "offset": offset}
+        if fmt.name == "html":
+            rows = Tracked(rows)  # the "next rows" link needs the last row
+            context["page"] = PageLinks(
+                request.path,
+                list(request.args.items(multi=True)),
+                q,
+                source,
+                limit,
+                offset or 0,
+                settings.sort_rows,
+                pushed_down=source.kind in DIALECTS,
+            )
+        body = _body(runtime, source, fmt, rows, ticket, gzipped, **context)
     except BaseException:
         _release(ticket)  # from here on the body's close() gives the slot back
         rows.close()
@@ -190,7 +258,9 @@ def _body(
 @bp.get("/streams/<request_id>")
 def stream_status(request_id: str) -> Response:
     """The outcome of a recent stream of this process, by the request id its page carries."""
-    found = _runtime().recent.get(request_id)
+    runtime = _runtime()
+    # Only the caller's own streams: another caller's id answers like one never seen.
+    found = runtime.recent.get(request_id, runtime.access.owner(request.environ))
     if found is None:
         body = {"request_id": request_id, "error": "no such recent stream in this process"}
         # With --processes the stream may be a sibling's, and a browser asks again on the same
@@ -222,5 +292,7 @@ def readyz() -> Response:
         return Response("not ready\nshutting down\n", 503, mimetype="text/plain")
     problems = runtime.problems()
     if problems:
-        return Response("not ready\n" + "\n".join(problems) + "\n", 503, mimetype="text/plain")
+        # The reasons name tables: only for an open service or a caller with the metrics scope.
+        why = problems if runtime.access.may_see_internals(request.environ) else []
+        return Response("not ready\n" + "".join(p + "\n" for p in why), 503, mimetype="text/plain")
     return Response("ready\n", mimetype="text/plain")

@@ -31,13 +31,15 @@ NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 def _replace_once(pattern: str, new: str, text: str) -> str:
     result, count = re.subn(pattern, new, text, flags=re.MULTILINE)
     if count != 1:
-        raise ValueError(f"{SITE.name}: expected one line matching {pattern!r}, found {count}")
+        raise ValueError(f"site file: expected one line matching {pattern!r}, found {count}")
     return result
 
 
-def site_config(listen_port: int, upstream_port: int, http10: bool = False) -> str:
-    """The shipped site file pointed at the test's ports (and, if asked, on HTTP/1.0)."""
-    text = SITE.read_text(encoding="utf-8")
+def site_config(
+    listen_port: int, upstream_port: int, http10: bool = False, site: Path = SITE
+) -> str:
+    """A shipped site file pointed at the test's ports (and, if asked, on HTTP/1.0)."""
+    text = site.read_text(encoding="utf-8")
     text = _replace_once(r"^(\s*)listen 80;$", rf"\1listen 127.0.0.1:{listen_port};", text)
     text = _replace_once(
         r"^(\s*)server 127\.0\.0\.1:8080;$", rf"\1server 127.0.0.1:{upstream_port};", text
@@ -56,6 +58,7 @@ class Nginx:
         upstream_port: int,
         http10: bool = False,
         edit: Callable[[str], str] | None = None,
+        site: Path = SITE,
     ) -> None:
         root.mkdir(parents=True, exist_ok=True)
         self.root = root
@@ -63,8 +66,8 @@ class Nginx:
         self.url = f"http://127.0.0.1:{self.port}"
         self.error_log = root / "error.log"
         self.access_log = root / "access.log"
-        site = site_config(self.port, upstream_port, http10)
-        (root / "site.conf").write_text(edit(site) if edit is not None else site)
+        text = site_config(self.port, upstream_port, http10, site)
+        (root / "site.conf").write_text(edit(text) if edit is not None else text)
         temp = "\n".join(
             f"    {kind}_temp_path {root / kind};"
             for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")

@@ -8,6 +8,7 @@ script must pass it. Screenshots go to runs/screenshots/ (ignored by git): look 
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 import threading
@@ -135,6 +136,26 @@ def _wait_until(page, expression: str, timeout: float = 10.0) -> None:
         time.sleep(0.05)
 
 
+def _wait_for_state(page, selector: str, timeout_ms: int) -> None:
+    """``page.wait_for_selector``, failing with what the page showed and what the server says."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_selector(selector, timeout=timeout_ms)
+    except PlaywrightTimeout:
+        state, text = _status(page)
+        url = page.locator(STATUS).get_attribute("data-status-url") or ""
+        answer = b""
+        if url:
+            origin = page.url.split("/tables/")[0]
+            answer = httpraw.get(origin + url, timeout=5).body[:300]
+        _screenshot(page, "timeout")
+        raise AssertionError(
+            f"no {selector} after {timeout_ms} ms: the page says {state!r} {text!r}; "
+            f"{url} answers {answer!r}; problems {page.problems}"
+        ) from None
+
+
 def _status(page) -> tuple[str, str]:
     status = page.locator(STATUS)
     return status.get_attribute("data-state") or "", status.inner_text()
@@ -172,7 +193,7 @@ def test_rows_show_while_the_stream_is_open_and_the_status_turns_complete_at_the
     finally:
         table.resume.set()
 
-    page.wait_for_selector(f"{STATUS}:not([data-state=loading])", timeout=30_000)
+    _wait_for_state(page, f"{STATUS}:not([data-state=loading])", 30_000)
     assert _status(page) == ("complete", "20,000 rows, complete")
     assert page.locator("#ts-table tbody tr").count() == 20_000
     assert page.locator("#ts-complete").get_attribute("data-rows-sent") == "20000"
@@ -192,7 +213,7 @@ def test_a_stream_cut_by_a_failing_source_is_shown_as_an_error_and_never_complet
     # rows stop, tablestream.js asks /streams/<request id> and learns the stream failed.
     table = _ScriptedTable("failing", rows=20_000, fail_after=3_000)
     page.goto(serve(table), wait_until="commit")
-    page.wait_for_selector(f"{STATUS}[data-state=error]", timeout=20_000)
+    _wait_for_state(page, f"{STATUS}[data-state=error]", 20_000)
     rows = page.locator("#ts-table tbody tr").count()
     assert 0 < rows <= 3_000
     _, text = _status(page)
@@ -215,13 +236,13 @@ def test_a_slow_source_is_shown_as_stalled_not_as_an_error(page, serve):
     table = _ScriptedTable("slow", rows=5_000, pause_after=1_000)
     page.goto(serve(table), wait_until="commit")
     assert table.paused.wait(10)
-    page.wait_for_selector(f"{STATUS}[data-state=stalled]", timeout=20_000)
+    _wait_for_state(page, f"{STATUS}[data-state=stalled]", 20_000)
     rows = page.locator("#ts-table tbody tr").count()
     assert 0 < rows <= 1_000  # up to a chunk of rows waits in the chunker while the source is slow
     _, text = _status(page)
     assert text.startswith("no new rows for ") and f"({rows:,} so far)" in text, text
     table.resume.set()
-    page.wait_for_selector(f"{STATUS}[data-state=complete]", timeout=20_000)
+    _wait_for_state(page, f"{STATUS}[data-state=complete]", 20_000)
     assert _status(page)[1] == "5,000 rows, complete"
     assert page.problems == []
 
@@ -235,7 +256,7 @@ def test_the_error_marker_of_a_cut_stream_once_parsed_turns_the_status_to_error(
     headers = {k: v for k, v in cut.headers.items() if k != "transfer-encoding"}
     page.route(url, lambda route: route.fulfill(status=200, headers=headers, body=cut.body))
     page.goto(url, wait_until="commit")
-    page.wait_for_selector(f"{STATUS}[data-state=error]", timeout=20_000)
+    _wait_for_state(page, f"{STATUS}[data-state=error]", 20_000)
     rows = page.locator("#ts-table tbody tr").count()
     assert 0 < rows <= 3_000
     assert _status(page)[1] == (
@@ -243,4 +264,45 @@ def test_the_error_marker_of_a_cut_stream_once_parsed_turns_the_status_to_error(
     )
     assert page.locator("#ts-complete").count() == 0
     _screenshot(page, "cut-error")
+    assert page.problems == []
+
+
+@pytest.mark.parametrize("table", ["orders", "customers"])
+def test_the_demo_tables_row_templates_show_whole_values_aligned_numbers_and_working_links(
+    page, thread_server, settings_for, table
+):
+    url = thread_server(create_app(settings_for())).url
+    page.set_viewport_size({"width": 1280, "height": 700})  # every column of orders in view
+    page.goto(f"{url}/tables/{table}?limit=200")
+    page.wait_for_selector(f"{STATUS}[data-state=complete]", timeout=20_000)
+    # No cell of the time column is cut: its text fits its box.
+    time_cells = page.locator("#ts-table tbody td.ts-time")
+    assert time_cells.count() == 200
+    clipped = page.evaluate(
+        """[...document.querySelectorAll('#ts-table tbody td.ts-time')]
+            .filter(td => td.scrollWidth > td.clientWidth).length"""
+    )
+    assert clipped == 0
+    number = page.locator("#ts-table tbody td.ts-num").first
+    style = number.evaluate(
+        "td => [getComputedStyle(td).textAlign, getComputedStyle(td).fontVariantNumeric]"
+    )
+    assert style == ["right", "tabular-nums"]
+    header = page.locator("#ts-table thead th").first.bounding_box()
+    first = number.bounding_box()
+    assert header and first and abs(header["width"] - first["width"]) < 1  # columns line up
+    _screenshot(page, f"row-template-{table}")
+    if table == "orders":
+        badge = page.locator("#ts-table tbody .ts-badge").first
+        assert badge.evaluate("b => getComputedStyle(b).borderRadius") != "0px"
+        total = page.locator("#ts-table tbody tr").first.locator("td").nth(4).inner_text()
+        assert re.fullmatch(r"[0-9]{1,3}(,[0-9]{3})*\.[0-9]{2}", total), total
+        link = page.locator("#ts-table tbody td a").first
+        customer = link.inner_text()
+        link.click()
+        page.wait_for_selector(f"{STATUS}[data-state=complete]", timeout=20_000)
+        assert page.locator("h1").inner_text() == "customers"
+        cells = page.locator("#ts-table tbody tr td")
+        assert page.locator("#ts-table tbody tr").count() == 1
+        assert cells.first.inner_text() == customer
     assert page.problems == []

@@ -23,6 +23,7 @@ def test_a_non_editable_install_serves_a_table_page(tmp_path):
     )
     assert (site / "service" / "templates" / "table.html").is_file()
     assert (site / "service" / "templates" / "static" / "tablestream.css").is_file()
+    assert (site / "service" / "templates" / "tables" / "orders.html").is_file()
     elsewhere = tmp_path / "elsewhere"  # no templates/ beside it: only the installed copy works
     elsewhere.mkdir()
     env = {"PYTHONPATH": str(site), "TABLESTREAM_DB": "", "TABLESTREAM_SYNTHETIC_ROWS": "100"}

@@ -17,25 +17,47 @@ from service.server.connections import waitress_options
 from .servers import wait_for
 
 
-def test_no_trusted_proxy_by_default_and_forwarded_headers_are_cleared():
-    options = waitress_options(Settings.from_env({}))
-    assert "trusted_proxy" not in options
-    assert options["clear_untrusted_proxy_headers"] is True
+def test_waitress_leaves_forwarded_headers_to_the_app_which_needs_the_peer_address():
+    # access/peer.py applies waitress's proxy-header middleware inside the app, after noting the
+    # real peer (the proxy sign-in believes its headers only from the trusted proxy).
+    for env in ({}, {"TABLESTREAM_TRUSTED_PROXY": "10.0.0.5"}):
+        options = waitress_options(Settings.from_env(env))
+        adjustments = Adjustments(**options)  # waitress accepts them as given
+        assert "trusted_proxy" not in options
+        assert adjustments.clear_untrusted_proxy_headers is False
 
 
-def test_trusted_proxy_settings_become_waitress_adjustments():
-    settings = Settings.from_env(
-        {
-            "TABLESTREAM_TRUSTED_PROXY": "10.0.0.5",
-            "TABLESTREAM_TRUSTED_PROXY_COUNT": "2",
-            "TABLESTREAM_TRUSTED_PROXY_HEADERS": "X-Forwarded-For, x-forwarded-proto",
+def _seen_by_the_app(settings: dict, peer: str, headers: dict[str, str]) -> dict[str, str]:
+    """What a view sees of the client and the forwarded headers, for a request from ``peer``."""
+    app = create_app(settings)
+
+    @app.get("/_seen")
+    def seen() -> dict[str, str]:
+        from flask import request
+
+        return {
+            "remote": request.remote_addr or "",
+            "scheme": request.scheme,
+            "host": request.host,
         }
+
+    response = app.test_client().get("/_seen", headers=headers, environ_base={"REMOTE_ADDR": peer})
+    return response.get_json()
+
+
+def test_trusted_proxy_settings_reach_the_apps_proxy_middleware(settings_for):
+    settings = settings_for(
+        trusted_proxy="10.0.0.5",
+        trusted_proxy_count=2,
+        trusted_proxy_headers="X-Forwarded-For, x-forwarded-proto",
     )
-    adjustments = Adjustments(**waitress_options(settings))  # waitress accepts them as given
-    assert adjustments.trusted_proxy == "10.0.0.5"
-    assert adjustments.trusted_proxy_count == 2
-    assert adjustments.trusted_proxy_headers == {"x-forwarded-for", "x-forwarded-proto"}
-    assert adjustments.clear_untrusted_proxy_headers is True
+    headers = {"X-Forwarded-For": "192.0.2.1, 198.51.100.9, 10.0.0.7", "X-Forwarded-Proto": "https"}
+    # Two tiers: the client is the second entry from the end.
+    assert _seen_by_the_app(settings, "10.0.0.5", headers)["remote"] == "198.51.100.9"
+    assert _seen_by_the_app(settings, "10.0.0.5", headers)["scheme"] == "https"
+    # From any other peer nothing forwarded is believed.
+    other = _seen_by_the_app(settings, "10.0.0.6", headers)
+    assert (other["remote"], other["scheme"]) == ("10.0.0.6", "http")
 
 
 def test_settings_passed_whole_to_a_child_process_are_accepted_without_a_proxy():
@@ -43,10 +65,16 @@ def test_settings_passed_whole_to_a_child_process_are_accepted_without_a_proxy()
     assert Settings.from_env(parent.to_env()) == parent  # --processes hands every setting on
 
 
-def test_the_default_headers_with_a_trusted_proxy_are_for_and_proto():
-    options = waitress_options(Settings.from_env({"TABLESTREAM_TRUSTED_PROXY": "::1"}))
-    assert options["trusted_proxy_headers"] == {"x-forwarded-for", "x-forwarded-proto"}
-    assert options["trusted_proxy_count"] == 1
+def test_the_default_headers_with_a_trusted_proxy_are_for_and_proto(settings_for):
+    settings = settings_for(trusted_proxy="10.0.0.5")
+    headers = {
+        "X-Forwarded-For": "198.51.100.9",
+        "X-Forwarded-Proto": "https",
+        "X-Forwarded-Host": "evil.example",
+    }
+    seen = _seen_by_the_app(settings, "10.0.0.5", headers)
+    assert (seen["remote"], seen["scheme"]) == ("198.51.100.9", "https")
+    assert seen["host"] != "evil.example"  # X-Forwarded-Host is not believed by default
 
 
 @pytest.mark.parametrize(

@@ -71,6 +71,17 @@ def validate(settings: Settings) -> None:
             "TABLESTREAM_TRUSTED_PROXY is set but TABLESTREAM_TRUSTED_PROXY_HEADERS is empty; "
             "expected the forwarded headers to believe, e.g. x-forwarded-for x-forwarded-proto"
         )
+    if settings.auth_policy_file and not settings.trusted_proxy:
+        raise ConfigError(
+            "TABLESTREAM_AUTH_POLICY_FILE is set but TABLESTREAM_TRUSTED_PROXY is empty; the "
+            "proxy's user and group headers are believed only from the trusted proxy: expected "
+            "its address in TABLESTREAM_TRUSTED_PROXY (docs/production.md)"
+        )
+    if settings.auth_user_header.lower() == settings.auth_groups_header.lower():
+        raise ConfigError(
+            f"TABLESTREAM_AUTH_USER_HEADER and TABLESTREAM_AUTH_GROUPS_HEADER are both "
+            f"{settings.auth_user_header!r}; expected two different headers"
+        )
     names = [name for name, _ in settings.csv]
     if len(set(names)) != len(names):
         raise ConfigError(f"TABLESTREAM_CSV names a table twice: {', '.join(names)}")

@@ -169,3 +169,22 @@ def proxy_headers(value: str) -> tuple[str, ...]:
 proxy_headers.allowed = (  # type: ignore[attr-defined]
     f"space-separated, of {', '.join(sorted(KNOWN_PROXY_HEADERS))}; forwarded alone"
 )
+
+
+_HEADER_NAME = re.compile(r"[A-Za-z0-9-]{1,64}")
+_RESERVED_HEADERS = {h.lower() for h in KNOWN_PROXY_HEADERS} | {"authorization", "x-forwarded-by"}
+
+
+def header_name(value: str) -> str:
+    """An HTTP header name (letters, digits, dashes) that is not a forwarding header."""
+    value = value.strip()
+    if not _HEADER_NAME.fullmatch(value):
+        raise ValueError(
+            "is not a header name; expected letters, digits and dashes, e.g. X-Forwarded-User"
+        )
+    if value.lower() in _RESERVED_HEADERS:
+        raise ValueError(
+            "is a header the service reads for something else; expected another, e.g. "
+            "X-Forwarded-User"
+        )
+    return value

@@ -24,6 +24,7 @@ from .converters import (
     ConfigError,
     boolean,
     csv_tables,
+    header_name,
     integer,
     number,
     pg_tables,
@@ -86,6 +87,18 @@ class Settings:
         integer(1, 9),
         "1",
         "gzip level as zlib's: 1 is fastest (the stream's CPU cost), 9 smallest; 1-3 run on ISA-L",
+    )
+    sort_rows: int = setting(
+        integer(0, 1_000_000),
+        "10000",
+        "largest offset + limit a sort may ask of a source that is not a database (CSV, "
+        "synthetic), which sorts in memory; databases sort themselves, without this bound",
+    )
+    log_filter_values: bool = setting(
+        boolean,
+        "true",
+        "write filter values (?status=paid) in the access log; false logs the filters' names "
+        "with their values replaced by REDACTED (for tables whose values are sensitive)",
     )
     max_rows: int = setting(integer(1, 10**12), "10000000", "largest ?limit= a request may ask for")
     max_offset: int = setting(
@@ -151,6 +164,36 @@ class Settings:
         proxy_headers,
         "x-forwarded-for x-forwarded-proto",
         "forwarded headers believed from the trusted proxy; needs TABLESTREAM_TRUSTED_PROXY",
+    )
+    # -- who may read what (docs/production.md)
+    tokens_file: str = setting(
+        text,
+        "",
+        "TOML file of API tokens (hashes, names, tables, scopes) that clients send as "
+        "'Authorization: Bearer'; reloaded when it changes or on SIGHUP; empty = no tokens",
+    )
+    auth_policy_file: str = setting(
+        text,
+        "",
+        "TOML file mapping the authenticating proxy's groups (and users) to tables; needs "
+        "TABLESTREAM_TRUSTED_PROXY; empty = no proxy sign-in",
+    )
+    auth_user_header: str = setting(
+        header_name,
+        "X-Forwarded-User",
+        "header in which the trusted authenticating proxy names the user",
+    )
+    auth_groups_header: str = setting(
+        header_name,
+        "X-Forwarded-Groups",
+        "header in which the trusted authenticating proxy lists the user's groups "
+        "(comma-separated)",
+    )
+    auth_failures_per_minute: int = setting(
+        integer(0, 100_000),
+        "30",
+        "failed authentications a client address may make per minute before its requests get "
+        "429 at once (the budget refills continuously); 0 = no limit",
     )
     malloc_arenas: int = setting(
         integer(0, 64),

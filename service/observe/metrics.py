@@ -125,6 +125,13 @@ class Metrics:
             "(slots_full), the client's cap (client_limit) or a draining server (draining)",
             ["reason"],
         )
+        self.auth_failures = counter(
+            "tablestream_auth_failures",
+            "Requests refused for their credentials: none (missing), not Bearer (malformed), "
+            "unknown (invalid), expired, without the metrics scope (insufficient_scope), or "
+            "from a client over its failure budget (throttled)",
+            ["reason"],
+        )
         self.chunk_size = Histogram(
             "tablestream_stream_chunk_size_bytes",
             "Size of each HTTP chunk",

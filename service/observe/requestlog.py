@@ -15,13 +15,16 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from ..stream.body import StreamObserver
 from .closing import ClosingBody
 
-__all__ = ["REQUEST_ID_KEY", "RequestLogMiddleware", "StreamFacts"]
+__all__ = ["CALLER_KEY", "FILTERS_KEY", "REQUEST_ID_KEY", "RequestLogMiddleware", "StreamFacts"]
 
 REQUEST_ID_KEY = "tablestream.request_id"
+FILTERS_KEY = "tablestream.filters"  # set by views: the filter parameters a table request used
+CALLER_KEY = "tablestream.caller"  # set by access/gate.py: who the request was
 STREAM_KEY = "tablestream.stream"
 _SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
@@ -55,8 +58,9 @@ def stream_facts(table: str, environ: dict[str, Any]) -> StreamObserver:
 
 
 class RequestLogMiddleware:
-    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+    def __init__(self, app: Callable[..., Iterable[bytes]], filter_values: bool = True) -> None:
         self._app = app
+        self._filter_values = filter_values
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]):
         started = time.perf_counter()
@@ -73,17 +77,26 @@ class RequestLogMiddleware:
         body = self._app(environ, with_id)
         return ClosingBody(body, lambda: self._log(environ, status, started))
 
-    @staticmethod
-    def _log(environ: dict[str, Any], status: list[str], started: float) -> None:
+    def _log(self, environ: dict[str, Any], status: list[str], started: float) -> None:
+        query = environ.get("QUERY_STRING", "")
+        filters = environ.get(FILTERS_KEY)
+        if filters is not None and not self._filter_values:
+            query = _without_filter_values(query)
         line: dict[str, Any] = {
             "request_id": environ[REQUEST_ID_KEY],
             "method": environ.get("REQUEST_METHOD"),
             "path": environ.get("PATH_INFO"),
-            "query": environ.get("QUERY_STRING", ""),
+            "query": query,
             "status": int(status[-1]) if status else 500,
             "duration_s": round(time.perf_counter() - started, 6),
             "remote": environ.get("REMOTE_ADDR"),
         }
+        caller = environ.get(CALLER_KEY)
+        if caller is not None:  # the token's or user's name, never the token
+            line["user"] = caller.name
+            line["via"] = caller.via
+        if filters:
+            line["filters"] = filters
         facts: StreamFacts | None = environ.get(STREAM_KEY)
         if facts is not None:
             line.update(
@@ -95,3 +108,13 @@ class RequestLogMiddleware:
                 outcome=facts.outcome,
             )
         log.info(json.dumps(line, ensure_ascii=False, separators=(",", ":")))
+
+
+# Parameters whose values say nothing about the data (kept when filter values are not logged).
+_OPTIONS = frozenset({"limit", "offset", "format", "_sort", "_sort_desc", "_col", "_cols"})
+
+
+def _without_filter_values(query: str) -> str:
+    """``query`` with every value but the options' replaced by REDACTED (names, order kept)."""
+    pairs = parse_qsl(query, keep_blank_values=True)
+    return urlencode([(k, v if k in _OPTIONS else "REDACTED") for k, v in pairs])

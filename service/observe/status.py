@@ -45,18 +45,27 @@ class RecentStreams:
         self._lock = threading.Lock()
         self._streams: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
-    def observer(self, table: str, request_id: str) -> StreamObserver:
+    def observer(self, table: str, request_id: str, owner: str | None = None) -> StreamObserver:
+        """Record a new stream; ``owner`` (the caller, with access control on) alone may ask."""
         with self._lock:
-            self._streams[request_id] = {"table": table, "outcome": IN_PROGRESS, "rows_sent": 0}
+            self._streams[request_id] = {
+                "table": table,
+                "outcome": IN_PROGRESS,
+                "rows_sent": 0,
+                "owner": owner,
+            }
             self._streams.move_to_end(request_id)
             while len(self._streams) > self._capacity:
                 self._streams.popitem(last=False)
         return _Recorder(self, request_id)
 
-    def get(self, request_id: str) -> dict[str, Any] | None:
+    def get(self, request_id: str, owner: str | None = None) -> dict[str, Any] | None:
+        """The stream's table, outcome and rows sent, if it is recent and ``owner``'s."""
         with self._lock:
             found = self._streams.get(request_id)
-            return dict(found) if found is not None else None
+            if found is None or found["owner"] != owner:
+                return None
+            return {k: v for k, v in found.items() if k != "owner"}
 
     def _update(self, request_id: str, outcome: str, rows_read: int) -> None:
         with self._lock:

@@ -8,8 +8,10 @@ bounds memory and concurrency without reading code.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -56,6 +58,29 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--threads", help="worker threads (TABLESTREAM_THREADS)")
     serve.add_argument("--processes", help="server processes on one port (TABLESTREAM_PROCESSES)")
     commands.add_parser("settings", help="print the settings table (markdown) of docs/settings.md")
+    token = commands.add_parser(
+        "token",
+        help="manage the API tokens of TABLESTREAM_TOKENS_FILE",
+        description="Tokens are stored as SHA-256 hashes; a new token is printed once, here.",
+    )
+    token_commands = token.add_subparsers(dest="token_command", required=True)
+    add = token_commands.add_parser("add", help="make a token, print it once, store its hash")
+    add.add_argument("name", help="the token's name, shown in the access log")
+    add.add_argument(
+        "--tables",
+        default="",
+        help="tables it may read, comma-separated names or globs (orders,reports.*,*)",
+    )
+    add.add_argument("--scope", action="append", default=[], help="extra scope: metrics")
+    add.add_argument(
+        "--hide", default="", help="columns it may not see, comma-separated TABLE.COLUMN"
+    )
+    add.add_argument("--expires", help="ISO 8601 date or date-time after which it is refused")
+    remove = token_commands.add_parser("remove", help="remove a token by name")
+    remove.add_argument("name")
+    token_commands.add_parser("list", help="names, tables and scopes (never hashes)")
+    for sub in (add, remove):
+        sub.add_argument("--file", help="the tokens file [TABLESTREAM_TOKENS_FILE]")
     demo = commands.add_parser("demo-db", help="create the SQLite demo database")
     demo.add_argument(
         "path", nargs="?", help="SQLite file to create (replaced if it exists); omit with --dsn"
@@ -118,6 +143,9 @@ def serve_app(app: Flask, settings: Settings) -> int:
         runtime.admission.slots,
         settings.malloc_arenas if arenas_capped else "glibc default",
     )
+    warn_if_open(runtime.access.enabled, settings.host)
+    if runtime.access.tokens is not None:
+        signal.signal(signal.SIGHUP, lambda _n, _f: runtime.access.tokens.request_reload())
     install_graceful_shutdown(server, runtime, settings.shutdown_grace)
     try:
         server.run()
@@ -126,6 +154,23 @@ def serve_app(app: Flask, settings: Settings) -> int:
     finally:
         server.close()
     return 0
+
+
+def warn_if_open(access_enabled: bool, host: str) -> None:
+    """One warning line when anyone who reaches a non-loopback address may read every table."""
+    if access_enabled:
+        return
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        log.warning(
+            "access: OPEN - listening on %s with neither TABLESTREAM_TOKENS_FILE nor "
+            "TABLESTREAM_AUTH_POLICY_FILE: anyone who reaches the port may read every table "
+            "(docs/production.md)",
+            host or "every address",
+        )
 
 
 def _demo_db(args: argparse.Namespace) -> int:
@@ -156,10 +201,54 @@ def _demo_db(args: argparse.Namespace) -> int:
     return 0
 
 
+def _token(args: argparse.Namespace) -> int:
+    from ..access.grants import GrantError
+    from ..access.tokens import TokenFile, add_token, parse_expiry, remove_token
+
+    path = getattr(args, "file", None) or os.environ.get("TABLESTREAM_TOKENS_FILE", "")
+    if not path:
+        print("tablestream token: give --file or set TABLESTREAM_TOKENS_FILE", file=sys.stderr)
+        return 2
+    try:
+        if args.token_command == "add":
+            expires = parse_expiry("--expires", args.expires) if args.expires else None
+            token = add_token(
+                path,
+                args.name,
+                tables=[t.strip() for t in args.tables.split(",") if t.strip()],
+                scopes=args.scope,
+                hide=[h.strip() for h in args.hide.split(",") if h.strip()],
+                expires=expires,
+            )
+            print(token)
+            print(
+                f"token {args.name!r} added to {path}; this is the only time it is shown",
+                file=sys.stderr,
+            )
+        elif args.token_command == "remove":
+            remove_token(path, args.name)
+            print(f"token {args.name!r} removed from {path}", file=sys.stderr)
+        else:
+            for entry in TokenFile(path).entries:
+                grant = entry.grant
+                expires = entry.expires.isoformat() if entry.expires else "never"
+                print(
+                    f"{entry.name}\ttables={','.join(grant.tables) or '-'}\t"
+                    f"scopes={','.join(sorted(grant.scopes)) or '-'}\t"
+                    f"hide={','.join(sorted(grant.hide)) or '-'}\texpires={expires}"
+                )
+    except (GrantError, OSError) as exc:
+        print(f"tablestream token: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "token":
+        return _token(args)
     if args.command == "settings":
         sys.stdout.write(settings_markdown())
         return 0

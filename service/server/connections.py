@@ -217,17 +217,8 @@ def waitress_options(settings: Settings) -> dict[str, Any]:
         "expose_tracebacks": False,
         # poll() instead of select(): no 1,024-descriptor ceiling on connection_limit.
         "asyncore_use_poll": True,
-        # Forwarded headers from anyone but the trusted proxy are removed, never believed.
-        "clear_untrusted_proxy_headers": True,
-        **_proxy_options(settings),
-    }
-
-
-def _proxy_options(settings: Settings) -> dict[str, Any]:
-    if not settings.trusted_proxy:
-        return {}
-    return {
-        "trusted_proxy": settings.trusted_proxy,
-        "trusted_proxy_count": settings.trusted_proxy_count,
-        "trusted_proxy_headers": set(settings.trusted_proxy_headers),
+        # Forwarded headers are the app's business (access/peer.py applies waitress's own
+        # proxy-header middleware and also needs the peer's address, which waitress's
+        # rewriting would lose): waitress passes them through untouched.
+        "clear_untrusted_proxy_headers": False,
     }

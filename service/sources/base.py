@@ -139,6 +139,15 @@ class Table(ABC):
     def open(self, limit: int | None = None, offset: int = 0) -> RowStream:
         """Start reading up to ``limit`` rows after skipping ``offset`` rows."""
 
+    def column_types(self) -> dict[str, str]:
+        """Each column's type as a query compares it (``service/query/spec.py`` ``TYPES``):
+        text unless the source knows better."""
+        return dict.fromkeys(self.columns(), "text")
+
+    def key_column(self) -> str | None:
+        """A column that orders the rows uniquely and cheaply (``_after`` pages), if any."""
+        return None
+
     def check(self) -> None:
         """Raise SourceError when the table cannot be served now (used by /readyz).
 

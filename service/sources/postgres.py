@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -35,6 +37,17 @@ __all__ = ["PostgresSource", "PostgresTable"]
 log = logging.getLogger(__name__)
 APPLICATION_NAME = "tablestream"
 _cursor_ids = itertools.count(1)
+# Type oids (pg_type) as the query compares them; anything else compares as text.
+_QUERY_TYPES = {
+    **dict.fromkeys((20, 21, 23, 26), "integer"),
+    700: "real",
+    701: "real",
+    1700: "numeric",
+    16: "boolean",
+    1114: "timestamp",
+    1184: "timestamp",
+    1082: "date",
+}
 
 
 class _PostgresStream(CursorRowStream):
@@ -45,6 +58,8 @@ class _PostgresStream(CursorRowStream):
         table: sql.Identifier,
         params: tuple,
         fetch_rows: int,
+        chosen: Sequence[str] | None = None,
+        tail: str = "",
     ) -> None:
         self._pool = pool
         self._conn: psycopg.Connection | None = conn
@@ -52,10 +67,15 @@ class _PostgresStream(CursorRowStream):
         # text (pgtext); the cursor then reads that transaction's snapshot.
         described = conn.execute(sql.SQL("SELECT * FROM {} LIMIT 0").format(table)).description
         names = [d.name for d in described or []]
-        select, self._rows_are_text = text_select(names, [d.type_code for d in described or []])
-        # A "%" in a name would read as a placeholder: the names are doubled-% text here.
+        types = [d.type_code for d in described or []]
+        if chosen is not None:  # a query's columns, in its order (names checked by the query)
+            picked = [names.index(name) for name in chosen]
+            names, types = [names[i] for i in picked], [types[i] for i in picked]
+        select, self._rows_are_text = text_select(names, types)
+        # A "%" in a name would read as a placeholder: the names are doubled-% text here, as
+        # they are in ``tail`` (the query's WHERE/ORDER BY, service/query/sql.py).
         names_sql = sql.SQL("SELECT {} FROM {}").format(select, table).as_string(conn)
-        query = sql.SQL(names_sql.replace("%", "%%") + " LIMIT %s OFFSET %s")
+        query = sql.SQL(names_sql.replace("%", "%%") + tail + " LIMIT %s OFFSET %s")
         self._cursor = conn.cursor(name=f"tablestream_{next(_cursor_ids)}")
         try:
             self._cursor.execute(query, params)
@@ -92,6 +112,8 @@ class PostgresTable(Table):
         self.table = table
         self._source = source
         self._columns: list[str] | None = None
+        self._types: dict[str, str] | None = None
+        self._key: str | None = None
 
     @property
     def identifier(self) -> sql.Identifier:
@@ -108,11 +130,58 @@ class PostgresTable(Table):
                 raise SourceError(f"cannot read table {self.name!r}: {exc}") from exc
         return list(self._columns)
 
+    def column_types(self) -> dict[str, str]:
+        """Query types by the columns' type oids; the one-column primary key, if any."""
+        if self._types is None:
+            probe = sql.SQL("SELECT * FROM {} LIMIT 0").format(self.identifier)
+            primary = (
+                "SELECT a.attname FROM pg_index i JOIN pg_attribute a "
+                "ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+                "WHERE i.indrelid = %s::regclass AND i.indisprimary"
+            )
+            try:
+                with self._source.connection() as conn:
+                    described = conn.execute(probe).description or []
+                    name = self.identifier.as_string(conn)
+                    keys = [row[0] for row in conn.execute(primary, (name,))]
+            except psycopg.Error as exc:
+                raise SourceError(f"cannot read table {self.name!r}: {exc}") from exc
+            self._types = {d.name: _QUERY_TYPES.get(d.type_code, "text") for d in described}
+            self._key = keys[0] if len(keys) == 1 else None
+        return dict(self._types)
+
+    def key_column(self) -> str | None:
+        self.column_types()
+        return self._key
+
+    @property
+    def sql_name(self) -> tuple[str, ...]:
+        """The table's name as SQL identifier parts, for qualified column names."""
+        return (self.schema, self.table)
+
     def open(self, limit: int | None = None, offset: int = 0) -> RowStream:
+        return self.open_where(None, "", (), limit, offset)
+
+    def open_where(
+        self,
+        columns: Sequence[str] | None,
+        tail: str,
+        params: Sequence[Any],
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> RowStream:
+        """Stream ``columns`` (all when None) with ``tail`` (`` WHERE … ORDER BY …`` with
+        ``%s`` placeholders for ``params``, from ``query/sql.py``), in one snapshot."""
         conn = self._source.borrow()
         try:
             return _PostgresStream(
-                self._source.pool, conn, self.identifier, (limit, offset), self._source.fetch_rows
+                self._source.pool,
+                conn,
+                self.identifier,
+                (*params, limit, offset),
+                self._source.fetch_rows,
+                chosen=columns,
+                tail=tail,
             )
         except psycopg.Error as exc:
             self._source.pool.putconn(conn)

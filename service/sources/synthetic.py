@@ -106,6 +106,20 @@ class SyntheticTable(Table):
     def row_count(self) -> int:
         return self._rows
 
+    def column_types(self) -> dict[str, str]:
+        return {**dict.fromkeys(COLUMNS, "text"), "id": "integer", "amount": "real"}
+
+    natural_key_order = True
+
+    def key_column(self) -> str:
+        return "id"
+
+    def seek(self, key: str) -> int:
+        """The position of the row after the one whose id is ``key`` (ids are positions + 1)."""
+        from ..query.spec import convert_value
+
+        return max(0, convert_value("id", "integer", key))
+
     def open(self, limit: int | None = None, offset: int = 0) -> RowStream:
         start = min(offset, self._rows)
         stop = self._rows if limit is None else min(self._rows, start + limit)

@@ -24,6 +24,7 @@ class RawResponse:
     terminated: bool = False  # the zero-length chunk arrived: the server ended the body on purpose
     size: int = 0  # body bytes received, also when the chunks were not kept
     tail: bytes = b""  # the last bytes of the body, kept even when the chunks are not
+    started: float = 0.0  # time.monotonic() when the request was sent: arrivals count from it
 
     @property
     def body(self) -> bytes:
@@ -69,6 +70,7 @@ def get(
             name, _, value = line.decode("latin-1").partition(":")
             response_headers[name.strip().lower()] = value.strip()
         response = RawResponse(status, response_headers)
+        response.started = started
         if response_headers.get("transfer-encoding", "").lower() != "chunked":
             length = int(response_headers.get("content-length", "0"))
             response.chunks.append(f.read(length))

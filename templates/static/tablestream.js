@@ -26,6 +26,7 @@
   const MARKER_MS = 1000; // the error marker comes after the last row: look once rows stop
   const STALL_MS = 5000;
   const ASK_MS = 2000; // rows stopped this long: ask the server, then again every ASK_MS
+  const ANSWER_MS = 5000; // an ask unanswered this long is abandoned and asked again
   const number = new Intl.NumberFormat("en-US");
   // Live: reading .length walks the document only after it changed, i.e. once per quiet spell.
   const markers = document.getElementsByClassName("ts-error");
@@ -80,11 +81,16 @@
     if (!url || asking || !window.fetch) return;
     asking = true;
     askedAt = performance.now();
-    fetch(url, { cache: "no-store", credentials: "same-origin" })
+    // A fetch has no deadline of its own: one that hangs (a connection the browser reused just
+    // as the server closed it, a busy proxy) would stop every later ask, and the page would say
+    // "stalled" for ever. Abort it and ask again on the next round.
+    const abort = window.AbortController ? new AbortController() : null;
+    const deadline = abort ? setTimeout(() => abort.abort(), ANSWER_MS) : 0;
+    fetch(url, { cache: "no-store", credentials: "same-origin", signal: abort && abort.signal })
       .then((response) => (response.ok ? response.json() : null))
       .then((answer) => { serverSays = answer; })
       .catch(() => {})
-      .finally(() => { asking = false; });
+      .finally(() => { clearTimeout(deadline); asking = false; });
   }
 
   function cutOnServer(rows, answer) {

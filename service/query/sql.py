@@ -1,0 +1,126 @@
+"""A Query as parameterized SQL, for SQLite and PostgreSQL alike: values are parameters only.
+
+Identifiers come from the table's catalogue (the request can only pick among them: ``spec.py``
+refuses any other name) and are quoted; every value the request gave is a parameter. The two
+dialects differ in three spellings only (placeholder, substring position, null-safe inequality).
+
+Order and continuation: a sort is ``column, key`` in one direction, NULLs first when ascending
+and last when descending (both databases are told explicitly, so they agree), and the key (a
+rowid alias or a one-column primary key) breaks ties so the order is total. ``_after`` carries
+the last row's sort value and key, and the next slice starts right after it with a condition
+the database answers from its index or sort: the thousandth slice does not count the rows
+before it, as ``OFFSET`` does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .spec import Filter, Query, QueryError, convert_value
+
+__all__ = ["POSTGRES", "SQLITE", "Dialect", "clauses"]
+
+
+@dataclass(frozen=True)
+class Dialect:
+    placeholder: str
+    position: str  # substring position function: instr(a, b) / strpos(a, b)
+    distinct: str  # null-safe "not equal"
+    percent: bool  # % in identifiers must be doubled (psycopg's placeholders)
+
+    def quote(self, name: str) -> str:
+        quoted = '"' + name.replace('"', '""') + '"'
+        return quoted.replace("%", "%%") if self.percent else quoted
+
+
+SQLITE = Dialect("?", "instr", "IS NOT", percent=False)
+POSTGRES = Dialect("%s", "strpos", "IS DISTINCT FROM", percent=True)
+
+_COMPARE = {"exact": "=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+
+
+def _condition(d: Dialect, f: Filter, params: list[Any], col: Callable[[str], str]) -> str:
+    column, p = col(f.column), d.placeholder
+    if f.lookup in _COMPARE:
+        params.append(f.value)
+        return f"{column} {_COMPARE[f.lookup]} {p}"
+    if f.lookup == "not":
+        params.append(f.value)
+        return f"{column} {d.distinct} {p}"
+    if f.lookup in ("contains", "startswith"):
+        params.append(f.value)
+        test = "> 0" if f.lookup == "contains" else "= 1"
+        return f"{d.position}(CAST({column} AS TEXT), {p}) {test}"
+    if f.lookup == "in":
+        params.extend(f.value)
+        return f"{column} IN ({', '.join([p] * len(f.value))})"
+    if f.lookup == "isnull":
+        return f"{column} IS {'' if f.value else 'NOT '}NULL"
+    raise AssertionError(f.lookup)
+
+
+def _keyset(d: Dialect, q: Query, key: str, params: list[Any], col: Callable[[str], str]) -> str:
+    assert q.after is not None
+    p, k = d.placeholder, col(key)
+    key_type = q.types.get(key, "text")
+    if q.sort is None:
+        if len(q.after) != 1 or q.after[0] is None:
+            raise QueryError("_after does not fit this page; use the 'next rows' link of a page.")
+        params.append(convert_value(key, key_type, q.after[0]))
+        return f"{k} > {p}"
+    if len(q.after) != 2 or q.after[1] is None:
+        raise QueryError("_after does not fit this sort; use the 'next rows' link of a page.")
+    last, last_key = q.after
+    s, more = col(q.sort), (">" if not q.descending else "<")
+    typed_key = convert_value(key, key_type, last_key)
+    if last is None:  # NULLs come first ascending, last descending
+        params.append(typed_key)
+        rest = "" if q.descending else f" OR {s} IS NOT NULL"
+        return f"(({s} IS NULL AND {k} {more} {p}){rest})"
+    value = convert_value(q.sort, q.types.get(q.sort, "text"), last)
+    params.extend([value, value, typed_key])
+    nulls = f" OR {s} IS NULL" if q.descending else ""
+    return f"({s} {more} {p} OR ({s} = {p} AND {k} {more} {p}){nulls})"
+
+
+def clauses(
+    d: Dialect, q: Query, key: str | None, table: Sequence[str] = ()
+) -> tuple[str, list[Any]]:
+    """`` WHERE … ORDER BY …`` (either may be absent) and its parameters, for a source that
+    writes its own select list.
+
+    Columns are qualified with ``table`` (its name's parts): in ORDER BY a bare name would
+    mean the select list's column of that name first, and a source may select a column as
+    an expression under its own name (PostgreSQL's text, ``sources/pgtext.py``), which would
+    then sort as text.
+    """
+    prefix = "".join(d.quote(part) + "." for part in table)
+
+    def col(name: str) -> str:
+        return prefix + d.quote(name)
+
+    params: list[Any] = []
+    where = [_condition(d, f, params, col) for f in q.filters]
+    if q.after is not None:
+        if key is None:
+            raise QueryError("this table has no key to continue from; use offset= instead.")
+        where.append(_keyset(d, q, key, params, col))
+    text = ""
+    if where:
+        text += " WHERE " + " AND ".join(where)
+    order = []
+    if q.sort is not None:
+        direction = "DESC NULLS LAST" if q.descending else "ASC NULLS FIRST"
+        order.append(f"{col(q.sort)} {direction}")
+        if key is not None and key != q.sort:
+            order.append(f"{col(key)} {'DESC' if q.descending else 'ASC'}")
+    elif key is not None:
+        # In key order, so that the page's "next rows" link (_after the last key) continues
+        # it exactly: an index chosen for a filter or a covering index for the chosen columns
+        # would otherwise hand rows in its own order.
+        order.append(col(key))
+    if order:
+        text += " ORDER BY " + ", ".join(order)
+    return text, params

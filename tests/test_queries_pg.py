@@ -1,0 +1,159 @@
+"""The same queries on PostgreSQL: pushed down as parameterized SQL, answers equal to SQLite's.
+
+The demo orders are copied from the test's SQLite file into a schema of their own (with a
+primary key and the demo's indexes), so every answer can be compared with the SQLite table that
+holds the same rows. Needs the project's PostgreSQL (127.0.0.1:5432, user postgres, db test).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlencode
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from service import create_app
+from service.testing import httpraw
+
+from .tablehtml import parse_table
+from .test_queries import FILTERS, _csv_ids, _follow, _ids
+
+pytestmark = pytest.mark.postgres
+
+DSN = os.environ.get(
+    "TABLESTREAM_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test"
+)
+
+
+@pytest.fixture(scope="module")
+def pg_orders(demo_db: Path) -> Iterator[str]:
+    try:
+        admin = psycopg.connect(DSN, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"PostgreSQL must run in CI at {DSN}: {exc}")
+        pytest.skip(f"no PostgreSQL at {DSN}: {exc}")
+    schema = f"ts_query_{secrets.token_hex(4)}"
+    admin.execute(f"CREATE SCHEMA {schema}")
+    admin.execute(
+        f"""CREATE TABLE {schema}.orders (
+            id integer PRIMARY KEY, customer_id integer NOT NULL, product text NOT NULL,
+            quantity integer NOT NULL, total double precision NOT NULL, placed_at text NOT NULL,
+            status text NOT NULL, note text)"""
+    )
+    with (
+        sqlite3.connect(demo_db) as db,
+        admin.cursor() as cur,
+        cur.copy(f"COPY {schema}.orders FROM STDIN") as copy,
+    ):
+        for row in db.execute("SELECT * FROM orders"):
+            copy.write_row(row)
+    admin.execute(f"CREATE INDEX ON {schema}.orders (customer_id)")
+    admin.execute(f"CREATE INDEX ON {schema}.orders (status)")
+    admin.execute(f"ANALYZE {schema}.orders")
+    yield schema
+    admin.execute(f"DROP SCHEMA {schema} CASCADE")
+    admin.close()
+
+
+@pytest.fixture
+def pg_server(thread_server, pg_orders):
+    app = create_app(
+        {"db": "", "synthetic_rows": "0", "pg_dsn": DSN, "pg_tables": f"{pg_orders}.orders"}
+    )
+    return thread_server(app)
+
+
+def _get(server, path: str) -> httpraw.RawResponse:
+    return httpraw.get(server.url + path, timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("args", "where", "params"), FILTERS, ids=[urlencode(f[0]) for f in FILTERS]
+)
+def test_a_filter_on_postgresql_streams_the_rows_sqlite_finds_in_every_format(
+    pg_server, demo_db, args, where, params
+):
+    expected = _ids(demo_db, where, params)
+    query = urlencode(args)
+    page = parse_table(_get(pg_server, f"/tables/orders?{query}").text)
+    assert page.rows_sent == len(expected)
+    assert [row[0] for row in page.rows] == expected  # a query orders by the primary key
+    assert _csv_ids(_get(pg_server, f"/tables/orders.csv?{query}")) == expected
+    lines = _get(pg_server, f"/tables/orders.ndjson?{query}").text.splitlines()
+    assert [json.loads(line)["id"] for line in lines] == expected
+
+
+def test_a_sort_on_postgresql_is_sqlites_order_and_keyset_pages_cover_it_once(pg_server, demo_db):
+    expected = _ids(demo_db, "WHERE customer_id < 30", order="total DESC, id DESC")
+    assert _csv_ids(_get(pg_server, "/tables/orders.csv?customer_id__lt=30&_sort_desc=total")) == (
+        expected
+    )
+    rows, urls = _follow(
+        pg_server, f"/tables/orders?customer_id__lt=30&_sort_desc=total&limit={len(expected) // 4}"
+    )
+    assert [r[0] for r in rows] == expected
+    assert all("_after=" in url for url in urls[1:])
+
+
+def test_a_plain_postgresql_page_continues_by_offset_and_a_filtered_one_by_key(pg_server):
+    # The plain SELECT has no ORDER BY (a heap's order), so its next page goes by offset.
+    plain = _get(pg_server, "/tables/orders?limit=5").text
+    assert "offset=5" in plain.split('rel="next"', 1)[1].split(">", 1)[0]
+    filtered = _get(pg_server, "/tables/orders?status=paid&limit=5").text
+    assert "_after=" in filtered.split('rel="next"', 1)[1].split(">", 1)[0]
+
+
+def test_a_bad_value_for_a_postgresql_column_is_a_400_before_any_sql(pg_server):
+    for query, says in (
+        ("total__gt=abc", "total is a number column"),
+        ("id=1.5", "id is an integer column"),
+        ("customer_id__in=1,x", "customer_id is an integer column"),
+    ):
+        response = _get(pg_server, f"/tables/orders?{query}")
+        assert response.status == 400 and says in response.text, query
+
+
+_VALUES = st.one_of(
+    st.text(max_size=40).filter(lambda s: "\x00" not in s),
+    st.sampled_from(["'; DROP TABLE orders; --", "%s", "%(x)s", "%%", "1e999", "9" * 40, ""]),
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    name=st.sampled_from(["id", "total", "status", "note", "placed_at", "x"]),
+    lookup=st.sampled_from(["", "__gt", "__not", "__contains", "__startswith", "__in", "__isnull"]),
+    value=_VALUES,
+)
+def test_fuzzed_filters_on_postgresql_get_200_or_400_and_leave_the_table_alone(
+    pg_orders, name, lookup, value
+):
+    app = _pg_app(pg_orders)
+    response = app.test_client().get(f"/tables/orders.csv?{urlencode({name + lookup: value})}")
+    response.get_data()
+    response.close()
+    assert response.status_code in (200, 400), (name, lookup, value, response.status_code)
+    with psycopg.connect(DSN) as conn:
+        assert conn.execute(f"SELECT count(*) FROM {pg_orders}.orders").fetchone()[0] == 20_000
+
+
+_APPS: dict[str, object] = {}
+
+
+def _pg_app(schema: str):
+    if schema not in _APPS:
+        _APPS[schema] = create_app(
+            {"db": "", "synthetic_rows": "0", "pg_dsn": DSN, "pg_tables": f"{schema}.orders"}
+        )
+    return _APPS[schema]
