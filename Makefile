@@ -62,7 +62,7 @@ $(VENV)/.installed-bench: pyproject.toml | $(VENV)/bin/activate
 bench: $(VENV)/.installed-bench system-deps
 	$(PY) -m bench.run
 
-# The same targets judged on smaller runs (~4 min); the report goes to runs/bench-quick/.
+# The same targets judged on smaller runs (~5 min); the report goes to runs/bench-quick/.
 bench-quick: $(VENV)/.installed-bench system-deps
 	$(PY) -m bench.run --quick
 
