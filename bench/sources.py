@@ -4,7 +4,7 @@ The synthetic table is the headline, but users stream from databases. One server
 tables — ``synthetic``, the SQLite demo ``orders`` and, when PostgreSQL answers, the same
 orders loaded into PostgreSQL (``pg_orders``, a view on ``tablestream_bench.orders``) — and a
 second server serves the same URLs the way the sources worked before issue 17
-(``bench/before.py``: cells formatted one by one, PostgreSQL ``SELECT *``, gzip on zlib).
+(``bench/before.py``: cells formatted one by one, PostgreSQL columns as they are, gzip on zlib).
 Each run fetches every (format, table) plain, then gzip, then the before server, back to
 back, so ratios are taken within one run: now vs before as the median of run-by-run ratios,
 the verdicts on the best run of each side (on a shared machine other load only slows a run).
@@ -257,7 +257,7 @@ def report_lines(result: SourcesResult) -> list[str]:
         f"{r.rows:,} rows per stream; `orders` is the SQLite demo table, `pg_orders` the same orders "
         "in PostgreSQL (numeric and timestamp columns). *before* is the same URL on a server "
         "running the sources as before issue 17 (cells formatted one by one, PostgreSQL "
-        "`SELECT *`, gzip on zlib). Medians of the runs. Rows per server CPU second counts the "
+        "columns as they are, gzip on zlib). Medians of the runs. Rows per server CPU second counts the "
         "service's process only (not PostgreSQL's backend, which now writes the text): on a "
         "shared machine it moves less than wall-clock rows/s."
         + (f" PostgreSQL skipped: {r.skipped}." if r.skipped else ""),
