@@ -57,11 +57,12 @@ $(VENV)/.installed-bench: pyproject.toml | $(VENV)/bin/activate
 	$(PY) -m pip install --quiet -e '.[bench]'
 	touch $@ $(VENV)/.installed
 
-# Side-by-side benchmark; writes docs/BENCHMARKS.md and docs/benchmarks.png (~12 min).
+# Side-by-side benchmark, the real sources included (phase F); writes docs/BENCHMARKS.md and
+# docs/benchmarks.png (~18 min).
 bench: $(VENV)/.installed-bench system-deps
 	$(PY) -m bench.run
 
-# The same targets judged on smaller runs (~2 min); the report goes to runs/bench-quick/.
+# The same targets judged on smaller runs (~5 min); the report goes to runs/bench-quick/.
 bench-quick: $(VENV)/.installed-bench system-deps
 	$(PY) -m bench.run --quick
 

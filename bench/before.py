@@ -2,7 +2,7 @@
 
 ``install()`` puts them back in the bench server's process when it is started with
 ``BENCH_CELLS=before``: every cell loaded as a Python object and formatted one by one
-(``format_batch`` as it was), PostgreSQL asked for ``SELECT *`` (no server-written text), gzip
+(``format_batch`` as it was), PostgreSQL columns selected as they are (no server-written text), gzip
 on the standard library's zlib. The same URLs then serve the same bytes the old way, so one
 run measures both and checks they send identical bytes.
 """
@@ -36,4 +36,7 @@ def install() -> None:
         from service.sources import postgres
     except ImportError:  # no pg extra: nothing PostgreSQL to put back
         return
-    postgres.text_select = lambda names, type_oids: (sql.SQL("*"), False)
+    postgres.text_select = lambda names, type_oids: (
+        sql.SQL(", ").join(map(sql.Identifier, names)),
+        False,
+    )

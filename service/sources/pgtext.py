@@ -78,11 +78,9 @@ def text_select(names: Sequence[str], type_oids: Sequence[int]) -> tuple[sql.Com
     """The select list for a table's columns, and whether every column comes back as text.
 
     Each column the server can write is replaced by its text expression under its own name;
-    others are selected as they are. With repeated names (a view) nothing can be referred to by
-    name, so the list is ``*`` and the rows are formatted in Python as before.
+    others are selected as they are. (A PostgreSQL table or view never repeats a column name,
+    so every column can be referred to by its name.)
     """
-    if len(set(names)) != len(names):
-        return sql.SQL("*"), False
     items: list[sql.Composable] = []
     all_text = True
     for name, oid in zip(names, type_oids, strict=True):
