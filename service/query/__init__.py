@@ -20,10 +20,14 @@ __all__ = ["Query", "QueryError", "open_query", "parse_query"]
 
 def open_query(table: Table, q: Query, limit: int | None, offset: int, sort_rows: int) -> RowStream:
     """Rows of ``table`` as ``q`` asks: the plain stream, the database's SQL, or Python."""
-    if q.is_plain:
-        return table.open(limit=limit, offset=offset)
     dialect = DIALECTS.get(table.kind)
+    paged = limit is not None and table.key_column() is not None if dialect else False
+    if q.is_plain and not paged:
+        return table.open(limit=limit, offset=offset)
     if dialect is not None:
+        # A query, or a page (limit) of a table with a key: in SQL, ordered by the key, so the
+        # same URL gives the same rows (PostgreSQL may start a plain scan mid-table, where a
+        # running scan is) and the page's "next rows" link continues it exactly.
         name = table.sql_name  # type: ignore[attr-defined]
         tail, params = clauses(dialect, q, table.key_column(), name)
         return table.open_where(q.columns, tail, params, limit=limit, offset=offset)  # type: ignore[attr-defined]

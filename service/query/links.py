@@ -75,7 +75,8 @@ class PageLinks:
         # The rows come in key order when a sort (tie-broken by the key) or SQL with any
         # query orders them so, or when the source's own order is the key's.
         self._key_ordered = self._key is not None and (
-            (pushed_down and not q.is_plain) or getattr(table, "natural_key_order", False)
+            (pushed_down and (not q.is_plain or limit is not None))
+            or getattr(table, "natural_key_order", False)
         )
         self._can_continue = self._key is not None and (
             pushed_down or (q.sort is None and hasattr(table, "seek"))
