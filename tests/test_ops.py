@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -10,6 +11,7 @@ import subprocess
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import kubernetes_validate
@@ -151,20 +153,16 @@ def _query(prometheus: str, expr: str) -> list[dict]:
     return body["data"]["result"]
 
 
-@pytest.mark.slow
-def test_a_real_prometheus_scrapes_the_exact_bytes_a_client_received(process_server, tmp_path):
-    binary = _tool("prometheus")
-    server = process_server(TABLESTREAM_DB="", TABLESTREAM_SYNTHETIC_ROWS="100000")
-    target = server.url.removeprefix("http://")
+@contextlib.contextmanager
+def _prometheus(tmp_path: Path, scrape_configs: list[dict]) -> Iterator[str]:
+    """Debian's Prometheus on 127.0.0.1 scraping every second; its API URL while it runs."""
     config = tmp_path / "prometheus.yml"
     config.write_text(
         yaml.safe_dump(
             {
                 "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
                 "rule_files": [str(OPS / "alerts.yml")],
-                "scrape_configs": [
-                    {"job_name": "tablestream", "static_configs": [{"targets": [target]}]}
-                ],
+                "scrape_configs": scrape_configs,
             }
         )
     )
@@ -172,7 +170,7 @@ def test_a_real_prometheus_scrapes_the_exact_bytes_a_client_received(process_ser
     log = (tmp_path / "prometheus.log").open("wb")
     prometheus = subprocess.Popen(
         [
-            binary,
+            _tool("prometheus"),
             f"--config.file={config}",
             f"--storage.tsdb.path={tmp_path / 'tsdb'}",
             f"--web.listen-address=127.0.0.1:{port}",
@@ -180,25 +178,8 @@ def test_a_real_prometheus_scrapes_the_exact_bytes_a_client_received(process_ser
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    api = f"http://127.0.0.1:{port}"
     try:
-        response = httpraw.get(f"{server.url}/tables/synthetic?limit=30000", keep=False)
-        assert response.terminated
-        deadline = time.monotonic() + 60
-        seen: list[dict] = []
-        while time.monotonic() < deadline:
-            try:
-                seen = _query(api, 'tablestream_stream_bytes_total{table="synthetic"}')
-            except OSError:
-                seen = []
-            if seen and float(seen[0]["value"][1]) == response.size:
-                break
-            time.sleep(0.5)
-        assert seen, "Prometheus never reported tablestream_stream_bytes_total"
-        assert float(seen[0]["value"][1]) == response.size
-        rows = _query(api, 'tablestream_stream_rows_total{table="synthetic"}')
-        assert float(rows[0]["value"][1]) == 30000
-        assert _query(api, 'up{job="tablestream"}')[0]["value"][1] == "1"
+        yield f"http://127.0.0.1:{port}"
     finally:
         prometheus.terminate()
         try:
@@ -207,3 +188,74 @@ def test_a_real_prometheus_scrapes_the_exact_bytes_a_client_received(process_ser
             prometheus.kill()
             prometheus.wait()
         log.close()
+
+
+def _poll(api: str, expr: str, want: Callable[[list[dict]], bool], timeout: float = 60) -> list:
+    deadline = time.monotonic() + timeout
+    seen: list[dict] = []
+    while time.monotonic() < deadline:
+        try:
+            seen = _query(api, expr)
+        except OSError:
+            seen = []
+        if want(seen):
+            break
+        time.sleep(0.5)
+    return seen
+
+
+@pytest.mark.slow
+def test_a_real_prometheus_scrapes_the_exact_bytes_a_client_received(process_server, tmp_path):
+    server = process_server(TABLESTREAM_DB="", TABLESTREAM_SYNTHETIC_ROWS="100000")
+    target = server.url.removeprefix("http://")
+    job = {"job_name": "tablestream", "static_configs": [{"targets": [target]}]}
+    with _prometheus(tmp_path, [job]) as api:
+        response = httpraw.get(f"{server.url}/tables/synthetic?limit=30000", keep=False)
+        assert response.terminated
+        seen = _poll(
+            api,
+            'tablestream_stream_bytes_total{table="synthetic"}',
+            lambda seen: bool(seen) and float(seen[0]["value"][1]) == response.size,
+        )
+        assert seen, "Prometheus never reported tablestream_stream_bytes_total"
+        assert float(seen[0]["value"][1]) == response.size
+        rows = _query(api, 'tablestream_stream_rows_total{table="synthetic"}')
+        assert float(rows[0]["value"][1]) == 30000
+        assert _query(api, 'up{job="tablestream"}')[0]["value"][1] == "1"
+
+
+@pytest.mark.slow
+def test_prometheus_scrapes_a_token_protected_service_with_a_metrics_token(
+    process_server, tmp_path
+):
+    # The setup ops/prometheus.yml describes: a token with the metrics scope, from a file.
+    from service.access.tokens import add_token
+
+    tokens = tmp_path / "tokens.toml"
+    token = add_token(str(tokens), "prometheus", tables=[], scopes=["metrics"])
+    credentials = tmp_path / "tablestream.token"
+    credentials.write_text(token + "\n")
+    server = process_server(
+        TABLESTREAM_DB="", TABLESTREAM_SYNTHETIC_ROWS="1000", TABLESTREAM_TOKENS_FILE=str(tokens)
+    )
+    target = [{"targets": [server.url.removeprefix("http://")]}]
+    jobs = [
+        {
+            "job_name": "with_token",
+            "static_configs": target,
+            "authorization": {"credentials_file": str(credentials)},
+        },
+        {"job_name": "without", "static_configs": target},
+    ]
+    with _prometheus(tmp_path, jobs) as api:
+        up = _poll(api, "up", lambda seen: len(seen) == 2)
+        assert {s["metric"]["job"]: s["value"][1] for s in up} == {
+            "with_token": "1",
+            "without": "0",
+        }
+        failures = _poll(
+            api,
+            'tablestream_auth_failures_total{job="with_token",reason="missing"}',
+            lambda seen: bool(seen) and float(seen[0]["value"][1]) > 0,
+        )
+        assert failures, "the unauthenticated scrapes were not counted"
