@@ -8,7 +8,6 @@ zones with half-hour, negative and seconds offsets. Needs the PostgreSQL of test
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Iterator
 
@@ -16,14 +15,12 @@ import pytest
 
 psycopg = pytest.importorskip("psycopg")
 
+from .pg import DSN, admin_connection  # noqa: E402
+
 pytestmark = pytest.mark.postgres
 
 from service.sources.cells import format_value  # noqa: E402
 from service.sources.postgres import PostgresSource  # noqa: E402
-
-DSN = os.environ.get(
-    "TABLESTREAM_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test"
-)
 
 # Types the server writes as text: (column type, values as SQL literals). Every table gets a
 # row of NULLs too.
@@ -124,12 +121,7 @@ def _create(conn: psycopg.Connection, table: str, columns: dict) -> None:
 
 @pytest.fixture(scope="module")
 def schema() -> Iterator[str]:
-    try:
-        admin = psycopg.connect(DSN, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"PostgreSQL must run in CI at {DSN}: {exc}")
-        pytest.skip(f"no PostgreSQL at {DSN}: {exc}")
+    admin = admin_connection()
     name = f"ts_text_{secrets.token_hex(4)}"
     admin.execute(f"CREATE SCHEMA {name}")
     _create(admin, f"{name}.server_text", SERVER_TEXT)

@@ -24,22 +24,15 @@ from service.sources.postgres import PostgresTable  # noqa: E402
 from service.testing import httpraw, rss_bytes  # noqa: E402
 from service.testing.metricsread import value  # noqa: E402
 
+from .pg import DSN, admin_connection  # noqa: E402
 from .tablehtml import parse_table  # noqa: E402
 
-DSN = os.environ.get(
-    "TABLESTREAM_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test"
-)
 MIB = 1024 * 1024
 
 
 @pytest.fixture(scope="module")
 def schema() -> Iterator[str]:
-    try:
-        admin = psycopg.connect(DSN, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"PostgreSQL must run in CI at {DSN}: {exc}")
-        pytest.skip(f"no PostgreSQL at {DSN}: {exc}")
+    admin = admin_connection()
     name = f"ts_test_{secrets.token_hex(4)}"
     admin.execute(f"CREATE SCHEMA {name}")
     admin.execute(

@@ -8,7 +8,6 @@ holds the same rows. Needs the project's PostgreSQL (127.0.0.1:5432, user postgr
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import sqlite3
 from collections.abc import Iterator
@@ -23,24 +22,16 @@ from hypothesis import strategies as st
 from service import create_app
 from service.testing import httpraw
 
+from .pg import DSN, admin_connection
 from .tablehtml import parse_table
 from .test_queries import FILTERS, _csv_ids, _follow, _ids
 
 pytestmark = pytest.mark.postgres
 
-DSN = os.environ.get(
-    "TABLESTREAM_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test"
-)
-
 
 @pytest.fixture(scope="module")
 def pg_orders(demo_db: Path) -> Iterator[str]:
-    try:
-        admin = psycopg.connect(DSN, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"PostgreSQL must run in CI at {DSN}: {exc}")
-        pytest.skip(f"no PostgreSQL at {DSN}: {exc}")
+    admin = admin_connection()
     schema = f"ts_query_{secrets.token_hex(4)}"
     admin.execute(f"CREATE SCHEMA {schema}")
     admin.execute(

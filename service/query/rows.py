@@ -119,7 +119,9 @@ def python_query(
         index = {name: i for i, name in enumerate(names)}
         rows: Iterable[Row] = itertools.chain.from_iterable(inner.batches())
         tests = [_test(f, index[f.column], q.types.get(f.column, "text")) for f in q.filters]
-        if tests:
+        if len(tests) == 1:
+            rows = filter(tests[0], rows)
+        elif tests:
             rows = filter(lambda row: all(t(row) for t in tests), rows)
         if q.sort is not None:
             assert limit is not None
