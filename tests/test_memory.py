@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import pytest
 
+from service.config import Settings
+from service.sources import build_catalog
+from service.sources.demo import create_demo_db
 from service.testing import httpraw
 
 MIB = 1024 * 1024
@@ -31,3 +34,21 @@ def test_server_rss_after_500k_rows_is_within_a_few_mib_of_after_10k(process_ser
     page_size = 500_000 * 130
     assert after_large - after_small < 6 * MIB, (after_small, after_large)
     assert after_large - after_small < page_size / 10
+
+
+@pytest.mark.parametrize(("setting", "expected"), [("64", -64), ("0", -2000)])
+def test_a_sqlite_stream_reads_through_a_page_cache_of_the_configured_size(
+    tmp_path, setting, expected
+):
+    """Each stream's connection has TABLESTREAM_SQLITE_CACHE_KIB of page cache (0: SQLite's)."""
+    db = tmp_path / "demo.sqlite3"
+    create_demo_db(db, rows=300)
+    settings = Settings.from_env(
+        {"TABLESTREAM_DB": str(db), "TABLESTREAM_SQLITE_CACHE_KIB": setting}
+    )
+    stream = build_catalog(settings)["orders"].open()
+    try:
+        assert stream._conn.execute("PRAGMA cache_size").fetchone()[0] == expected
+        assert sum(len(batch) for batch in stream.batches()) == 300
+    finally:
+        stream.close()

@@ -51,7 +51,8 @@ def build_catalog(settings: Settings) -> dict[str, Table]:
         if settings.synthetic_rows:
             tables.append(SyntheticTable(settings.synthetic_rows))
         if settings.db:
-            tables.extend(sqlite_tables(settings.db, settings.fetch_rows or SQLITE_FETCH_ROWS))
+            fetch_rows = settings.fetch_rows or SQLITE_FETCH_ROWS
+            tables.extend(sqlite_tables(settings.db, fetch_rows, settings.sqlite_cache_kib))
         tables.extend(CSVTable(name, path, settings.csv_field_limit) for name, path in settings.csv)
         if settings.pg_dsn:
             tables.extend(_postgres_tables(settings))

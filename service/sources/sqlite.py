@@ -135,12 +135,18 @@ class SQLiteTable(Table):
     natural_key_order = True  # SELECT * with no WHERE reads the table's b-tree in rowid order
 
     def __init__(
-        self, path: Path, name: str, fetch_rows: int = BATCH_ROWS, demo: bool = False
+        self,
+        path: Path,
+        name: str,
+        fetch_rows: int = BATCH_ROWS,
+        demo: bool = False,
+        cache_kib: int = 0,
     ) -> None:
         self.name = name
         self.path = path
         self.demo = demo  # a table of the demo database (its application_id): demo templates
         self._fetch_rows = fetch_rows
+        self._cache_kib = cache_kib  # 0: SQLite's default page cache
         self._columns: list[str] | None = None
         self._types: dict[str, str] | None = None
         self._key: str | None = None
@@ -226,6 +232,8 @@ class SQLiteTable(Table):
                 watch.close()
                 raise
             try:
+                if self._cache_kib:
+                    conn.execute(f"PRAGMA cache_size = -{int(self._cache_kib)}")
                 conn.execute("BEGIN")
                 watch.begin()
                 stream = _SQLiteStream(
@@ -261,8 +269,11 @@ def _affinity(declared: str) -> str:
     return "text"  # NUMERIC affinity (DATE, DECIMAL, ...): SQLite converts the text itself
 
 
-def sqlite_tables(path: str, fetch_rows: int) -> list[SQLiteTable]:
-    """The tables and views of the database at ``path``; SourceError if it is not one."""
+def sqlite_tables(path: str, fetch_rows: int, cache_kib: int = 0) -> list[SQLiteTable]:
+    """The tables and views of the database at ``path``; SourceError if it is not one.
+
+    ``cache_kib`` bounds each stream's page cache (0: SQLite's default of 2000 KiB).
+    """
     file = Path(path)
     if not file.is_file():
         raise SourceError(
@@ -286,4 +297,4 @@ def sqlite_tables(path: str, fetch_rows: int) -> list[SQLiteTable]:
             ]
     except sqlite3.DatabaseError as exc:
         raise SourceError(f"TABLESTREAM_DB={path!r} is not a SQLite database: {exc}") from exc
-    return [SQLiteTable(file, name, fetch_rows, demo=demo) for name in names]
+    return [SQLiteTable(file, name, fetch_rows, demo, cache_kib) for name in names]
