@@ -24,9 +24,12 @@ from typing import Any
 import pandas as pd
 import psycopg
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from service import create_app
+from service import ConfigError, create_app
 from service.sources.cells import format_value
+from service.stream.csvnulls import csv_batch_writer
 from service.testing import httpraw
 
 from .pg import DSN, admin_connection
@@ -191,6 +194,26 @@ def test_csv_with_a_null_word_keeps_sqlites_nulls_apart_from_empty_text(
         ]
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.lists(
+            st.text(alphabet=st.sampled_from(',"\r\nab \\N表'), min_size=1), min_size=2, max_size=2
+        ),
+        min_size=1,
+        max_size=5,
+    ),
+    st.sampled_from(["copy", "\\N", "NULL"]),
+)
+def test_csv_with_null_kept_quotes_every_other_cell_as_the_csv_module_does(rows, null):
+    """Cells that are not NULL and not the NULL spelling are the csv module's own bytes."""
+    marker = "" if null == "copy" else null
+    rows = [row for row in rows if marker not in row]
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerows(rows)
+    assert csv_batch_writer(["text", "text"], null)(rows) == buffer.getvalue()
+
+
 def test_csv_copy_convention_writes_null_unquoted_and_the_empty_string_quoted(sqlite_server):
     text = httpraw.get(f"{sqlite_server.url}/tables/every_type.csv?null=copy&_cols=id,t").text
     lines = text.split("\r\n")
@@ -216,6 +239,81 @@ def test_the_csv_null_setting_is_the_default_a_request_can_override(thread_serve
     assert httpraw.get(f"{server.url}/tables/every_type.csv?_cols=id,t&null=empty").text.split(
         "\r\n"
     )[1] == ("1,")
+
+
+# -- a CSV file: text, unless a sidecar (orders.csv-metadata.json, CSV on the Web) types it
+
+CSV_FILE = (
+    "id,price,amount,ok,day,at,name\r\n"
+    "1,530.99,0.10,true,2024-02-29,2024-05-06 07:08:09,\r\n"
+    "2,,1e3,0,,,x\r\n"
+    '007,-1.,n/a,maybe,soon,later,"a,b"\r\n'
+)
+SIDECAR = {
+    "tableSchema": {
+        "columns": [
+            {"name": "id", "datatype": "integer"},
+            {"name": "price", "datatype": "decimal"},
+            {"name": "amount", "datatype": "double"},
+            {"name": "ok", "datatype": "boolean"},
+            {"name": "day", "datatype": "date"},
+            {"name": "at", "datatype": "datetime"},
+        ]
+    }
+}
+
+
+def _csv_app(tmp_path: Path, sidecar: object | None) -> Any:
+    path = tmp_path / "items.csv"
+    path.write_text(CSV_FILE, newline="")
+    if sidecar is not None:
+        (tmp_path / "items.csv-metadata.json").write_text(json.dumps(sidecar))
+    return create_app({"db": "", "synthetic_rows": "0", "csv": f"items={path}"})
+
+
+def test_a_csv_file_is_text_in_ndjson_without_a_sidecar(thread_server, tmp_path):
+    server = thread_server(_csv_app(tmp_path, None))
+    first = json.loads(httpraw.get(f"{server.url}/tables/items.ndjson").text.splitlines()[0])
+    assert first == dict(zip(CSV_FILE.split("\r\n")[0].split(","), ["1", "530.99", "0.10",
+                     "true", "2024-02-29", "2024-05-06 07:08:09", ""], strict=True))  # fmt: skip
+
+
+def test_a_csv_sidecar_types_the_columns_in_ndjson_and_describes_them(thread_server, tmp_path):
+    server = thread_server(_csv_app(tmp_path, SIDECAR))
+    lines = httpraw.get(f"{server.url}/tables/items.ndjson").text.splitlines()
+    assert [json.loads(line) for line in lines] == [
+        {"id": 1, "price": "530.99", "amount": 0.1, "ok": True, "day": "2024-02-29",
+         "at": "2024-05-06T07:08:09", "name": ""},
+        {"id": 2, "price": None, "amount": 1000.0, "ok": False, "day": None, "at": None,
+         "name": "x"},
+        # Not of the type: 007 and -1. are numbers JSON spells otherwise; the rest stay text.
+        {"id": 7, "price": "-1.", "amount": "n/a", "ok": "maybe", "day": "soon", "at": "later",
+         "name": "a,b"},
+    ]  # fmt: skip
+    numbers = httpraw.get(f"{server.url}/tables/items.ndjson?decimals=number").text
+    assert [json.loads(line)["price"] for line in numbers.splitlines()] == [530.99, None, -1.0]
+    copy = httpraw.get(f"{server.url}/tables/items.csv?null=copy").text.split("\r\n")
+    assert copy[1] == '1,530.99,0.10,true,2024-02-29,2024-05-06 07:08:09,""'
+    assert copy[2] == "2,,1e3,0,,,x"  # typed columns' empty cells are NULL, unquoted
+    described = json.loads(httpraw.get(f"{server.url}/tables/items.json").body)
+    assert [(c["type"], c["source_type"]) for c in described["columns"]] == [
+        ("integer", "integer"), ("numeric", "decimal"), ("real", "double"), ("text", "boolean"),
+        ("text", "date"), ("text", "datetime"), ("text", None),
+    ]  # fmt: skip
+    assert httpraw.get(f"{server.url}/tables/items.csv?price__gt=100").text.count("\r\n") == 2
+
+
+@pytest.mark.parametrize(
+    ("sidecar", "message"),
+    [
+        ({"tableSchema": {"columns": [{"name": "nope", "datatype": "integer"}]}}, "nope"),
+        ({"tableSchema": {"columns": [{"name": "id", "datatype": "int"}]}}, "expected one of"),
+        ({"columns": []}, "is not a sidecar of column types"),
+    ],
+)
+def test_a_wrong_csv_sidecar_stops_start_up_saying_what_is_wrong(tmp_path, sidecar, message):
+    with pytest.raises(ConfigError, match=message):
+        _csv_app(tmp_path, sidecar)
 
 
 # -- PostgreSQL: every supported type, in a time zone with a half-hour offset. (JSON scalars are
