@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 from service import ConfigError, create_app
 from service.sources.cells import format_value
 from service.stream.csvnulls import csv_batch_writer
+from service.stream.ndjson import batch_encoder
 from service.testing import httpraw
 
 from .pg import DSN, admin_connection
@@ -192,6 +193,52 @@ def test_csv_with_a_null_word_keeps_sqlites_nulls_apart_from_empty_text(
         assert [None if pd.isna(v) else v for v in got_row.values()] == [
             None if c == null else c for c in row
         ]
+
+
+_CELLS = st.one_of(
+    st.none(),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.floats(),
+    st.text(),
+    st.binary(max_size=8),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.text(), min_size=1, max_size=4, unique=True),
+    st.data(),
+)
+def test_the_ndjson_encoder_gives_what_json_loads_reads_as_the_same_values(names, data):
+    """Any names (quotes, ``%``, braces) and any mix of SQLite's value types, column by column."""
+    width = len(names)
+    rows = data.draw(st.lists(st.tuples(*[_CELLS] * width), min_size=1, max_size=6))
+    text = batch_encoder(names, ["value"] * width)(rows)
+    assert text.count("\n") == len(rows)
+    # Lines end at "\n" only: str.splitlines() would also split at U+0085, U+2028, ... which
+    # JSON leaves unescaped inside strings.
+    for line, row in zip(text.split("\n")[:-1], rows, strict=True):
+        assert json.loads(line) == {n: _as_json(v) for n, v in zip(names, row, strict=True)}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.one_of(st.none(), st.text()),
+            st.one_of(
+                st.none(),
+                st.sampled_from(["2024-01-02 03:04:05", "infinity", "0044-03-15 12:00:00 BC"]),
+            ),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_server_text_columns_are_json_strings_and_timestamps_iso_with_a_t(rows):
+    text = batch_encoder(["t", "ts"], ["text", "timestamp"])(rows)
+    for line, (t, ts) in zip(text.split("\n")[:-1], rows, strict=True):
+        assert json.loads(line) == {"t": t, "ts": ts and ts.replace(" ", "T", 1)}
 
 
 @settings(max_examples=300, deadline=None)

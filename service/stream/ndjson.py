@@ -21,8 +21,9 @@ sidecar file gives them types (``sources/csvtypes.py``). The JSON spellings, for
 
 Speed: the encoder is built once per stream, from the column names and kinds. Each batch is
 turned into JSON fragments a column at a time (one ``map`` of a C function over a column of one
-type; a PostgreSQL integer column is already its JSON text), and each line is one ``%`` of a
-template that holds the keys: no dict and no encoder call per row.
+type; a PostgreSQL integer column is already its JSON text; a text column with nothing to
+escape, checked in one ``join``, is its own JSON between quotes), and the lines are one
+``join`` of the cells and the keys between them: no dict and no encoder call per row.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from decimal import Decimal
-from itertools import repeat
+from itertools import chain, repeat
 from json.encoder import encode_basestring  # type: ignore[attr-defined]  # the C function
 from math import isfinite
 from typing import Any
@@ -42,7 +43,9 @@ from ..sources.cells import format_value
 __all__ = ["batch_encoder"]
 
 Column = Sequence[Any]
-Encode = Callable[[Column], list[str]]
+Encoded = tuple[bool, Sequence[str]]
+"""A column's JSON: (whether the cells still need their quotes, the cells)."""
+Encode = Callable[[Column], Encoded]
 
 _NAN = '"NaN"'
 _NOT_FINITE = {"nan": _NAN, "inf": '"Infinity"', "-inf": '"-Infinity"'}
@@ -99,58 +102,79 @@ def _value_encoders(decimals_as_numbers: bool) -> dict[type, Callable[[Any], str
     }
 
 
+_NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f]')
+"""What ``encode_basestring`` would change: a column without any is its own JSON, quoted."""
+
+
+def _text(col: Column) -> Encoded:
+    """Strings (NULL as None): a column with nothing to escape goes out as it is, its quotes
+    written by the line around it; otherwise each cell through the json module's C encoder."""
+    try:
+        blob = "".join(col)
+    except TypeError:  # a NULL
+        return False, ["null" if v is None else encode_basestring(v) for v in col]
+    if _NEEDS_ESCAPE.search(blob) is None:
+        return True, col
+    return False, list(map(encode_basestring, col))
+
+
+def _timestamps(col: Column) -> Encoded:
+    """``2024-05-01 12:00:00`` (the cells' spelling) as ``"2024-05-01T12:00:00"``: the whole
+    column in one ``replace`` when every cell has exactly one space (no ``BC`` year)."""
+    try:
+        blob = "".join(col)
+    except TypeError:
+        return False, ["null" if v is None else _iso(v) for v in col]
+    if _NEEDS_ESCAPE.search(blob) is None and blob.count(" ") == len(col) and " BC" not in blob:
+        return True, "\n".join(col).replace(" ", "T").split("\n")
+    return False, list(map(_iso, col))
+
+
+def _iso(text: str) -> str:
+    return encode_basestring(text.replace(" ", "T", 1))
+
+
+def _literal(col: Column) -> Encoded:
+    """Text that is already JSON (a number, ``true``/``false``): as it is, NULL as null."""
+    if None in col:
+        return False, ["null" if v is None else v for v in col]
+    return False, col
+
+
+def _numeric_text(as_number: bool) -> Encode:
+    if as_number:
+
+        def numbers(col: Column) -> Encoded:
+            if None in col:
+                return False, ["null" if v is None else _NUMERIC_NOT_FINITE.get(v, v) for v in col]
+            return False, list(map(_NUMERIC_NOT_FINITE.get, col, col))
+
+        return numbers
+    return _text  # decimal text never needs escaping: quoted as it is
+
+
 def _by_value(decimals_as_numbers: bool) -> Encode:
     """Cells of any Python type (SQLite, psycopg): one ``map`` when a column is of one type."""
     encoders = _value_encoders(decimals_as_numbers)
     get = encoders.get
     fallback = lambda v: encode_basestring(format_value(v))  # noqa: E731 - one line, used twice
 
-    def column(col: Column) -> list[str]:
+    def column(col: Column) -> Encoded:
         kinds = set(map(type, col))
         if len(kinds) == 1:
             (kind,) = kinds
+            if kind is str:
+                return _text(col)
             if kind is float and not all(map(isfinite, col)):
-                return list(map(_float, col))
+                return False, list(map(_float, col))
             if kind is float:
-                return list(map(float.__repr__, col))
+                return False, list(map(float.__repr__, col))
             if kind is type(None):
-                return ["null"] * len(col)
-            return list(map(get(kind) or fallback, col))
-        return [(get(v.__class__) or fallback)(v) for v in col]
+                return False, ["null"] * len(col)
+            return False, list(map(get(kind) or fallback, col))
+        return False, [(get(v.__class__) or fallback)(v) for v in col]
 
     return column
-
-
-def _with_nulls(encode: Encode) -> Encode:
-    """``encode`` for the column's values, ``null`` for its NULLs (None)."""
-
-    def column(col: Column) -> list[str]:
-        if None not in col:
-            return encode(col)
-        present = encode([v for v in col if v is not None])
-        it = iter(present)
-        return ["null" if v is None else next(it) for v in col]
-
-    return column
-
-
-def _as_is(col: Column) -> list[str]:
-    return list(col)
-
-
-def _strings(col: Column) -> list[str]:
-    return list(map(encode_basestring, col))
-
-
-def _iso(col: Column) -> list[str]:
-    """``2024-05-01 12:00:00`` (the cells' spelling) as ``"2024-05-01T12:00:00"``."""
-    return list(map(encode_basestring, map(str.replace, col, repeat(" "), repeat("T"), repeat(1))))
-
-
-def _numeric_text(as_number: bool) -> Encode:
-    if not as_number:
-        return lambda col: list(map(_QUOTED, col))
-    return lambda col: list(map(_NUMERIC_NOT_FINITE.get, col, col))
 
 
 _JSON_INTEGER = re.compile(r"-?(?:0|[1-9][0-9]*)")
@@ -171,16 +195,16 @@ def _parsed(pattern: re.Pattern[str], parse: Callable[[str], Any], encode: Calla
             return "null"
         try:
             return encode(parse(text))
-        except ValueError:
+        except (ValueError, ArithmeticError):
             return encode_basestring(text)
 
-    def column(col: Column) -> list[str]:
-        return list(map(cell, col))
+    def column(col: Column) -> Encoded:
+        return False, list(map(cell, col))
 
     return column
 
 
-def _parsed_boolean(col: Column) -> list[str]:
+def _parsed_boolean(col: Column) -> Encoded:
     def cell(text: str) -> str:
         low = text.lower()
         if low in _TRUE:
@@ -189,36 +213,37 @@ def _parsed_boolean(col: Column) -> list[str]:
             return "false"
         return "null" if not text else encode_basestring(text)
 
-    return list(map(cell, col))
+    return False, list(map(cell, col))
 
 
-def _empty_is_null(encode: Encode) -> Encode:
-    def column(col: Column) -> list[str]:
-        return ["null" if not v else s for v, s in zip(col, encode(col), strict=True)]
+def _empty_is_null(each: Callable[[str], str]) -> Encode:
+    """A typed CSV column kept as text (dates, decimals as strings): empty is NULL."""
+
+    def column(col: Column) -> Encoded:
+        return False, ["null" if not v else each(v) for v in col]
 
     return column
 
 
 def _kind_encoders(decimals_as_numbers: bool) -> dict[str, Encode]:
     """Each kind's column encoder (``sources.base.KINDS``); every one writes NULL (None) as null."""
-    by_value = _by_value(decimals_as_numbers)
     return {
-        "value": by_value,
-        "text": _with_nulls(_strings),
-        "integer": _with_nulls(_as_is),
-        "real": _with_nulls(_as_is),
-        "boolean": _with_nulls(_as_is),
-        "numeric": _with_nulls(_numeric_text(decimals_as_numbers)),
-        "date": _with_nulls(_strings),
-        "timestamp": _with_nulls(_iso),
-        "bytes": _with_nulls(_strings),
+        "value": _by_value(decimals_as_numbers),
+        "text": _text,
+        "integer": _literal,
+        "real": _literal,
+        "boolean": _literal,
+        "numeric": _numeric_text(decimals_as_numbers),
+        "date": _text,
+        "timestamp": _timestamps,
+        "bytes": _text,
         "csv:integer": _parsed(_JSON_INTEGER, int, int.__repr__),
         "csv:real": _parsed(_JSON_NUMBER, float, _float),
-        "csv:numeric": _parsed(_JSON_NUMBER, Decimal, _decimal(decimals_as_numbers))
+        "csv:numeric": _parsed(_JSON_NUMBER, Decimal, _decimal(True))
         if decimals_as_numbers
-        else _empty_is_null(lambda col: list(map(encode_basestring, col))),
+        else _empty_is_null(encode_basestring),
         "csv:boolean": _parsed_boolean,
-        "csv:date": _empty_is_null(_strings),
+        "csv:date": _empty_is_null(encode_basestring),
         "csv:timestamp": _empty_is_null(_iso),
     }
 
@@ -228,17 +253,17 @@ def batch_encoder(
 ) -> Callable[[Sequence[Sequence[Any]]], str]:
     """A function from a batch of rows to their NDJSON lines, for these columns and kinds.
 
-    Keys are written by the json module once, into a line template; a ``%`` in a name is
-    doubled so the template leaves it alone.
+    Keys are written by the json module once. A batch's lines are one ``join`` over the
+    columns' cells interleaved with the constant text between them (``,"name":`` and, around
+    a column whose cells go out as they are, its quotes).
     """
     encoders = _kind_encoders(decimals_as_numbers)
     unknown = sorted(set(kinds) - set(encoders))
     if unknown:
         raise ValueError(f"no NDJSON encoding for kinds {unknown}; expected {sorted(encoders)}")
     plan = [encoders[kind] for kind in kinds]
-    keys = [json.dumps(name, ensure_ascii=False).replace("%", "%%") for name in columns]
-    line = "{" + ",".join(key + ":%s" for key in keys) + "}\n"
-    fill = line.__mod__
+    keys = [json.dumps(name, ensure_ascii=False) + ":" for name in columns]
+    keys = ["{" + keys[0], *("," + key for key in keys[1:])] if keys else []
     width = len(plan)
 
     def encode(rows: Sequence[Sequence[Any]]) -> str:
@@ -246,8 +271,14 @@ def batch_encoder(
             return ""
         if width == 0:
             return "{}\n" * len(rows)
-        cols = zip(*rows, strict=True)
-        fragments = [each(col) for each, col in zip(plan, cols, strict=True)]
-        return "".join(map(fill, zip(*fragments, strict=True)))
+        parts: list[Any] = []
+        before = ""
+        for each, key, col in zip(plan, keys, zip(*rows, strict=True), strict=True):
+            quoted, cells = each(col)
+            parts += (repeat(before + key + ('"' if quoted else "")), cells)
+            before = '"' if quoted else ""
+        parts.append(repeat(before + "}\n"))
+        # The constant parts repeat without end; the columns, all as long, end the zip.
+        return "".join(chain.from_iterable(zip(*parts, strict=False)))
 
     return encode
