@@ -12,12 +12,15 @@ bytes, which every existing reader of these files gets. The other spellings keep
 Python 3.11's csv module cannot write a field unquoted or quoted by our choice
 (``QUOTE_NOTNULL`` came in 3.12), so these spellings are written here, a column at a time,
 by the module's own rule: a field with a comma, a quote, CR or LF is quoted, quotes doubled —
-and a column without any of them (most: numbers, dates) is checked in one ``join``.
+and a column without any of them (most: numbers, dates) is checked in one ``join``; a batch's
+lines are one ``join`` of the fields and separators.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Sequence
+from itertools import chain, repeat
 from typing import Any
 
 from ..sources import RowStream
@@ -25,7 +28,8 @@ from ..sources.cells import format_batch
 
 __all__ = ["csv_batch_writer", "csv_null_pieces", "null_marker"]
 
-_SPECIAL = (",", '"', "\r", "\n")
+_NEEDS_QUOTES = re.compile(r'[,"\r\n]')
+"""What makes the csv module quote a field (``QUOTE_MINIMAL``, ``,`` and ``"``, CRLF lines)."""
 
 
 def null_marker(spelling: str) -> str:
@@ -34,22 +38,20 @@ def null_marker(spelling: str) -> str:
     return "" if spelling == "copy" else spelling
 
 
-def _quoted(text: str) -> str:
-    return '"' + text.replace('"', '""') + '"'
-
-
 def _field(text: str, marker: str) -> str:
-    if text == marker or any(c in text for c in _SPECIAL):
-        return _quoted(text)
+    if text == marker or _NEEDS_QUOTES.search(text):
+        return '"' + text.replace('"', '""') + '"'
     return text
 
 
 def _column(texts: Sequence[str], nulls: Sequence[bool] | None, marker: str) -> Sequence[str]:
     """One column's fields: NULLs as the marker, other cells quoted as the csv module would,
-    and quoted too when they equal the marker."""
+    and quoted too when they equal the marker. A column with nothing to quote (most: numbers,
+    dates, words) is checked in one ``join`` and goes out as it is."""
     if nulls is None:
-        joined = "".join(texts)
-        if not any(c in joined for c in _SPECIAL) and marker not in texts:
+        blob = "".join(texts)
+        has_marker = not all(texts) if marker == "" else marker in blob and marker in texts
+        if not has_marker and _NEEDS_QUOTES.search(blob) is None:
             return texts
         return [_field(t, marker) for t in texts]
     return [marker if null else _field(t, marker) for t, null in zip(texts, nulls, strict=True)]
@@ -61,29 +63,32 @@ def csv_batch_writer(
     """A function from a batch of ``typed_batches()`` rows to CSV lines with NULL spelled so."""
     marker = null_marker(spelling)
     width = len(kinds)
+    # Python values (SQLite's, psycopg's) become the cells' text; the other kinds are text.
+    values = "value" in kinds
     # A CSV file's typed columns: an empty cell is NULL (as in NDJSON); its text columns have
     # no NULL, an empty cell is an empty string.
     empty_is_null = [kind.startswith("csv:") for kind in kinds]
-    line = ",".join(["%s"] * width) + "\r\n"
-    fill = line.__mod__
+    separators = [repeat(",")] * (width - 1) + [repeat("\r\n")]
     # A one-column row of one empty field would be a blank line: the csv module quotes it.
-    lone = width == 1
+    lone = width == 1 and marker != ""
 
     def write(rows: Sequence[Sequence[Any]]) -> str:
         if not rows:
             return ""
-        texts = list(zip(*format_batch(rows), strict=True))
-        columns = []
-        for i, raw in enumerate(zip(*rows, strict=True)):
+        raw = list(zip(*rows, strict=True))
+        texts = list(zip(*format_batch(rows), strict=True)) if values else raw
+        parts: list[Any] = []
+        for i, (col, sep) in enumerate(zip(raw, separators, strict=True)):
             if empty_is_null[i]:
-                nulls: Sequence[bool] | None = [not v for v in raw] if "" in raw else None
+                nulls: Sequence[bool] | None = None if all(col) else [not v for v in col]
             else:
-                nulls = [v is None for v in raw] if None in raw else None
+                nulls = [v is None for v in col] if None in col else None
             column = _column(texts[i], nulls, marker)
-            if lone and marker != "":
+            if lone:
                 column = ['""' if f == "" else f for f in column]
-            columns.append(column)
-        return "".join(map(fill, zip(*columns, strict=True)))
+            parts += (column, sep)
+        # The separators repeat without end; the columns, all as long, end the zip.
+        return "".join(chain.from_iterable(zip(*parts, strict=False)))
 
     return write
 
