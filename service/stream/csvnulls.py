@@ -18,7 +18,6 @@ lines are one ``join`` of the fields and separators.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator, Sequence
 from itertools import chain, repeat
 from typing import Any
@@ -28,8 +27,11 @@ from ..sources.cells import format_batch
 
 __all__ = ["csv_batch_writer", "csv_null_pieces", "null_marker"]
 
-_NEEDS_QUOTES = re.compile(r'[,"\r\n]')
-"""What makes the csv module quote a field (``QUOTE_MINIMAL``, ``,`` and ``"``, CRLF lines)."""
+
+def _needs_quotes(text: str) -> bool:
+    """What makes the csv module quote a field (``QUOTE_MINIMAL``, ``,`` and ``"``, CRLF
+    lines); four one-character searches, each a ``memchr`` (a regex was ~10x slower)."""
+    return "," in text or '"' in text or "\n" in text or "\r" in text
 
 
 def null_marker(spelling: str) -> str:
@@ -39,7 +41,7 @@ def null_marker(spelling: str) -> str:
 
 
 def _field(text: str, marker: str) -> str:
-    if text == marker or _NEEDS_QUOTES.search(text):
+    if text == marker or _needs_quotes(text):
         return '"' + text.replace('"', '""') + '"'
     return text
 
@@ -51,7 +53,7 @@ def _column(texts: Sequence[str], nulls: Sequence[bool] | None, marker: str) -> 
     if nulls is None:
         blob = "".join(texts)
         has_marker = not all(texts) if marker == "" else marker in blob and marker in texts
-        if not has_marker and _NEEDS_QUOTES.search(blob) is None:
+        if not has_marker and not _needs_quotes(blob):
             return texts
         return [_field(t, marker) for t in texts]
     return [marker if null else _field(t, marker) for t, null in zip(texts, nulls, strict=True)]
