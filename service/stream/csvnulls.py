@@ -4,10 +4,11 @@ By default (``empty``) NULL is written as an empty field, the same as an empty s
 bytes, which every existing reader of these files gets. The other spellings keep the two apart:
 
 - ``copy`` — PostgreSQL's ``COPY … CSV``: NULL is an empty *unquoted* field, an empty string
-  is ``""``. ``COPY … FROM … CSV`` and Python 3.12's ``csv.QUOTE_NOTNULL`` read it back.
+  is ``""``. ``COPY … FROM … CSV`` and Python 3.13's reader with ``QUOTE_NOTNULL`` read it back.
 - ``\\N`` or ``NULL`` — NULL is that word, unquoted; a text cell that happens to be the word is
-  quoted (``"NULL"``). Readers that ignore quotes (pandas, Python's ``csv`` before 3.12) need a
-  word to see NULL: ``pandas.read_csv(..., keep_default_na=False, na_values=["\\N"])``.
+  quoted (``"NULL"``). Readers that ignore quotes (pandas, Python's ``csv`` reader before
+  3.13) need a word to see NULL: ``pandas.read_csv(..., keep_default_na=False,
+  na_values=["\\N"])``.
 
 Python 3.11's csv module cannot write a field unquoted or quoted by our choice
 (``QUOTE_NOTNULL`` came in 3.12), so these spellings are written here, a column at a time,
