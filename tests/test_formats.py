@@ -11,11 +11,11 @@ import zlib
 import pytest
 
 from service import create_app
-from service.sources.synthetic import COLUMNS, synthetic_row
+from service.sources.synthetic import COLUMNS, KINDS, synthetic_row
 from service.testing import httpraw
 from service.testing.metricsread import value
 
-from .conftest import NASTY
+from .conftest import NASTY, ndjson_values
 from .faulty import FailingTable
 from .tablehtml import parse_table
 
@@ -42,12 +42,7 @@ def test_csv_has_the_rows_of_the_page_quoted_by_rfc_4180(served):
 
 def _typed_synthetic(i: int) -> dict:
     """The synthetic row as typed NDJSON has it: id and amount numbers, created ISO with a T."""
-    row = dict(zip(COLUMNS, synthetic_row(i), strict=True))
-    return row | {
-        "id": int(row["id"]),
-        "amount": float(row["amount"]),
-        "created": row["created"].replace(" ", "T"),
-    }
+    return dict(zip(COLUMNS, ndjson_values(synthetic_row(i), KINDS), strict=True))
 
 
 def test_ndjson_is_one_json_object_per_row_keyed_by_column(served):
