@@ -20,7 +20,6 @@ lines are one ``join`` of the fields and separators.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from itertools import chain, repeat
 from typing import Any
 
 from ..sources import RowStream
@@ -71,16 +70,18 @@ def csv_batch_writer(
     # A CSV file's typed columns: an empty cell is NULL (as in NDJSON); its text columns have
     # no NULL, an empty cell is an empty string.
     empty_is_null = [kind.startswith("csv:") for kind in kinds]
-    separators = [repeat(",")] * (width - 1) + [repeat("\r\n")]
+    separators = [","] * (width - 1) + ["\r\n"]
     # A one-column row of one empty field would be a blank line: the csv module quotes it.
     lone = width == 1 and marker != ""
 
     def write(rows: Sequence[Sequence[Any]]) -> str:
-        if not rows:
+        count = len(rows)
+        if not count:
             return ""
         raw = list(zip(*rows, strict=True))
         texts = list(zip(*format_batch(rows), strict=True)) if values else raw
-        parts: list[Any] = []
+        # Fields and separators in one list, a column at a time by slice assignment; one join.
+        out: list[str] = [""] * (count * 2 * width)
         for i, (col, sep) in enumerate(zip(raw, separators, strict=True)):
             if empty_is_null[i]:
                 nulls: Sequence[bool] | None = None if all(col) else [not v for v in col]
@@ -89,9 +90,9 @@ def csv_batch_writer(
             column = _column(texts[i], nulls, marker)
             if lone:
                 column = ['""' if f == "" else f for f in column]
-            parts += (column, sep)
-        # The separators repeat without end; the columns, all as long, end the zip.
-        return "".join(chain.from_iterable(zip(*parts, strict=False)))
+            out[2 * i :: 2 * width] = column
+            out[2 * i + 1 :: 2 * width] = [sep] * count
+        return "".join(out)
 
     return write
 

@@ -33,7 +33,6 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from decimal import Decimal
-from itertools import chain, repeat
 from json.encoder import encode_basestring  # type: ignore[attr-defined]  # the C function
 from math import isfinite
 from typing import Any
@@ -261,8 +260,9 @@ def batch_encoder(
 ) -> Callable[[Sequence[Sequence[Any]]], str]:
     """A function from a batch of rows to their NDJSON lines, for these columns and kinds.
 
-    Keys are written by the json module once. A batch's lines are one ``join`` over the
-    columns' cells interleaved with the constant text between them (``,"name":`` and, around
+    Keys are written by the json module once. A batch's lines are one ``join`` of a list
+    whose slots are filled a column at a time by slice assignment (``out[i::stride] = cells``,
+    a C copy): the columns' cells and the constant text between them (``,"name":`` and, around
     a column whose cells go out as they are, its quotes).
     """
     encoders = _kind_encoders(decimals_as_numbers)
@@ -273,20 +273,24 @@ def batch_encoder(
     keys = [json.dumps(name, ensure_ascii=False) + ":" for name in columns]
     keys = ["{" + keys[0], *("," + key for key in keys[1:])] if keys else []
     width = len(plan)
+    stride = 2 * width + 1
 
     def encode(rows: Sequence[Sequence[Any]]) -> str:
-        if not rows:
+        count = len(rows)
+        if not count:
             return ""
         if width == 0:
-            return "{}\n" * len(rows)
-        parts: list[Any] = []
+            return "{}\n" * count
+        out: list[str] = [""] * (count * stride)
         before = ""
+        slot = 0
         for each, key, col in zip(plan, keys, zip(*rows, strict=True), strict=True):
             quoted, cells = each(col)
-            parts += (repeat(before + key + ('"' if quoted else "")), cells)
+            out[slot::stride] = [before + key + ('"' if quoted else "")] * count
+            out[slot + 1 :: stride] = cells
             before = '"' if quoted else ""
-        parts.append(repeat(before + "}\n"))
-        # The constant parts repeat without end; the columns, all as long, end the zip.
-        return "".join(chain.from_iterable(zip(*parts, strict=False)))
+            slot += 2
+        out[slot::stride] = [before + "}\n"] * count
+        return "".join(out)
 
     return encode
