@@ -241,24 +241,39 @@ def test_server_text_columns_are_json_strings_and_timestamps_iso_with_a_t(rows):
         assert json.loads(line) == {"t": t, "ts": ts and ts.replace(" ", "T", 1)}
 
 
-@settings(max_examples=300, deadline=None)
-@given(
-    st.lists(
-        st.lists(
-            st.text(alphabet=st.sampled_from(',"\r\nab \\N表'), min_size=1), min_size=2, max_size=2
-        ),
-        min_size=1,
-        max_size=5,
-    ),
-    st.sampled_from(["copy", "\\N", "NULL"]),
-)
-def test_csv_with_null_kept_quotes_every_other_cell_as_the_csv_module_does(rows, null):
-    """Cells that are not NULL and not the NULL spelling are the csv module's own bytes."""
-    marker = "" if null == "copy" else null
-    rows = [row for row in rows if marker not in row]
+_CSV_TEXT = st.text(alphabet=st.sampled_from(',"\r\nab \\N表\x1f'), max_size=6)
+
+
+def _csv_module(rows: list) -> str:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\r\n").writerows(rows)
-    assert csv_batch_writer(["text", "text"], null)(rows) == buffer.getvalue()
+    return buffer.getvalue()
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.integers(min_value=1, max_value=3), st.data())
+def test_csv_by_default_is_the_csv_modules_bytes_for_any_cells(width, data):
+    """The default CSV (``null=empty``) is written a column at a time, byte for byte what the
+    csv module writes: empty cells, one-column rows, ragged rows included."""
+    rows = data.draw(st.lists(st.lists(_CSV_TEXT, min_size=width, max_size=width), max_size=5))
+    ragged = data.draw(st.lists(st.lists(_CSV_TEXT, min_size=1, max_size=3), max_size=3))
+    write = csv_batch_writer(["text"] * width, "empty")
+    assert write(rows) == _csv_module(rows)
+    assert write(ragged) == _csv_module(ragged)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(min_value=1, max_value=3),
+    st.sampled_from(["copy", "\\N", "NULL"]),
+    st.data(),
+)
+def test_csv_with_null_kept_quotes_every_other_cell_as_the_csv_module_does(width, null, data):
+    """Cells that are not NULL and not the NULL spelling are the csv module's own bytes."""
+    marker = "" if null == "copy" else null
+    rows = data.draw(st.lists(st.lists(_CSV_TEXT, min_size=width, max_size=width), max_size=5))
+    rows = [row for row in rows if marker not in row]
+    assert csv_batch_writer(["text"] * width, null)(rows) == _csv_module(rows)
 
 
 def test_csv_copy_convention_writes_null_unquoted_and_the_empty_string_quoted(sqlite_server):

@@ -19,6 +19,8 @@ lines are one ``join`` of the fields and separators.
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -40,30 +42,39 @@ def null_marker(spelling: str) -> str:
     return "" if spelling == "copy" else spelling
 
 
-def _field(text: str, marker: str) -> str:
+def _field(text: str, marker: str | None) -> str:
     if text == marker or _needs_quotes(text):
         return '"' + text.replace('"', '""') + '"'
     return text
 
 
-def _column(texts: Sequence[str], nulls: Sequence[bool] | None, marker: str) -> Sequence[str]:
+def _column(
+    texts: Sequence[str], nulls: Sequence[bool] | None, marker: str, quoted: str | None
+) -> Sequence[str]:
     """One column's fields: NULLs as the marker, other cells quoted as the csv module would,
-    and quoted too when they equal the marker. A column with nothing to quote (most: numbers,
-    dates, words) is checked in one ``join`` and goes out as it is."""
+    and quoted too when they equal ``quoted`` (the marker; None for ``empty``, whose NULL
+    and empty string are alike). A column with nothing to quote (most: numbers, dates, words)
+    is checked in one ``join`` and goes out as it is."""
     if nulls is None:
         blob = "".join(texts)
-        has_marker = not all(texts) if marker == "" else marker in blob and marker in texts
+        if quoted is None:
+            has_marker = False
+        else:
+            has_marker = not all(texts) if quoted == "" else quoted in blob and quoted in texts
         if not has_marker and not _needs_quotes(blob):
             return texts
-        return [_field(t, marker) for t in texts]
-    return [marker if null else _field(t, marker) for t, null in zip(texts, nulls, strict=True)]
+        return [_field(t, quoted) for t in texts]
+    return [marker if null else _field(t, quoted) for t, null in zip(texts, nulls, strict=True)]
 
 
 def csv_batch_writer(
     kinds: Sequence[str], spelling: str
 ) -> Callable[[Sequence[Sequence[Any]]], str]:
-    """A function from a batch of ``typed_batches()`` rows to CSV lines with NULL spelled so."""
+    """A function from a batch of rows to CSV lines with NULL spelled so: ``typed_batches()``
+    rows, or for ``empty`` (NULL already the empty string) ``batches()`` rows, whose lines are
+    then byte for byte the csv module's."""
     marker = null_marker(spelling)
+    quoted = None if spelling == "empty" else marker
     width = len(kinds)
     # Python values (SQLite's, psycopg's) become the cells' text; the other kinds are text.
     values = "value" in kinds
@@ -71,13 +82,21 @@ def csv_batch_writer(
     # no NULL, an empty cell is an empty string.
     empty_is_null = [kind.startswith("csv:") for kind in kinds]
     separators = [","] * (width - 1) + ["\r\n"]
-    # A one-column row of one empty field would be a blank line: the csv module quotes it.
-    lone = width == 1 and marker != ""
+    # A one-column row of one empty field would be a blank line: the csv module quotes it
+    # (and so does COPY for an empty string, while its NULL is the blank line).
+    lone = width == 1 and quoted != ""
+    fallback = io.StringIO()
+    writer = csv.writer(fallback, lineterminator="\r\n")
 
     def write(rows: Sequence[Sequence[Any]]) -> str:
         count = len(rows)
         if not count:
             return ""
+        if quoted is None and set(map(len, rows)) != {width}:  # ragged rows: as they are
+            fallback.seek(0)
+            fallback.truncate()
+            writer.writerows(rows)
+            return fallback.getvalue()
         raw = list(zip(*rows, strict=True))
         texts = list(zip(*format_batch(rows), strict=True)) if values else raw
         # Fields and separators in one list, a column at a time by slice assignment; one join.
@@ -87,7 +106,7 @@ def csv_batch_writer(
                 nulls: Sequence[bool] | None = None if all(col) else [not v for v in col]
             else:
                 nulls = [v is None for v in col] if None in col else None
-            column = _column(texts[i], nulls, marker)
+            column = _column(texts[i], nulls, marker, quoted)
             if lone:
                 column = ['""' if f == "" else f for f in column]
             out[2 * i :: 2 * width] = column

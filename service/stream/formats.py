@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from ..sources import RowStream
-from .csvnulls import csv_null_pieces
+from .csvnulls import csv_batch_writer, csv_null_pieces
 from .ndjson import batch_encoder
 
 __all__ = ["FORMATS", "Format", "csv_pieces", "ndjson_pieces"]
@@ -80,21 +80,19 @@ FORMATS = {
 
 
 def csv_pieces(rows: RowStream, flush: Callable[[], str], null: str = "empty") -> Iterator[str]:
-    """The header line (flushed at once), then one piece of CSV per batch of rows; NULL spelled
-    as ``null`` says (``csvnulls``), the rows then read from ``typed_batches()``."""
+    """The header line (flushed at once), then one piece of CSV per batch of rows, written a
+    column at a time (``csvnulls``); NULL spelled as ``null`` says, the rows then read from
+    ``typed_batches()``. ``empty`` gives the csv module's bytes."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(rows.columns)
+    csv.writer(buffer, lineterminator="\r\n").writerow(rows.columns)
     if null != "empty":
         yield from csv_null_pieces(rows, buffer.getvalue(), flush, null)
         return
+    write = csv_batch_writer(["text"] * len(rows.columns), "empty")
     yield buffer.getvalue()
     yield flush()
     for batch in rows.batches():
-        buffer.seek(0)
-        buffer.truncate()
-        writer.writerows(batch)
-        yield buffer.getvalue()
+        yield write(batch)
 
 
 def ndjson_pieces(
