@@ -3,10 +3,10 @@
 HTML comes from the template (``table.html``); CSV and NDJSON are made here, a batch of rows per
 piece, and go through the same chunker, compression, metrics and outcome accounting as the
 page. Each format escapes by its own rules: CSV quotes cells with separators, quotes or line
-breaks (RFC 4180, CRLF line ends, via the csv module; with ``null=`` other than ``empty``,
-``csvnulls`` keeps NULL apart from the empty string); NDJSON writes one JSON object per row,
-keyed by column, with its values typed (``ndjson``). CSV cells are text as the shared formatter
-made them.
+breaks (RFC 4180, CRLF line ends, the csv module's bytes, written a column at a time by
+``csvnulls``, which with ``null=`` also keeps NULL apart from the empty string); NDJSON writes
+one JSON object per row, keyed by column, with its values typed (``ndjson``). CSV cells are
+text as the shared formatter made them.
 
 Only HTML has a success footer. For every format a stream that fails after the first byte
 ends with a format-specific error marker and a cut connection (no terminating chunk), so no
