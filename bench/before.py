@@ -36,7 +36,8 @@ def install() -> None:
         from service.sources import postgres
     except ImportError:  # no pg extra: nothing PostgreSQL to put back
         return
-    postgres.text_select = lambda names, type_oids: (
+    postgres.TEXT_OIDS = frozenset()  # typed streams: every column a psycopg value
+    postgres.text_select = lambda names, type_oids, keep_null=False: (
         sql.SQL(", ").join(map(sql.Identifier, names)),
         False,
     )

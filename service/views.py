@@ -16,6 +16,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, current_app, render_template, request, stream_template
 from werkzeug.exceptions import ServiceUnavailable
 
+from .config.settings import CSV_NULLS, NDJSON_DECIMALS
 from .describe import as_json, content_disposition, describe, download_name, etag
 from .observe.requestlog import FILTERS_KEY, REQUEST_ID_KEY
 from .query import DIALECTS, Query, QueryError, open_query, parse_query
@@ -57,6 +58,21 @@ def query_int(name: str, high: int, default: int | None) -> int | None:
     if value > high:
         abort(400, f"{name}={value} is too large; {allowed}.")
     return value
+
+
+def query_choice(name: str, allowed: tuple[str, ...], default: str) -> str:
+    """The query option ``name``, one of ``allowed``; a 400 saying what is allowed if not."""
+    values = request.args.getlist(name)
+    if not values:
+        return default
+    expected = f"expected one of {', '.join(allowed)}"
+    if len(values) > 1:
+        abort(400, f"{name} is given {len(values)} times; give it once ({expected}).")
+    if values[0] not in allowed:
+        raw = values[0]
+        shown = raw if len(raw) <= 40 else raw[:40] + "…"
+        abort(400, f"{name}={shown!r} is not a choice here; {expected}.")
+    return values[0]
 
 
 @bp.get("/")
@@ -110,12 +126,19 @@ def _negotiated() -> str:
     return _BY_MIMETYPE.get(best or "text/html", "html")
 
 
-def _pieces(fmt: Format, source: Table, rows: RowStream, chunker: Chunker, **context: Any):
+def _pieces(
+    fmt: Format,
+    source: Table,
+    rows: RowStream,
+    chunker: Chunker,
+    options: dict[str, str],
+    **context: Any,
+):
     """What the chunker cuts up: the page template, or CSV / NDJSON made from the batches."""
     if fmt.name == "csv":
-        return csv_pieces(rows, chunker.flush)
+        return csv_pieces(rows, chunker.flush, options["null"])
     if fmt.name == "ndjson":
-        return ndjson_pieces(rows, chunker.flush)
+        return ndjson_pieces(rows, chunker.flush, options["decimals"] == "number")
     row_templates = current_app.extensions[ROW_TEMPLATES_KEY]  # tables/<name>.html, if any
     page, render_rows = row_templates.page(source.name), None
     if list(rows.columns) != source.columns():
@@ -193,9 +216,15 @@ def table(name: str) -> Response:
     limit = query_int("limit", settings.max_rows, default=None)
     offset = query_int("offset", settings.max_offset, default=0)
     q = _query(runtime, source)
+    # How NULL is written in CSV and decimals in NDJSON; either may be given with any format.
+    options = {
+        "null": query_choice("null", CSV_NULLS, settings.csv_null),
+        "decimals": query_choice("decimals", NDJSON_DECIMALS, settings.ndjson_decimals),
+    }
+    typed = fmt.name == "ndjson" or (fmt.name == "csv" and options["null"] != "empty")
     ticket = _admit(runtime, limit)
     try:
-        rows = open_query(source, q, limit, offset or 0, settings.sort_rows)
+        rows = open_query(source, q, limit, offset or 0, settings.sort_rows, typed=typed)
     except QueryError as exc:
         _release(ticket)
         abort(400, f"{exc}")
@@ -243,7 +272,7 @@ def table(name: str) -> Response:
                 settings.sort_rows,
                 pushed_down=source.kind in DIALECTS,
             )
-        body = _body(runtime, source, fmt, rows, ticket, gzipped, **context)
+        body = _body(runtime, source, fmt, rows, ticket, gzipped, options, **context)
     except BaseException:
         _release(ticket)  # from here on the body's close() gives the slot back
         rows.close()
@@ -258,12 +287,13 @@ def _body(
     rows: RowStream,
     ticket: Ticket | None,
     gzipped: bool,
+    options: dict[str, str],
     **context: Any,
 ) -> TableStreamBody:
     settings = runtime.settings
     chunker = Chunker(settings.chunk_bytes)
     request_id = request.environ.get(REQUEST_ID_KEY, "")
-    pieces = _pieces(fmt, source, rows, chunker, request_id=request_id, **context)
+    pieces = _pieces(fmt, source, rows, chunker, options, request_id=request_id, **context)
     request.environ[STOP_KEY] = chunker.stop  # the watchdog may end the stream at a row boundary
     return TableStreamBody(
         pieces,

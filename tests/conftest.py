@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,6 +14,17 @@ from service.sources.demo import create_demo_db
 from service.testing import ServerProcess
 
 from .servers import ThreadServer
+
+
+def ndjson_values(row: Sequence[str], kinds: Sequence[str]) -> tuple[Any, ...]:
+    """What typed NDJSON holds for a row of cell text of these kinds (docs/formats.md)."""
+    convert: dict[str, Callable[[str], Any]] = {
+        "integer": int,
+        "real": float,
+        "timestamp": lambda text: text.replace(" ", "T", 1),
+    }
+    return tuple(convert.get(k, str)(cell) for cell, k in zip(row, kinds, strict=True))
+
 
 DEMO_ORDERS = 20_000
 DEMO_CUSTOMERS = 500

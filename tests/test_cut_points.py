@@ -31,9 +31,10 @@ from pathlib import Path
 
 import pytest
 
-from service.sources.synthetic import synthetic_row
+from service.sources.synthetic import KINDS, synthetic_row
 from service.testing import ServerProcess
 
+from .conftest import ndjson_values
 from .nginx import Nginx
 from .servers import wait_for
 
@@ -219,7 +220,8 @@ def test_a_stream_cut_by_sigterm_grace_expiry_ends_with_its_marker_after_whole_r
     ids, last = rows_before_marker(fmt, fetched.body)
     assert ids == list(range(1, len(ids) + 1))
     assert 0 < len(ids) < ROWS
-    assert last == synthetic_row(len(ids) - 1)
+    row = synthetic_row(len(ids) - 1)
+    assert last == (ndjson_values(row, KINDS) if fmt == "ndjson" else row)
     # Over HTTP/1.0 the body ends at the close, so nginx ends the client's response cleanly:
     # there only the marker tells.
     assert fetched.exit_code == (0 if via == "nginx-http1.0" else 18), fetched.stderr
@@ -237,7 +239,8 @@ def test_a_stream_whose_source_fails_ends_with_its_marker_after_whole_rows(
     ids, last = rows_before_marker(fmt, fetched.body)
     assert ids == list(range(1, len(ids) + 1))
     assert 0 < len(ids) < FAIL_AT
-    assert last == _failing_row(len(ids) - 1)
+    row = _failing_row(len(ids) - 1)
+    assert last == (ndjson_values(row, ["integer", "text"]) if fmt == "ndjson" else row)
     # Over HTTP/1.0 the body ends at the close, so nginx ends the client's response cleanly:
     # there only the marker tells.
     assert fetched.exit_code == (0 if via == "nginx-http1.0" else 18), fetched.stderr

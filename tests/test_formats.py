@@ -11,11 +11,11 @@ import zlib
 import pytest
 
 from service import create_app
-from service.sources.synthetic import COLUMNS, synthetic_row
+from service.sources.synthetic import COLUMNS, KINDS, synthetic_row
 from service.testing import httpraw
 from service.testing.metricsread import value
 
-from .conftest import NASTY
+from .conftest import NASTY, ndjson_values
 from .faulty import FailingTable
 from .tablehtml import parse_table
 
@@ -40,14 +40,19 @@ def test_csv_has_the_rows_of_the_page_quoted_by_rfc_4180(served):
     assert [list(row) for row in page.rows] == rows[1:]
 
 
+def _typed_synthetic(i: int) -> dict:
+    """The synthetic row as typed NDJSON has it: id and amount numbers, created ISO with a T."""
+    return dict(zip(COLUMNS, ndjson_values(synthetic_row(i), KINDS), strict=True))
+
+
 def test_ndjson_is_one_json_object_per_row_keyed_by_column(served):
     response = httpraw.get(f"{served.url}/tables/synthetic.ndjson?limit=3000&offset=7")
     assert response.status == 200 and response.terminated
     assert response.headers["content-type"] == "application/x-ndjson; charset=utf-8"
     lines = response.text.splitlines()
     assert len(lines) == 3000
-    assert json.loads(lines[0]) == dict(zip(COLUMNS, synthetic_row(7), strict=True))
-    assert json.loads(lines[-1]) == dict(zip(COLUMNS, synthetic_row(3006), strict=True))
+    assert json.loads(lines[0]) == _typed_synthetic(7)
+    assert json.loads(lines[-1]) == _typed_synthetic(3006)
     nasty = [
         json.loads(line)["payload"]
         for line in httpraw.get(f"{served.url}/tables/nasty.ndjson").text.splitlines()

@@ -213,8 +213,8 @@ def test_an_undecodable_text_cell_is_shown_with_replacement_characters_and_costs
     else:
         lines = text.splitlines()
         assert len(lines) == 10_000
-        assert json.loads(lines[3000]) == {"id": "3001", "note": "ok\ufffdA"}
-        assert json.loads(lines[-1]) == {"id": "10000", "note": "note 10000"}
+        assert json.loads(lines[3000]) == {"id": 3001, "note": "ok\ufffdA"}
+        assert json.loads(lines[-1]) == {"id": 10000, "note": "note 10000"}
 
 
 def test_an_undecodable_cell_after_an_offset_keeps_the_rows_in_order(undecodable_db):

@@ -11,6 +11,8 @@ import pytest
 from service import create_app
 from service.testing import httpraw
 
+from .test_browser import browser  # noqa: F401 - the Chromium fixture, shared
+
 
 @pytest.fixture
 def server(thread_server, settings_for):
@@ -107,3 +109,42 @@ def test_the_suffix_wins_over_accept(server):
         f"{server.url}/tables/orders.csv?limit=2", headers={"Accept": "application/x-ndjson"}
     )
     assert response.text.startswith("id,customer_id")
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize(
+    ("href", "name"),
+    [
+        ("/tables/orders.csv?limit=3", "orders.csv"),
+        # Only the header can give this name: the URL's last segment is "orders".
+        ("/tables/orders?format=csv&status=refunded&limit=3", "orders_status-refunded.csv"),
+    ],
+)
+def test_a_browser_saves_a_csv_download_under_the_name_the_service_gives(
+    browser,  # noqa: F811 - the fixture imported above
+    server,
+    tmp_path,
+    href,
+    name,
+):
+    """Chromium, following a plain link (no ``download`` attribute), names the file from
+    ``Content-Disposition``: ``orders.csv``, not ``orders`` without an extension."""
+    context = browser.new_context(accept_downloads=True)
+    try:
+        page = context.new_page()
+        page.goto(f"{server.url}/tables/orders?limit=1")
+        page.evaluate(
+            """(href) => { const a = document.createElement('a');
+                 a.id = 'get-csv'; a.href = href; a.textContent = 'csv';
+                 document.body.prepend(a); }""",
+            href,
+        )
+        with page.expect_download() as info:
+            page.click("#get-csv")
+        download = info.value
+        saved = tmp_path / download.suggested_filename
+        download.save_as(saved)
+    finally:
+        context.close()
+    assert download.suggested_filename == name
+    assert saved.read_text().startswith("id,customer_id,product")

@@ -96,7 +96,8 @@ def test_a_filter_streams_exactly_the_rows_sqlite_finds_in_every_format(
     assert [row[0] for row in page.rows] == expected
     assert _csv_ids(_get(server, f"/tables/orders.csv?{query}")) == expected
     lines = _get(server, f"/tables/orders.ndjson?{query}").text.splitlines()
-    assert [json.loads(line)["id"] for line in lines] == expected
+    assert [str(json.loads(line)["id"]) for line in lines] == expected
+    assert all(isinstance(json.loads(line)["id"], int) for line in lines)  # typed NDJSON
 
 
 def test_the_same_status_filter_on_the_csv_source_gives_the_same_rows(server, demo_db):

@@ -86,7 +86,8 @@ def test_a_filter_on_postgresql_streams_the_rows_sqlite_finds_in_every_format(
     assert [row[0] for row in page.rows] == expected  # a query orders by the primary key
     assert _csv_ids(_get(pg_server, f"/tables/orders.csv?{query}")) == expected
     lines = _get(pg_server, f"/tables/orders.ndjson?{query}").text.splitlines()
-    assert [json.loads(line)["id"] for line in lines] == expected
+    assert [str(json.loads(line)["id"]) for line in lines] == expected
+    assert all(isinstance(json.loads(line)["id"], int) for line in lines)  # typed NDJSON
 
 
 def test_a_sort_on_postgresql_is_sqlites_order_and_keyset_pages_cover_it_once(pg_server, demo_db):

@@ -20,6 +20,7 @@ __all__ = [
     "MIB",
     "ConfigError",
     "boolean",
+    "choice",
     "csv_tables",
     "integer",
     "number",
@@ -84,6 +85,19 @@ def boolean(text: str) -> bool:
 
 
 boolean.allowed = "1/0, true/false, yes/no, on/off"  # type: ignore[attr-defined]
+
+
+def choice(*values: str) -> Callable[[str], str]:
+    """A converter for one of ``values``, spelled exactly (``\\N`` and ``NULL`` differ)."""
+    allowed = "one of " + ", ".join(values)
+
+    def convert(text: str) -> str:
+        if text not in values:
+            raise ValueError(f"is not a choice here; expected {allowed}")
+        return text
+
+    convert.allowed = allowed  # type: ignore[attr-defined]
+    return convert
 
 
 def text(value: str) -> str:

@@ -23,6 +23,7 @@ from .converters import (
     MIB,
     ConfigError,
     boolean,
+    choice,
     csv_tables,
     header_name,
     integer,
@@ -34,7 +35,19 @@ from .converters import (
 )
 from .declare import Setting, declared, markdown_table, setting
 
-__all__ = ["SETTINGS", "Setting", "Settings", "settings_markdown"]
+__all__ = [
+    "CSV_NULLS",
+    "NDJSON_DECIMALS",
+    "SETTINGS",
+    "Setting",
+    "Settings",
+    "settings_markdown",
+]
+
+CSV_NULLS = ("empty", "copy", "\\N", "NULL")
+"""How CSV writes NULL (``stream/csvnulls.py``); also what ``?null=`` accepts."""
+NDJSON_DECIMALS = ("string", "number")
+"""How NDJSON writes decimals (``stream/ndjson.py``); also what ``?decimals=`` accepts."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +108,19 @@ class Settings:
         integer(1, 9),
         "1",
         "gzip level as zlib's: 1 is fastest (the stream's CPU cost), 9 smallest; 1-3 run on ISA-L",
+    )
+    csv_null: str = setting(
+        choice(*CSV_NULLS),
+        "empty",
+        "how CSV writes NULL (?null= per request): empty = an empty field like an empty string "
+        "(the bytes before it was a choice); copy = PostgreSQL COPY CSV's (NULL an empty "
+        'unquoted field, an empty string ""); \\N or NULL = that word unquoted',
+    )
+    ndjson_decimals: str = setting(
+        choice(*NDJSON_DECIMALS),
+        "string",
+        'how NDJSON writes decimals such as PostgreSQL numeric (?decimals= per request): "530.99" '
+        "keeps every digit; number = 530.99, as a consumer's float reads it",
     )
     sort_rows: int = setting(
         integer(0, 1_000_000),

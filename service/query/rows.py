@@ -81,6 +81,9 @@ class _Queried(BatchedRowStream):
         self._inner = inner
         self._rows = rows
         self.columns = columns
+        if inner.kinds is not None:  # the chosen columns' kinds, for typed NDJSON
+            kind = dict(zip(inner.columns, inner.kinds, strict=True))
+            self.kinds = [kind[c] for c in columns]
         self.rows_read = 0
 
     def batches(self) -> Iterator[list[Row]]:

@@ -44,8 +44,20 @@ __all__ = [
 
 LOOKUPS = ("exact", "gt", "gte", "lt", "lte", "not", "contains", "startswith", "in", "isnull")
 RESERVED = frozenset(
-    {"limit", "offset", "format", "_sort", "_sort_desc", "_col", "_cols", "_after"}
+    {
+        "limit",
+        "offset",
+        "format",
+        "null",
+        "decimals",
+        "_sort",
+        "_sort_desc",
+        "_col",
+        "_cols",
+        "_after",
+    }
 )
+"""Options, not filters: a column of one of these names is filtered as ``null__exact=``."""
 TYPES = ("integer", "real", "numeric", "boolean", "timestamp", "date", "text")
 """Column types as the query sees them; a source maps its own types onto these."""
 

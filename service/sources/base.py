@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 __all__ = [
+    "KINDS",
     "BatchedRowStream",
     "RowStream",
     "SourceBusy",
@@ -27,6 +28,31 @@ Row = Sequence[str]
 
 BATCH_ROWS = 256
 """Rows per batch when a source has no natural batch: about 32 KiB of HTML, one chunk."""
+
+KINDS = (
+    "value",
+    "text",
+    "integer",
+    "real",
+    "numeric",
+    "boolean",
+    "date",
+    "timestamp",
+    "bytes",
+    "csv:integer",
+    "csv:real",
+    "csv:numeric",
+    "csv:boolean",
+    "csv:date",
+    "csv:timestamp",
+)
+"""What a column's cells are in ``typed_batches()``, for formats that keep types (NDJSON) and
+NULLs (CSV with ``null=``); NULL is None in every kind. ``value``: Python values of any type,
+typed one by one (SQLite, psycopg). The others are text in ``cells``' spelling of a type the
+source vouches for (PostgreSQL's server-written text, the synthetic rows): ``integer`` and
+``real`` are JSON's spelling of the number, ``boolean`` is ``true``/``false``, ``numeric`` a
+decimal (or ``NaN``/``Infinity``), ``timestamp`` ISO with a space. ``csv:*``: a CSV file's text
+that its sidecar says is of that type, checked cell by cell (empty is NULL)."""
 
 
 def unique_columns(names: Sequence[str]) -> list[str]:
@@ -78,6 +104,7 @@ class RowStream(ABC):
 
     columns: Sequence[str]
     rows_read: int = 0
+    kinds: Sequence[str] | None = None  # each column's KINDS entry; None: every column text
 
     @abstractmethod
     def __iter__(self) -> Iterator[Row]: ...
@@ -101,6 +128,14 @@ class RowStream(ABC):
             if not batch:
                 return
             yield batch
+
+    def typed_batches(self) -> Iterator[list[Row]]:
+        """The same rows as ``batches()``, with NULL as None and cells as ``kinds`` says.
+
+        Only one of ``batches()`` and ``typed_batches()`` is read from a stream. A source whose
+        text rows are all there is (a CSV file, the synthetic rows) gives its batches.
+        """
+        return self.batches()
 
     @abstractmethod
     def close(self) -> None:

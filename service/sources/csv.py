@@ -4,7 +4,8 @@ The file is read row by row through the csv module, so a file larger than memory
 any other table. Rows shorter or longer than the header are padded or cut to the header's width
 so every row of the page has the same number of cells. Bytes that are not UTF-8 are shown as
 U+FFFD (the rule SQLite text follows too), and a repeated header name is made unique
-(``unique_columns``).
+(``unique_columns``). Cells are text unless a sidecar file gives the columns types
+(``csvtypes``: ``orders.csv-metadata.json``), read at start-up.
 
 Fields may be up to ``TABLESTREAM_CSV_FIELD_LIMIT`` characters (the csv module's own default,
 128 KiB, failed real files "after 0 rows"); a longer field ends the stream with an error that
@@ -17,9 +18,10 @@ import csv
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from .base import BATCH_ROWS, BatchedRowStream, Row, RowStream, SourceError, Table, unique_columns
+from .csvtypes import DATATYPES, QUERY_TYPES, sidecar_types
 
 __all__ = ["DEFAULT_FIELD_LIMIT", "CSVTable"]
 
@@ -34,6 +36,8 @@ class _CSVStream(BatchedRowStream):
         self._handle: TextIO | None = handle
         self._reader = csv.reader(handle)
         self.columns = columns
+        if table.datatypes:
+            self.kinds = [DATATYPES[table.datatypes.get(c, "string")] for c in columns]
         self._limit, self._offset = limit, offset
         self.rows_read = 0
 
@@ -77,7 +81,7 @@ class CSVTable(Table):
                 f"TABLESTREAM_CSV: table {self.name!r} points to {str(self.path)!r}, "
                 "which is not a file"
             )
-        self.columns()
+        self.datatypes = sidecar_types(name, self.path, self.columns())
 
     def row_error(self, line: int, exc: csv.Error, row: int | None = None) -> SourceError:
         """The error for a row the csv module refused, naming the row (and the limit)."""
@@ -114,6 +118,16 @@ class CSVTable(Table):
     def columns(self) -> list[str]:
         with self._open_file() as handle:
             return self._header(handle)
+
+    def column_types(self) -> dict[str, str]:
+        return {c: QUERY_TYPES.get(self.datatypes.get(c, ""), "text") for c in self.columns()}
+
+    def column_details(self) -> list[dict[str, Any]]:
+        types = self.column_types()
+        return [
+            {"name": c, "type": types[c], "source_type": self.datatypes.get(c), "nullable": None}
+            for c in self.columns()
+        ]
 
     def open(self, limit: int | None = None, offset: int = 0) -> RowStream:
         handle = self._open_file()

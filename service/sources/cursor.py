@@ -36,3 +36,15 @@ class CursorRowStream(BatchedRowStream):
                 part = fetched[start : start + BATCH_ROWS]
                 self.rows_read += len(part)
                 yield part if self._rows_are_text else format_batch(part)
+
+    def typed_batches(self) -> Iterator[list[Row]]:
+        """The fetched rows as the driver gave them, NULL as None (``kinds`` says what they are).
+
+        For SQLite that is its values; for PostgreSQL the server's text where the stream was
+        opened ``typed`` and Python values for the rest."""
+        fetch, size = self._fetchmany, self._fetch_rows
+        while fetched := fetch(size):
+            for start in range(0, len(fetched), BATCH_ROWS):
+                part = fetched[start : start + BATCH_ROWS]
+                self.rows_read += len(part)
+                yield part

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from psycopg import sql
 from psycopg.postgres import types
 
-__all__ = ["text_select"]
+__all__ = ["TEXT_OIDS", "text_select"]
 
 
 def _oid(name: str) -> int:
@@ -74,18 +74,33 @@ _TEMPLATES: dict[int, str] = {
 }
 
 
-def text_select(names: Sequence[str], type_oids: Sequence[int]) -> tuple[sql.Composable, bool]:
+def _keeping_null(template: str) -> str:
+    """The same text with NULL left NULL (None in Python): the template without its coalesce."""
+    assert template.startswith("coalesce(") and template.endswith(", '')"), template
+    return template.removeprefix("coalesce(").removesuffix(", '')")
+
+
+_TEMPLATES_KEEPING_NULL = {oid: _keeping_null(t) for oid, t in _TEMPLATES.items()}
+TEXT_OIDS = frozenset(_TEMPLATES)
+"""The types the server writes as text; other columns come as psycopg loads them."""
+
+
+def text_select(
+    names: Sequence[str], type_oids: Sequence[int], keep_null: bool = False
+) -> tuple[sql.Composable, bool]:
     """The select list for a table's columns, and whether every column comes back as text.
 
     Each column the server can write is replaced by its text expression under its own name;
     others are selected as they are. (A PostgreSQL table or view never repeats a column name,
-    so every column can be referred to by its name.)
+    so every column can be referred to by its name.) With ``keep_null`` a NULL stays NULL
+    instead of becoming the empty string: for the formats that tell them apart.
     """
     items: list[sql.Composable] = []
     all_text = True
+    templates = _TEMPLATES_KEEPING_NULL if keep_null else _TEMPLATES
     for name, oid in zip(names, type_oids, strict=True):
         column = sql.Identifier(name)
-        template = _TEMPLATES.get(oid)
+        template = templates.get(oid)
         if template is None:
             all_text = False
             items.append(column)

@@ -30,7 +30,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .base import RowStream, SourceBusy, SourceError, Table, unique_columns
 from .cursor import CursorRowStream
-from .pgtext import text_select
+from .pgtext import TEXT_OIDS, text_select
 
 __all__ = ["PostgresSource", "PostgresTable"]
 
@@ -48,6 +48,17 @@ _QUERY_TYPES = {
     1184: "timestamp",
     1082: "date",
 }
+# What the server's text of a type is, for typed_batches (base.KINDS); psycopg's values for the
+# types the server does not write (floats, time, interval, json, arrays, ...).
+_TEXT_KINDS = {
+    **dict.fromkeys((20, 21, 23, 26), "integer"),
+    1700: "numeric",
+    16: "boolean",
+    1114: "timestamp",
+    1184: "timestamp",
+    1082: "date",
+    17: "bytes",
+}
 
 
 class _PostgresStream(CursorRowStream):
@@ -60,6 +71,7 @@ class _PostgresStream(CursorRowStream):
         fetch_rows: int,
         chosen: Sequence[str] | None = None,
         tail: str = "",
+        typed: bool = False,
     ) -> None:
         self._pool = pool
         self._conn: psycopg.Connection | None = conn
@@ -71,7 +83,13 @@ class _PostgresStream(CursorRowStream):
         if chosen is not None:  # a query's columns, in its order (names checked by the query)
             picked = [names.index(name) for name in chosen]
             names, types = [names[i] for i in picked], [types[i] for i in picked]
-        select, self._rows_are_text = text_select(names, types)
+        if typed:  # NULL kept; typed_batches() hands the cells as they come
+            select, _ = text_select(names, types, keep_null=True)
+        else:
+            select, self._rows_are_text = text_select(names, types)
+        self.kinds = [
+            _TEXT_KINDS.get(t, "text") if typed and t in TEXT_OIDS else "value" for t in types
+        ]
         # A "%" in a name would read as a placeholder: the names are doubled-% text here, as
         # they are in ``tail`` (the query's WHERE/ORDER BY, service/query/sql.py).
         names_sql = sql.SQL("SELECT {} FROM {}").format(select, table).as_string(conn)
@@ -185,9 +203,11 @@ class PostgresTable(Table):
         params: Sequence[Any],
         limit: int | None = None,
         offset: int = 0,
+        typed: bool = False,
     ) -> RowStream:
         """Stream ``columns`` (all when None) with ``tail`` (`` WHERE … ORDER BY …`` with
-        ``%s`` placeholders for ``params``, from ``query/sql.py``), in one snapshot."""
+        ``%s`` placeholders for ``params``, from ``query/sql.py``), in one snapshot; ``typed``:
+        NULL kept for ``typed_batches()`` (NDJSON, CSV with ``null=``)."""
         conn = self._source.borrow()
         try:
             return _PostgresStream(
@@ -198,6 +218,7 @@ class PostgresTable(Table):
                 self._source.fetch_rows,
                 chosen=columns,
                 tail=tail,
+                typed=typed,
             )
         except psycopg.Error as exc:
             self._source.pool.putconn(conn)

@@ -80,6 +80,7 @@ class _SQLiteStream(CursorRowStream):
         else:
             self._cursor = conn.execute(sql + _LIMIT_OFFSET, self._params())
         self.columns = unique_columns([d[0] for d in self._cursor.description])
+        self.kinds = ["value"] * len(self.columns)  # SQLite's types are its values' own
         self._fetchmany = self._fetch
         self._fetch_rows = fetch_rows
         self.rows_read = 0
@@ -214,10 +215,12 @@ class SQLiteTable(Table):
         params: Sequence[Any],
         limit: int | None = None,
         offset: int = 0,
+        typed: bool = False,
     ) -> RowStream:
         """Stream ``columns`` (all when None) with ``tail`` (`` WHERE … ORDER BY …`` with
         ``?`` placeholders for ``params``, from ``query/sql.py``), in one snapshot, ``limit``
-        rows after ``offset``."""
+        rows after ``offset``. ``typed`` changes nothing here: SQLite's cursor always has the
+        values for ``typed_batches()``."""
         shown = ", ".join(map(quote_identifier, columns)) if columns else "*"
         sql = f"SELECT {shown} FROM {quote_identifier(self.name)}{tail}"
         # The file may be replaced between our descriptor, SQLite's, and the lock: try again.

@@ -20,6 +20,8 @@ from .base import BATCH_ROWS, BatchedRowStream, Row, RowStream, Table
 __all__ = ["COLUMNS", "SyntheticTable", "synthetic_batch", "synthetic_row"]
 
 COLUMNS = ["id", "name", "email", "amount", "created", "status"]
+KINDS = ["integer", "text", "text", "real", "timestamp", "text"]
+"""What each column's text is (``base.KINDS``): typed NDJSON writes id and amount as numbers."""
 _FIRST = ["Ada", "Brian", "Chloé", "Dmitri", "Eve", "Farah", "Gus", "Hana", "Ivan", "Jo"]
 _LAST = ["Lovelace", "O'Brien", "Smith & Sons", "Nakamura", "<Doe>", "Müller", "Okafor", "Li"]
 _STATUS = ["paid", "pending", "shipped", "refunded", "cancelled"]
@@ -80,6 +82,7 @@ def synthetic_batch(start: int, stop: int) -> list[tuple[str, ...]]:
 class _SyntheticStream(BatchedRowStream):
     def __init__(self, start: int, stop: int) -> None:
         self.columns = COLUMNS
+        self.kinds = KINDS
         self._start, self._stop = start, stop
         self.rows_read = 0
 

@@ -3,8 +3,10 @@
 HTML comes from the template (``table.html``); CSV and NDJSON are made here, a batch of rows per
 piece, and go through the same chunker, compression, metrics and outcome accounting as the
 page. Each format escapes by its own rules: CSV quotes cells with separators, quotes or line
-breaks (RFC 4180, CRLF line ends, via the csv module); NDJSON writes one JSON object per row,
-keyed by column, through the json module. Cells are text as the shared formatter made them.
+breaks (RFC 4180, CRLF line ends, the csv module's bytes, written a column at a time by
+``csvnulls``, which with ``null=`` also keeps NULL apart from the empty string); NDJSON writes
+one JSON object per row, keyed by column, with its values typed (``ndjson``). CSV cells are
+text as the shared formatter made them.
 
 Only HTML has a success footer. For every format a stream that fails after the first byte
 ends with a format-specific error marker and a cut connection (no terminating chunk), so no
@@ -21,6 +23,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from ..sources import RowStream
+from .csvnulls import csv_batch_writer, csv_null_pieces
+from .ndjson import batch_encoder
 
 __all__ = ["FORMATS", "Format", "csv_pieces", "ndjson_pieces"]
 
@@ -75,24 +79,29 @@ FORMATS = {
 }
 
 
-def csv_pieces(rows: RowStream, flush: Callable[[], str]) -> Iterator[str]:
-    """The header line (flushed at once), then one piece of CSV per batch of rows."""
+def csv_pieces(rows: RowStream, flush: Callable[[], str], null: str = "empty") -> Iterator[str]:
+    """The header line (flushed at once), then one piece of CSV per batch of rows, written a
+    column at a time (``csvnulls``); NULL spelled as ``null`` says, the rows then read from
+    ``typed_batches()``. ``empty`` gives the csv module's bytes."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(rows.columns)
+    csv.writer(buffer, lineterminator="\r\n").writerow(rows.columns)
+    if null != "empty":
+        yield from csv_null_pieces(rows, buffer.getvalue(), flush, null)
+        return
+    write = csv_batch_writer(["text"] * len(rows.columns), "empty")
     yield buffer.getvalue()
     yield flush()
     for batch in rows.batches():
-        buffer.seek(0)
-        buffer.truncate()
-        writer.writerows(batch)
-        yield buffer.getvalue()
+        yield write(batch)
 
 
-def ndjson_pieces(rows: RowStream, flush: Callable[[], str]) -> Iterator[str]:
-    """One JSON object per row, ``{"column": "cell", ...}``, one piece per batch of rows."""
-    columns = list(rows.columns)
-    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+def ndjson_pieces(
+    rows: RowStream, flush: Callable[[], str], decimals_as_numbers: bool = False
+) -> Iterator[str]:
+    """One JSON object per row, ``{"id":1,"note":null, ...}``, typed by the stream's ``kinds``
+    (``ndjson``), one piece per batch of ``typed_batches()``."""
+    kinds = rows.kinds or ["text"] * len(rows.columns)
+    encode = batch_encoder(list(rows.columns), kinds, decimals_as_numbers)
     yield flush()
-    for batch in rows.batches():
-        yield "".join([encode(dict(zip(columns, row, strict=False))) + "\n" for row in batch])
+    for batch in rows.typed_batches():
+        yield encode(batch)
