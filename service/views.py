@@ -27,6 +27,9 @@ from .stream.body import STOP_KEY, TableStreamBody
 from .stream.chunker import Chunker
 from .stream.compression import GzipChunks
 from .stream.formats import FORMATS, Format, csv_pieces, ndjson_pieces
+from .stream.fragments import MAX_ROWS as FRAGMENT_ROWS
+from .stream.fragments import cheap_offset, parse_fragment, ranges_are_stable, rows_url
+from .stream.fragments import render as render_fragment
 from .stream.markup import rows_html
 
 __all__ = ["ROW_TEMPLATES_KEY", "bp"]
@@ -116,21 +119,26 @@ def _pieces(fmt: Format, source: Table, rows: RowStream, chunker: Chunker, **con
         return csv_pieces(rows, chunker.flush)
     if fmt.name == "ndjson":
         return ndjson_pieces(rows, chunker.flush)
-    row_templates = current_app.extensions[ROW_TEMPLATES_KEY]  # tables/<name>.html, if any
-    page, render_rows = row_templates.page(source.name), None
-    if list(rows.columns) != source.columns():
-        # Chosen (_cols) or hidden columns: the table's own row template is written for all
-        # of its columns, so such a page takes the default markup.
-        page, render_rows = "table.html", rows_html
+    page, render_rows = _page_and_renderer(source, rows)
     return stream_template(
         page,
         table=source,
         columns=rows.columns,
         rows=rows,
-        render_rows=render_rows or row_templates.renderer(source.name, rows.columns),
+        render_rows=render_rows,
         flush=chunker.flush,
         **context,
     )
+
+
+def _page_and_renderer(source: Table, rows: RowStream) -> tuple[str, Any]:
+    """The page template and the row renderer of a page's rows (and of its fragments)."""
+    row_templates = current_app.extensions[ROW_TEMPLATES_KEY]  # tables/<name>.html, if any
+    if list(rows.columns) != source.columns():
+        # Chosen (_cols) or hidden columns: the table's own row template is written for all
+        # of its columns, so such a page takes the default markup.
+        return "table.html", rows_html
+    return row_templates.page(source.name), row_templates.renderer(source.name, rows.columns)
 
 
 def _query(runtime: Runtime, source: Table) -> Query:
@@ -193,7 +201,12 @@ def table(name: str) -> Response:
     limit = query_int("limit", settings.max_rows, default=None)
     offset = query_int("offset", settings.max_offset, default=0)
     q = _query(runtime, source)
-    ticket = _admit(runtime, limit)
+    try:
+        fragment = parse_fragment(request.args.to_dict(flat=False), limit, fmt.name)
+    except ValueError as exc:
+        abort(400, f"{exc}")
+    cheap = fragment is None or cheap_offset(source, offset or 0, settings.small_rows)
+    ticket = _admit(runtime, limit if cheap else None)
     try:
         rows = open_query(source, q, limit, offset or 0, settings.sort_rows)
     except QueryError as exc:
@@ -223,6 +236,8 @@ def table(name: str) -> Response:
     gzipped = settings.gzip and request.accept_encodings.quality("gzip") > 0
     if gzipped:
         headers["Content-Encoding"] = "gzip"
+    if fragment is not None:
+        return _fragment(source, rows, ticket, headers)
     if request.method == "HEAD":
         # The headers a GET would start with (no length: the body is streamed), and no stream
         # that would be counted as aborted.
@@ -243,12 +258,37 @@ def table(name: str) -> Response:
                 settings.sort_rows,
                 pushed_down=source.kind in DIALECTS,
             )
+            stable = ranges_are_stable(
+                source, q.is_plain, q.sort is not None, limit, source.kind in DIALECTS
+            )
+            context["rows_url"] = (
+                rows_url(request.path, list(request.args.items(multi=True))) if stable else ""
+            )
+            context["page_rows"] = settings.page_rows
+            context["fragment_rows"] = FRAGMENT_ROWS
         body = _body(runtime, source, fmt, rows, ticket, gzipped, **context)
     except BaseException:
         _release(ticket)  # from here on the body's close() gives the slot back
         rows.close()
         raise
     return Response(body, content_type=fmt.content_type, headers=headers)
+
+
+def _fragment(source: Table, rows: RowStream, ticket: Ticket | None, headers: dict) -> Response:
+    """``?fragment=rows``: the rows alone, rendered whole before the status line
+    (``stream/fragments.py``), so a source that fails is a 503, not a cut fragment."""
+    try:
+        _, render_rows = _page_and_renderer(source, rows)
+        markup, count = render_fragment(rows, render_rows)
+    except SourceError as exc:
+        current_app.logger.error("cannot read a fragment of %s: %s", source.name, exc)
+        abort(503, f"The table {source.name!r} cannot be read right now; try again later.")
+    finally:
+        rows.close()
+        _release(ticket)
+    headers = {**headers, "X-Tablestream-Rows": str(count)}
+    headers.pop("Content-Encoding", None)
+    return Response(markup, content_type="text/html; charset=utf-8", headers=headers)
 
 
 def _body(

@@ -44,7 +44,7 @@ __all__ = [
 
 LOOKUPS = ("exact", "gt", "gte", "lt", "lte", "not", "contains", "startswith", "in", "isnull")
 RESERVED = frozenset(
-    {"limit", "offset", "format", "_sort", "_sort_desc", "_col", "_cols", "_after"}
+    {"limit", "offset", "format", "fragment", "_sort", "_sort_desc", "_col", "_cols", "_after"}
 )
 TYPES = ("integer", "real", "numeric", "boolean", "timestamp", "date", "text")
 """Column types as the query sees them; a source maps its own types onto these."""
