@@ -31,11 +31,13 @@ from .stream.fragments import MAX_ROWS as FRAGMENT_ROWS
 from .stream.fragments import cheap_offset, parse_fragment, ranges_are_stable, rows_url
 from .stream.fragments import render as render_fragment
 from .stream.markup import rows_html
+from .stream.pacing import Paced
 
-__all__ = ["ROW_TEMPLATES_KEY", "bp"]
+__all__ = ["PACERS_KEY", "ROW_TEMPLATES_KEY", "bp"]
 
 bp = Blueprint("tables", __name__)
 ROW_TEMPLATES_KEY = "tablestream.row_templates"  # app.extensions: a stream.rowtemplate.RowTemplates
+PACERS_KEY = "tablestream.pacers"  # app.extensions: a stream.pacing.Pacers
 
 _DIGITS = re.compile(r"[0-9]{1,19}")
 
@@ -120,6 +122,9 @@ def _pieces(fmt: Format, source: Table, rows: RowStream, chunker: Chunker, **con
     if fmt.name == "ndjson":
         return ndjson_pieces(rows, chunker.flush)
     page, render_rows = _page_and_renderer(source, rows)
+    wrap = context.pop("wrap_rows", None)
+    if wrap is not None:
+        render_rows = wrap(render_rows)
     return stream_template(
         page,
         table=source,
@@ -246,7 +251,21 @@ def table(name: str) -> Response:
         return Response(iter(()), content_type=fmt.content_type, headers=headers)
     try:
         context: dict[str, Any] = {"limit": limit, "offset": offset}
+        stable = ranges_are_stable(
+            source, q.is_plain, q.sort is not None, limit, source.kind in DIALECTS
+        )
         if fmt.name == "html":
+            if stable and settings.page_rows:
+                # A page that can release rows is also kept near its reader's parser, and
+                # sends the rows it would release at once as comments (stream/pacing.py).
+                rows = current_app.extensions[PACERS_KEY].pace(
+                    rows,
+                    request.environ.get(REQUEST_ID_KEY, ""),
+                    runtime.access.owner(request.environ),
+                    settings.page_rows,
+                )
+                if isinstance(rows, Paced):
+                    context["wrap_rows"] = rows.compactor(settings.page_rows)
             rows = Tracked(rows)  # the "next rows" link needs the last row
             context["page"] = PageLinks(
                 request.path,
@@ -257,9 +276,6 @@ def table(name: str) -> Response:
                 offset or 0,
                 settings.sort_rows,
                 pushed_down=source.kind in DIALECTS,
-            )
-            stable = ranges_are_stable(
-                source, q.is_plain, q.sort is not None, limit, source.kind in DIALECTS
             )
             context["rows_url"] = (
                 rows_url(request.path, list(request.args.items(multi=True))) if stable else ""
@@ -342,8 +358,13 @@ def _description(runtime: Runtime, asked_for: str) -> Response:
 def stream_status(request_id: str) -> Response:
     """The outcome of a recent stream of this process, by the request id its page carries."""
     runtime = _runtime()
+    owner = runtime.access.owner(request.environ)
+    parsed = query_int("parsed", 10**15, default=None)
+    if parsed is not None:
+        # The page's parser has reached this row: its stream may go on (stream/pacing.py).
+        current_app.extensions[PACERS_KEY].heard(request_id, owner, parsed)
     # Only the caller's own streams: another caller's id answers like one never seen.
-    found = runtime.recent.get(request_id, runtime.access.owner(request.environ))
+    found = runtime.recent.get(request_id, owner)
     if found is None:
         body = {"request_id": request_id, "error": "no such recent stream in this process"}
         # With --processes the stream may be a sibling's, and a browser asks again on the same
