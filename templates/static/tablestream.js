@@ -293,7 +293,7 @@
     const margin = 2 * innerHeight;
     if (winStart > 0 && topGap.getBoundingClientRect().bottom > -margin) {
       const from = Math.max(0, winStart - config.chunk);
-      load(from, winStart).then((g) => g && keepPlace(() => {
+      load(from, winStart).then((g) => g && keepPlace(firstRow(shown[0]), () => {
         (shown.length ? shown[0].el : bottomGap).before(g.el);
         shown.unshift(g);
         winStart = from;
@@ -302,7 +302,7 @@
       }));
     } else if (winEnd < counted && bottomGap.getBoundingClientRect().top < innerHeight + margin) {
       const to = Math.min(counted, winEnd + config.chunk);
-      load(winEnd, to).then((g) => g && keepPlace(() => {
+      load(winEnd, to).then((g) => g && keepPlace(lastRow(shown[shown.length - 1]), () => {
         bottomGap.before(g.el);
         shown.push(g);
         winEnd = to;
@@ -345,9 +345,10 @@
       .finally(() => { fetching = false; });
   }
 
-  // Change the window without moving what the reader sees: the first row in view stays put.
-  function keepPlace(change) {
-    const anchor = rowAtTop();
+  // Change the window without moving what the reader sees: `anchor`, a row that stays (the
+  // window's first row when rows come above it, its last when they come below and the top
+  // goes), is where it was, and so is everything near it.
+  function keepPlace(anchor, change) {
     const before = anchor && anchor.getBoundingClientRect().top;
     const root = document.documentElement;
     root.style.overflowAnchor = "none"; // the browser's own anchoring would move it twice
@@ -355,6 +356,14 @@
     updateGaps();
     if (anchor && anchor.isConnected) scrollBy(0, anchor.getBoundingClientRect().top - before);
     requestAnimationFrame(() => { root.style.overflowAnchor = ""; schedule(); });
+  }
+
+  function firstRow(g) {
+    return g ? g.el.firstElementChild : null;
+  }
+
+  function lastRow(g) {
+    return g ? g.el.lastElementChild : null;
   }
 
   // The first row under the sticky header, if a window row is there.
