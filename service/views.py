@@ -265,7 +265,7 @@ def table(name: str) -> Response:
                     settings.page_rows,
                 )
                 if isinstance(rows, Paced):
-                    context["wrap_rows"] = rows.compactor(settings.page_rows)
+                    context["wrap_rows"] = rows.compactor(settings.page_rows, settings.chunk_bytes)
             rows = Tracked(rows)  # the "next rows" link needs the last row
             context["page"] = PageLinks(
                 request.path,

@@ -24,9 +24,12 @@ from markupsafe import Markup
 
 from ..sources.base import Row, RowStream
 
-__all__ = ["PATIENCE", "Paced", "Pacers"]
+__all__ = ["FLUSH_EVERY", "PATIENCE", "Paced", "Pacers"]
 
 RenderRows = Callable[[list[Row]], Any]
+
+FLUSH_EVERY = 0.25
+"""Seconds between counts padded to a whole chunk, so the chunker sends them."""
 
 PATIENCE = 2.0
 """Seconds without a report after which a waiting stream goes on unpaced."""
@@ -103,6 +106,7 @@ class Paced(RowStream):
         self._inner = inner
         self._pacer = pacer
         self._forget = forget
+        self._keep = 1 << 62  # every batch is rows until compactor() says where counts start
         self.columns = inner.columns
 
     @property
@@ -114,28 +118,41 @@ class Paced(RowStream):
             yield from batch
 
     def batches(self) -> Iterator[list[Row]]:
-        inner, wait = self._inner, self._pacer.wait
+        inner, pacer = self._inner, self._pacer
         for batch in inner.batches():
-            wait(inner.rows_read)
+            if not (pacer.reporting and inner.rows_read - len(batch) >= self._keep):
+                pacer.wait(inner.rows_read)  # rows, not counts (compactor)
             yield batch
 
-    def compactor(self, keep: int) -> Callable[[RenderRows], RenderRows]:
+    def compactor(self, keep: int, chunk_bytes: int) -> Callable[[RenderRows], RenderRows]:
         """Wrap a row renderer so that, once the page's script reports, a batch past the first
-        ``keep`` rows goes out as one comment, ``<!--ts-rows N`` + its rows' markup + ``-->``.
+        ``keep`` rows goes out as its count only, ``<!--ts-rows N-->``.
 
-        Such rows would only be released by the script at once: as elements they cost the
-        parser ~14 nodes a row, garbage Chromium collects ~1 GB later; as a comment, one node
-        per batch. The script counts them from N. Without scripts (no report) and for a batch
-        whose markup holds ``--`` (it could end the comment), the rows are elements as before.
+        The script would release such rows at once, and fetches them back by range when the
+        reader goes there; sent whole, they would still cost the reader their bytes: Chromium
+        keeps every byte of a document it has received until the document has loaded (a
+        10M-row page: ~1.3 GB, measured in docs/browser-page.md), whatever the page removes.
+        The source still reads every row (the count and the footer are the source's). Without
+        scripts (no report) the rows are elements, as before.
+
+        Counts are not paced (they cost the reader nothing), and since the chunker sends a
+        chunk only when it is full, a count is padded to a whole chunk every ``FLUSH_EVERY``
+        seconds so the page's counter moves as the source reads (~128 KiB/s at most).
         """
         pacer, rows = self._pacer, self._inner
+        self._keep = keep
+        padding = " " * chunk_bytes
+        flushed = [time.monotonic()]
 
         def wrap(render_rows: RenderRows) -> RenderRows:
             def render(batch: list[Row]) -> Any:
-                markup = render_rows(batch)
-                if not pacer.reporting or rows.rows_read - len(batch) < keep or "--" in markup:
-                    return markup
-                return Markup(f"<!--ts-rows {len(batch)}\n{markup}-->")
+                if not (pacer.reporting and rows.rows_read - len(batch) >= keep):
+                    return render_rows(batch)
+                now = time.monotonic()
+                if now - flushed[0] < FLUSH_EVERY:
+                    return Markup(f"<!--ts-rows {len(batch)}-->")
+                flushed[0] = now
+                return Markup(f"<!--ts-rows {len(batch)}{padding}-->")
 
             return render
 

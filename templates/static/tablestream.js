@@ -75,9 +75,9 @@
   }
 
   // A group holds only its rows (the parser puts anything else before the table), and
-  // childElementCount makes no object per row: rows released never linger as JS wrappers. A
-  // windowed page's rows past the window may come packed, a batch in one comment
-  // "<!--ts-rows N\n<tr>…</tr>…-->" (service/stream/pacing.py): N rows received, one node.
+  // childElementCount makes no object per row: rows released never linger as JS wrappers. Past
+  // the window of a page whose script reports, a batch comes as its count, "<!--ts-rows N-->"
+  // (service/stream/pacing.py): N rows read by the server, to be fetched by range when wanted.
   function rowsIn(g) {
     const rows = g.childElementCount;
     if (rows || !config) return rows;
@@ -178,7 +178,7 @@
     clearInterval(timer);
     const rows = countRows();
     if (windowed && group) {
-      release(group); // the last group is complete now: its rows are fetched back when wanted
+      group.remove(); // the last group is complete now: its rows are fetched back when wanted
       group = null;
       review();
     }
@@ -229,24 +229,12 @@
 
   function groupDone(g, first, n) {
     if (windowed) {
-      release(g);
+      g.remove();
       return;
     }
     shown.push({ el: g, first: first, n: n });
     winEnd = first + n;
     if (config && winEnd >= config.keep) openWindow(g);
-  }
-
-  // A removed node lives until Chromium's next garbage collection, which its few bytes do not
-  // hasten, while a packed comment holds its batch's markup (~35 KB) outside that heap: emptied
-  // first, the markup goes at once (without it, +175 MB per million rows).
-  function release(g) {
-    if (!g.childElementCount) {
-      for (let node = g.firstChild; node; node = node.nextSibling) {
-        if (node.nodeType === Node.COMMENT_NODE) node.data = "";
-      }
-    }
-    g.remove();
   }
 
   function openWindow(lastKept) {
