@@ -7,6 +7,11 @@ cannot push back, because the browser always reads. So the page's script says ho
 parsed (``GET /streams/<request id>?parsed=N``, the status URL the page already asks) and the
 stream hands a batch of rows to the template only while it is at most ``budget`` rows ahead.
 
+Chromium also keeps every byte of a document it has received until the document has loaded,
+whatever the page removes, so past the page's window (``TABLESTREAM_PAGE_ROWS``) a page whose
+script reports gets each batch as its count instead of its rows (``Paced.compactor``); the
+script fetches rows back by range (``fragments.py``) when the reader goes there.
+
 Only a page that reports is paced, and only while it reports: without scripts, or when reports
 stop for ``PATIENCE`` seconds (a closed tab, a report that went to another ``--processes``
 sibling), the stream runs free again, as before. A wait never holds the watchdog's attention:
