@@ -42,6 +42,8 @@ from service.query.links import PageLinks, Tracked
 from service.sources import RowStream
 from service.sources.synthetic import SyntheticTable, synthetic_row
 from service.stream.chunker import Chunker
+from service.stream.fragments import MAX_ROWS as FRAGMENT_ROWS
+from service.stream.fragments import rows_url
 from service.stream.markup import ROW_MARKUP
 from service.stream.rowtemplate import BatchRenderer, RowTemplates
 from service.views import ROW_TEMPLATES_KEY
@@ -67,6 +69,10 @@ def _open() -> tuple[RowStream, dict, int]:
         "request_id": request.environ.get(REQUEST_ID_KEY, ""),
         "limit": limit,
         "offset": 0,
+        # The page's window of rows (data-rows-url), as /tables/synthetic gives it.
+        "rows_url": rows_url(f"/tables/{table.name}", list(request.args.items(multi=True))),
+        "page_rows": settings.page_rows,
+        "fragment_rows": FRAGMENT_ROWS,
         # The service's links (sort headers, "next rows"), as /tables/synthetic makes them.
         "page": PageLinks(
             f"/tables/{table.name}",

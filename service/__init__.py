@@ -27,9 +27,10 @@ from .server.allocator import trim_heap
 from .server.watchdog import Watchdog
 from .sources import build_catalog
 from .stream.markup import rows_html
+from .stream.pacing import Pacers
 from .stream.rowfilters import FILTERS as ROW_FILTERS
 from .stream.rowtemplate import RowTemplates
-from .views import ROW_TEMPLATES_KEY, bp
+from .views import PACERS_KEY, ROW_TEMPLATES_KEY, bp
 
 __all__ = ["ConfigError", "Settings", "create_app", "template_folder"]
 
@@ -114,4 +115,5 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     row_templates = RowTemplates(app.jinja_env, runtime.catalog)
     row_templates.compile_known(runtime.catalog)
     app.extensions[ROW_TEMPLATES_KEY] = row_templates
+    app.extensions[PACERS_KEY] = Pacers()  # pages kept near their reader's parser
     return app

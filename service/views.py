@@ -28,12 +28,17 @@ from .stream.body import STOP_KEY, TableStreamBody
 from .stream.chunker import Chunker
 from .stream.compression import GzipChunks
 from .stream.formats import FORMATS, Format, csv_pieces, ndjson_pieces
+from .stream.fragments import MAX_ROWS as FRAGMENT_ROWS
+from .stream.fragments import cheap_offset, parse_fragment, ranges_are_stable, rows_url
+from .stream.fragments import render as render_fragment
 from .stream.markup import rows_html
+from .stream.pacing import Paced
 
-__all__ = ["ROW_TEMPLATES_KEY", "bp"]
+__all__ = ["PACERS_KEY", "ROW_TEMPLATES_KEY", "bp"]
 
 bp = Blueprint("tables", __name__)
 ROW_TEMPLATES_KEY = "tablestream.row_templates"  # app.extensions: a stream.rowtemplate.RowTemplates
+PACERS_KEY = "tablestream.pacers"  # app.extensions: a stream.pacing.Pacers
 
 _DIGITS = re.compile(r"[0-9]{1,19}")
 
@@ -139,21 +144,29 @@ def _pieces(
         return csv_pieces(rows, chunker.flush, options["null"])
     if fmt.name == "ndjson":
         return ndjson_pieces(rows, chunker.flush, options["decimals"] == "number")
-    row_templates = current_app.extensions[ROW_TEMPLATES_KEY]  # tables/<name>.html, if any
-    page, render_rows = row_templates.page(source.name), None
-    if list(rows.columns) != source.columns():
-        # Chosen (_cols) or hidden columns: the table's own row template is written for all
-        # of its columns, so such a page takes the default markup.
-        page, render_rows = "table.html", rows_html
+    page, render_rows = _page_and_renderer(source, rows)
+    wrap = context.pop("wrap_rows", None)
+    if wrap is not None:
+        render_rows = wrap(render_rows)
     return stream_template(
         page,
         table=source,
         columns=rows.columns,
         rows=rows,
-        render_rows=render_rows or row_templates.renderer(source.name, rows.columns),
+        render_rows=render_rows,
         flush=chunker.flush,
         **context,
     )
+
+
+def _page_and_renderer(source: Table, rows: RowStream) -> tuple[str, Any]:
+    """The page template and the row renderer of a page's rows (and of its fragments)."""
+    row_templates = current_app.extensions[ROW_TEMPLATES_KEY]  # tables/<name>.html, if any
+    if list(rows.columns) != source.columns():
+        # Chosen (_cols) or hidden columns: the table's own row template is written for all
+        # of its columns, so such a page takes the default markup.
+        return "table.html", rows_html
+    return row_templates.page(source.name), row_templates.renderer(source.name, rows.columns)
 
 
 def _query(runtime: Runtime, source: Table) -> Query:
@@ -222,7 +235,12 @@ def table(name: str) -> Response:
         "decimals": query_choice("decimals", NDJSON_DECIMALS, settings.ndjson_decimals),
     }
     typed = fmt.name == "ndjson" or (fmt.name == "csv" and options["null"] != "empty")
-    ticket = _admit(runtime, limit)
+    try:
+        fragment = parse_fragment(request.args.to_dict(flat=False), limit, fmt.name)
+    except ValueError as exc:
+        abort(400, f"{exc}")
+    cheap = fragment is None or cheap_offset(source, offset or 0, settings.small_rows)
+    ticket = _admit(runtime, limit if cheap else None)
     try:
         rows = open_query(source, q, limit, offset or 0, settings.sort_rows, typed=typed)
     except QueryError as exc:
@@ -252,6 +270,8 @@ def table(name: str) -> Response:
     gzipped = settings.gzip and request.accept_encodings.quality("gzip") > 0
     if gzipped:
         headers["Content-Encoding"] = "gzip"
+    if fragment is not None:
+        return _fragment(source, rows, ticket, headers)
     if request.method == "HEAD":
         # The headers a GET would start with (no length: the body is streamed), and no stream
         # that would be counted as aborted.
@@ -260,7 +280,21 @@ def table(name: str) -> Response:
         return Response(iter(()), content_type=fmt.content_type, headers=headers)
     try:
         context: dict[str, Any] = {"limit": limit, "offset": offset}
+        stable = ranges_are_stable(
+            source, q.is_plain, q.sort is not None, limit, source.kind in DIALECTS
+        )
         if fmt.name == "html":
+            if stable and settings.page_rows:
+                # A page that can release rows is also kept near its reader's parser, and
+                # sends the rows it would release at once as comments (stream/pacing.py).
+                rows = current_app.extensions[PACERS_KEY].pace(
+                    rows,
+                    request.environ.get(REQUEST_ID_KEY, ""),
+                    runtime.access.owner(request.environ),
+                    settings.page_rows,
+                )
+                if isinstance(rows, Paced):
+                    context["wrap_rows"] = rows.compactor(settings.page_rows, settings.chunk_bytes)
             rows = Tracked(rows)  # the "next rows" link needs the last row
             context["page"] = PageLinks(
                 request.path,
@@ -272,12 +306,34 @@ def table(name: str) -> Response:
                 settings.sort_rows,
                 pushed_down=source.kind in DIALECTS,
             )
+            context["rows_url"] = (
+                rows_url(request.path, list(request.args.items(multi=True))) if stable else ""
+            )
+            context["page_rows"] = settings.page_rows
+            context["fragment_rows"] = FRAGMENT_ROWS
         body = _body(runtime, source, fmt, rows, ticket, gzipped, options, **context)
     except BaseException:
         _release(ticket)  # from here on the body's close() gives the slot back
         rows.close()
         raise
     return Response(body, content_type=fmt.content_type, headers=headers)
+
+
+def _fragment(source: Table, rows: RowStream, ticket: Ticket | None, headers: dict) -> Response:
+    """``?fragment=rows``: the rows alone, rendered whole before the status line
+    (``stream/fragments.py``), so a source that fails is a 503, not a cut fragment."""
+    try:
+        _, render_rows = _page_and_renderer(source, rows)
+        markup, count = render_fragment(rows, render_rows)
+    except SourceError as exc:
+        current_app.logger.error("cannot read a fragment of %s: %s", source.name, exc)
+        abort(503, f"The table {source.name!r} cannot be read right now; try again later.")
+    finally:
+        rows.close()
+        _release(ticket)
+    headers = {**headers, "X-Tablestream-Rows": str(count)}
+    headers.pop("Content-Encoding", None)
+    return Response(markup, content_type="text/html; charset=utf-8", headers=headers)
 
 
 def _body(
@@ -332,8 +388,13 @@ def _description(runtime: Runtime, asked_for: str) -> Response:
 def stream_status(request_id: str) -> Response:
     """The outcome of a recent stream of this process, by the request id its page carries."""
     runtime = _runtime()
+    owner = runtime.access.owner(request.environ)
+    parsed = query_int("parsed", 10**15, default=None)
+    if parsed is not None:
+        # The page's parser has reached this row: its stream may go on (stream/pacing.py).
+        current_app.extensions[PACERS_KEY].heard(request_id, owner, parsed)
     # Only the caller's own streams: another caller's id answers like one never seen.
-    found = runtime.recent.get(request_id, runtime.access.owner(request.environ))
+    found = runtime.recent.get(request_id, owner)
     if found is None:
         body = {"request_id": request_id, "error": "no such recent stream in this process"}
         # With --processes the stream may be a sibling's, and a browser asks again on the same

@@ -21,6 +21,7 @@ import pytest
 from service import create_app
 from service.sources.base import RowStream, Table
 from service.sources.synthetic import COLUMNS, synthetic_row
+from service.stream.markup import rows_html
 from service.testing import httpraw
 
 from .servers import ROOT
@@ -305,4 +306,106 @@ def test_the_demo_tables_row_templates_show_whole_values_aligned_numbers_and_wor
         cells = page.locator("#ts-table tbody tr td")
         assert page.locator("#ts-table tbody tr").count() == 1
         assert cells.first.inner_text() == customer
+    assert page.problems == []
+
+
+def _row_in_view(page, index: int) -> str | None:
+    """The cells of row ``index`` (from 0) if it is in the page and in view, else None."""
+    return page.evaluate(
+        """(i) => {
+            const table = document.getElementById("ts-table");
+            for (const body of table.tBodies) {
+                const first = Number(body.dataset.first);
+                if (body.dataset.first === undefined || i < first || i >= first + body.rows.length)
+                    continue;
+                const box = body.rows[i - first].getBoundingClientRect();
+                const top = table.tHead.getBoundingClientRect().bottom;
+                const shown = box.top >= top - 1 && box.bottom <= innerHeight + 1 &&
+                    getComputedStyle(body).display !== "none";
+                return shown ? body.rows[i - first].innerHTML : null;
+            }
+            return null;
+        }""",
+        index,
+    )
+
+
+def _as_streamed(page, index: int) -> str:
+    """Row ``index`` of the synthetic table as the page's stream makes it, parsed by the page."""
+    markup = str(rows_html([synthetic_row(index)]))
+    return page.evaluate(
+        """(m) => { const b = document.createElement("tbody"); b.innerHTML = m;
+                    return b.rows[0].innerHTML; }""",
+        markup,
+    )
+
+
+def _go_to_row(page, row: int) -> str:
+    page.fill("#ts-row", str(row))
+    page.press("#ts-row", "Enter")
+    _wait_until(page, "document.querySelector('#ts-table tr.ts-target') !== null", 10)
+    cells = None
+    deadline = time.monotonic() + 10
+    while cells is None and time.monotonic() < deadline:
+        cells = _row_in_view(page, row - 1)
+    assert cells is not None, f"row {row} is not in view"
+    return cells
+
+
+def test_a_long_page_keeps_a_bounded_window_of_rows_and_brings_any_row_back_by_range(
+    page, thread_server, settings_for
+):
+    rows, keep = 300_000, 20_000
+    app = create_app(settings_for(page_rows=str(keep)))
+    url = f"{thread_server(app).url}/tables/synthetic?limit={rows}"
+    page.goto(url, wait_until="commit")
+    most = 0
+    while page.evaluate("document.readyState") == "loading":
+        most = max(most, page.evaluate("document.querySelectorAll('#ts-table tr').length"))
+        time.sleep(0.2)
+    _wait_for_state(page, f"{STATUS}:not([data-state=loading])", 60_000)
+    assert _status(page) == ("complete", "300,000 rows, complete")
+    # The document held at most the window, a group being parsed and a tick's worth of groups.
+    in_document = page.evaluate("document.querySelectorAll('#ts-table tbody tr').length")
+    assert in_document <= keep + 256 and most <= keep + 20_000, (in_document, most)
+    assert page.locator("#ts-complete").get_attribute("data-rows-sent") == str(rows)
+    find = page.locator("#ts-find")
+    assert find.is_visible() and "sees only the rows in the page" in find.inner_text()
+    assert page.locator("#ts-slider").get_attribute("max") == str(rows)
+    _screenshot(page, "window-complete")
+
+    # The last rows and the first, fetched back by range, are the rows the stream gave.
+    assert _go_to_row(page, rows - 1) == _as_streamed(page, rows - 2)
+    _screenshot(page, "window-last-rows")
+    assert _go_to_row(page, 1) == _as_streamed(page, 0)
+    assert _go_to_row(page, 150_000) == _as_streamed(page, 149_999)
+
+    # Scrolling up to the window's top gap brings the rows above back, and the row the reader
+    # looks at stays where it was.
+    groups = "[...document.querySelectorAll('#ts-table tbody[data-first]')]"
+    start = page.evaluate(f"Math.min(...{groups}.map(b => Number(b.dataset.first)))")
+    gap = "document.querySelector('.ts-gap-top')"
+    page.evaluate(f"scrollTo(0, {gap}.getBoundingClientRect().bottom + scrollY - 60)")
+    time.sleep(0.2)
+    row_in_view = "document.elementFromPoint(20, innerHeight / 2).closest('tr')"
+    anchor = page.evaluate(f"{row_in_view}.innerHTML")
+    y = page.evaluate(f"{row_in_view}.getBoundingClientRect().top")
+    _wait_until(page, f"{groups}.some(b => Number(b.dataset.first) < {start})")
+    time.sleep(0.3)
+    moved = page.evaluate(
+        """([html, y]) => {
+            for (const row of document.querySelectorAll("#ts-table tbody tr"))
+                if (row.innerHTML === html) return Math.abs(row.getBoundingClientRect().top - y);
+            return null;
+        }""",
+        [anchor, y],
+    )
+    assert moved is not None and moved < 2, moved
+
+    # Every row is searchable: the filter form asks the server, with the query grammar.
+    page.select_option("#ts-filter select", "name")
+    page.fill("#ts-filter input", "Ada")
+    page.press("#ts-filter input", "Enter")
+    page.wait_for_url(re.compile(r"name__contains=Ada"))
+    _wait_for_state(page, f"{STATUS}[data-state=complete]", 60_000)
     assert page.problems == []

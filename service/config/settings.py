@@ -134,6 +134,12 @@ class Settings:
         "write filter values (?status=paid) in the access log; false logs the filters' names "
         "with their values replaced by REDACTED (for tables whose values are sensitive)",
     )
+    page_rows: int = setting(
+        integer(0, 10_000_000),
+        "50000",
+        "rows a table page keeps in the reader's browser: past them its script releases rows far "
+        "from view and fetches them back by range (?fragment=rows); 0 keeps every row",
+    )
     max_rows: int = setting(integer(1, 10**12), "10000000", "largest ?limit= a request may ask for")
     max_offset: int = setting(
         integer(0, 10**15),

@@ -50,6 +50,7 @@ RESERVED = frozenset(
         "format",
         "null",
         "decimals",
+        "fragment",
         "_sort",
         "_sort_desc",
         "_col",

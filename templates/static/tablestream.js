@@ -1,10 +1,11 @@
-// The live status of a streamed table page (templates/table.html), with no per-row work.
+// The live status of a streamed table page (templates/table.html), and the bounded window of
+// rows a long page keeps in the reader's memory. No per-row work.
 //
 // Loaded with `async` from the page head: it may run before the table exists or after the
 // whole page is parsed, so it looks elements up by id on every tick and never assumes either.
-// Rows are counted incrementally: each tick walks only the rows added since the last one
-// (nextElementSibling from the last row counted, then on into the next <tbody>: the page opens
-// one per batch of rows), so a 1M-row page costs O(rows) in total, not O(rows) per tick.
+// Rows are counted incrementally: each tick looks only at the row groups added since the last
+// one (the page opens a <tbody> per batch of rows; the parser's groups follow each other), so a
+// 1M-row page costs O(groups) in total, not O(rows) per tick.
 //
 // The states, in #ts-status[data-state]:
 //   loading   the document is still being parsed: "loading… N rows so far"
@@ -16,9 +17,19 @@
 //             data-status-url, GET /streams/<request id>) what became of the stream; an "error",
 //             "cut" or "client_aborted" answer turns the status into an error.
 //   complete  parsing ended and the success footer #ts-complete is there, its data-rows-sent
-//             equal to the rows on the page: "N rows, complete"
+//             equal to the rows the page received: "N rows, complete"
 //   error     the server's error marker was parsed, or parsing ended without the footer (a
 //             browser that finishes a cut document) or with a different row count.
+//
+// The window (docs/browser-page.md). A browser keeps every parsed row in memory, ~1.7 KiB each
+// in Chromium: 10M rows would take 17 GiB. When the table carries data-rows-url (the server
+// can give any rows again, byte for byte: ?fragment=rows&offset=N&limit=K), the page keeps at
+// most data-page-rows rows: past them it is "windowed": the rows [winStart, winEnd) stay in the
+// document between two gaps, every row group the parser adds afterwards is hidden at once and
+// removed once complete (the counter still counts it), and scrolling near a gap fetches the
+// next rows back while the far end of the window is released. A bar stands for the whole
+// table: a slider and "go to row N". Counting never depends on the window: it walks the
+// parser's groups, which are always the table's last children (the parser appends there).
 // The page is served with `script-src 'self'`: this file is the only script, nothing inline.
 (() => {
   "use strict";
@@ -31,34 +42,53 @@
   // Live: reading .length walks the document only after it changed, i.e. once per quiet spell.
   const markers = document.getElementsByClassName("ts-error");
   let counted = 0;
-  let last = null;
   let timer = 0;
   let grewAt = performance.now();
   let askedAt = 0;
   let asking = false;
   let serverSays = null; // the last answer of /streams/<request id>
 
-  let group = null; // the <tbody> being counted: the page opens one per batch of rows
+  let group = null; // the parser's <tbody> being counted: the page opens one per batch of rows
+  let groupStart = 0; // the index of its first row
 
   function countRows() {
     if (!group) {
       const table = document.getElementById("ts-table");
       group = table && table.tBodies[0];
       if (!group) return counted;
+      configure(table);
+      startGroup(group);
     }
     for (;;) {
-      let row = last ? last.nextElementSibling : group.firstElementChild;
-      if (row) grewAt = performance.now();
-      while (row) {
-        counted += 1;
-        last = row;
-        row = row.nextElementSibling;
+      const rows = rowsIn(group);
+      if (groupStart + rows > counted) {
+        counted = groupStart + rows;
+        grewAt = performance.now();
       }
       const next = group.nextElementSibling;
       if (!next || next.tagName !== "TBODY") return counted;
+      groupDone(group, groupStart, rows);
       group = next;
-      last = null;
+      groupStart = counted;
+      startGroup(group);
     }
+  }
+
+  // A group holds only its rows (the parser puts anything else before the table), and
+  // childElementCount makes no object per row: rows released never linger as JS wrappers. Past
+  // the window of a page whose script reports, a batch comes as its count, "<!--ts-rows N-->"
+  // (service/stream/pacing.py): N rows read by the server, to be fetched by range when wanted.
+  function rowsIn(g) {
+    const rows = g.childElementCount;
+    if (rows || !config) return rows;
+    let packed = 0;
+    for (let node = g.firstChild; node; node = node.nextSibling) {
+      // substringData: only the head of the comment is made a string, never its rows.
+      if (node.nodeType === Node.COMMENT_NODE && node.substringData(0, 8) === "ts-rows ") {
+        packed += parseInt(node.substringData(8, 16), 10) || 0;
+      }
+    }
+    return packed;
   }
 
   function show(state, text) {
@@ -93,6 +123,26 @@
       .finally(() => { clearTimeout(deadline); asking = false; });
   }
 
+  // How far the parser has got, for a page that can release rows: the server keeps its stream
+  // at most data-page-rows rows ahead of it (service/stream/pacing.py), since Chromium would
+  // otherwise hold all it has received but not parsed (~1 GB of a 10M-row page).
+  let reporting = false;
+  let reported = -1;
+
+  function report(rows) {
+    const status = document.getElementById("ts-status");
+    const url = status && status.dataset.statusUrl;
+    if (!url || reporting) return;
+    reporting = true;
+    reported = rows;
+    const abort = window.AbortController ? new AbortController() : null;
+    const deadline = abort ? setTimeout(() => abort.abort(), ANSWER_MS) : 0;
+    fetch(`${url}${url.includes("?") ? "&" : "?"}parsed=${rows}`,
+      { cache: "no-store", credentials: "same-origin", signal: abort && abort.signal })
+      .catch(() => {})
+      .finally(() => { clearTimeout(deadline); reporting = false; });
+  }
+
   function cutOnServer(rows, answer) {
     clearInterval(timer);
     const why = answer.outcome === "error" ? "failed on the server" : "was cut by the server";
@@ -107,6 +157,7 @@
     const ended = serverSays && (serverSays.outcome === "error" ||
       serverSays.outcome === "cut" || serverSays.outcome === "client_aborted");
     if (quiet >= ASK_MS && now - askedAt >= ASK_MS) ask();
+    if (config && rows !== reported) report(rows);
     if (quiet >= MARKER_MS && markers.length) {
       failed(rows);
     } else if (quiet >= MARKER_MS && ended) {
@@ -117,11 +168,20 @@
       show("stalled", `no new rows for ${Math.floor(quiet / 1000)} s (${number.format(rows)} ` +
         "so far): the source is slow or the stream was cut");
     }
+    if (windowed) {
+      updateGaps();
+      review();
+    }
   }
 
   function finish() {
     clearInterval(timer);
     const rows = countRows();
+    if (windowed && group) {
+      group.remove(); // the last group is complete now: its rows are fetched back when wanted
+      group = null;
+      review();
+    }
     const footer = document.getElementById("ts-complete");
     const sent = footer ? Number(footer.dataset.rowsSent) : NaN;
     if (markers.length) {
@@ -135,6 +195,291 @@
       show("error", `error: the stream was cut after ${number.format(rows)} rows; ` +
         "the table is incomplete");
     }
+    updateBar();
+  }
+
+  // ---- the window --------------------------------------------------------------------------
+  let config = null; // from the table's data attributes; null: the page keeps every row
+  let windowed = false;
+  let shown = []; // the row groups in the window, in order: {el, first, n}
+  let winStart = 0; // rows [winStart, winEnd) are in the document
+  let winEnd = 0;
+  let topGap = null;
+  let bottomGap = null;
+  let fetching = false;
+  let pending = 0; // a scheduled review (requestAnimationFrame id)
+
+  function configure(table) {
+    const data = table.dataset;
+    const keep = Number(data.pageRows);
+    if (!data.rowsUrl || !(keep > 0) || !window.fetch) return;
+    config = {
+      url: data.rowsUrl,
+      keep: keep,
+      offset: Number(data.offset) || 0,
+      chunk: Math.max(1, Number(data.fragmentRows) || 1000),
+      columns: data.columns ? JSON.parse(data.columns) : [],
+      table: table,
+    };
+  }
+
+  function startGroup(g) {
+    g.dataset.first = String(groupStart); // past the window, CSS hides it (.ts-gap-bottom ~)
+  }
+
+  function groupDone(g, first, n) {
+    if (windowed) {
+      g.remove();
+      return;
+    }
+    shown.push({ el: g, first: first, n: n });
+    winEnd = first + n;
+    if (config && winEnd >= config.keep) openWindow(g);
+  }
+
+  function openWindow(lastKept) {
+    windowed = true;
+    document.documentElement.classList.add("ts-windowed");
+    topGap = gap("ts-gap-top");
+    bottomGap = gap("ts-gap-bottom");
+    config.table.tHead.after(topGap);
+    lastKept.after(bottomGap); // the parser goes on appending after it, hidden
+    makeBar();
+    updateGaps();
+    addEventListener("scroll", schedule, { passive: true });
+    addEventListener("resize", schedule, { passive: true });
+  }
+
+  function gap(name) {
+    const g = document.createElement("tbody");
+    g.className = "ts-gap " + name;
+    g.setAttribute("aria-hidden", "true");
+    return g;
+  }
+
+  function updateGaps() {
+    topGap.hidden = winStart === 0;
+    topGap.dataset.label = `rows 1–${number.format(winStart)} are not in the page: ` +
+      "scroll up to bring them back";
+    const more = counted > winEnd;
+    bottomGap.hidden = !more && document.readyState !== "loading";
+    bottomGap.dataset.label = more ?
+      `rows ${number.format(winEnd + 1)}–${number.format(counted)} are not in the page: ` +
+        "scroll down to bring them back" :
+      "more rows are on their way";
+    updateBar();
+  }
+
+  function schedule() {
+    if (!pending) pending = requestAnimationFrame(() => { pending = 0; review(); });
+  }
+
+  // Fetch rows back when a gap comes near the viewport (within two screens).
+  function review() {
+    updateSlider();
+    if (fetching || !windowed) return;
+    const margin = 2 * innerHeight;
+    if (winStart > 0 && topGap.getBoundingClientRect().bottom > -margin) {
+      const from = Math.max(0, winStart - config.chunk);
+      load(from, winStart).then((g) => g && keepPlace(firstRow(shown[0]), () => {
+        (shown.length ? shown[0].el : bottomGap).before(g.el);
+        shown.unshift(g);
+        winStart = from;
+        while (winEnd - winStart - shown[shown.length - 1].n >= config.keep) drop(shown.pop());
+        winEnd = shown[shown.length - 1].first + shown[shown.length - 1].n;
+      }));
+    } else if (winEnd < counted && bottomGap.getBoundingClientRect().top < innerHeight + margin) {
+      const to = Math.min(counted, winEnd + config.chunk);
+      load(winEnd, to).then((g) => g && keepPlace(lastRow(shown[shown.length - 1]), () => {
+        bottomGap.before(g.el);
+        shown.push(g);
+        winEnd = to;
+        while (winEnd - winStart - shown[0].n >= config.keep) drop(shown.shift());
+        winStart = shown[0].first;
+      }));
+    }
+  }
+
+  function drop(g) {
+    g.el.remove();
+  }
+
+  // Rows [from, to) from the server as a <tbody>, or null (said in the gap) when they are not
+  // exactly those rows. One fetch at a time.
+  function load(from, to) {
+    fetching = true;
+    const url = `${config.url}&offset=${config.offset + from}&limit=${to - from}`;
+    return fetch(url, { cache: "no-store", credentials: "same-origin" })
+      .then((response) => {
+        if (!response.ok) throw new Error(`the server answered ${response.status}`);
+        return response.text();
+      })
+      .then((markup) => {
+        const el = document.createElement("tbody");
+        el.className = "ts-fetched";
+        el.innerHTML = markup;
+        if (el.rows.length !== to - from) {
+          throw new Error(`${el.rows.length} rows came for ${to - from}`);
+        }
+        el.dataset.first = String(from);
+        return { el: el, first: from, n: to - from };
+      })
+      .catch((why) => {
+        const where = from < winStart ? topGap : bottomGap;
+        where.dataset.label = `rows ${number.format(from + 1)}–${number.format(to)} could not ` +
+          `be loaded (${why.message}): scroll to try again`;
+        return null;
+      })
+      .finally(() => { fetching = false; });
+  }
+
+  // Change the window without moving what the reader sees: `anchor`, a row that stays (the
+  // window's first row when rows come above it, its last when they come below and the top
+  // goes), is where it was, and so is everything near it.
+  function keepPlace(anchor, change) {
+    const before = anchor && anchor.getBoundingClientRect().top;
+    const root = document.documentElement;
+    root.style.overflowAnchor = "none"; // the browser's own anchoring would move it twice
+    change();
+    updateGaps();
+    if (anchor && anchor.isConnected) scrollBy(0, anchor.getBoundingClientRect().top - before);
+    requestAnimationFrame(() => { root.style.overflowAnchor = ""; schedule(); });
+  }
+
+  function firstRow(g) {
+    return g ? g.el.firstElementChild : null;
+  }
+
+  function lastRow(g) {
+    return g ? g.el.lastElementChild : null;
+  }
+
+  // The first row under the sticky header, if a window row is there.
+  function rowAtTop() {
+    const table = config.table;
+    const box = table.getBoundingClientRect();
+    const y = Math.max(table.tHead.getBoundingClientRect().bottom, 0) + 2;
+    const hit = document.elementFromPoint(box.left + 4, Math.min(y, innerHeight - 1));
+    const row = hit && hit.closest("tr");
+    return row && row.parentElement && row.parentElement.dataset.first !== undefined &&
+      !row.parentElement.hidden ? row : null;
+  }
+
+  function firstRowInView() {
+    const row = rowAtTop();
+    if (row) return Number(row.parentElement.dataset.first) + row.sectionRowIndex;
+    if (!shown.length) return 0;
+    return topGap.getBoundingClientRect().bottom > 0 ? winStart : Math.max(0, winEnd - 1);
+  }
+
+  // Row `n` (from 1) in view: from the window when it is there, else its rows are fetched and
+  // replace the window.
+  function jump(n) {
+    if (!windowed || !counted) return;
+    const target = Math.min(Math.max(1, Math.floor(n) || 1), counted) - 1;
+    if (target >= winStart && target < winEnd) {
+      reveal(target);
+      return;
+    }
+    if (fetching) {
+      setTimeout(() => jump(n), 50);
+      return;
+    }
+    const from = Math.max(0, Math.min(target - (config.chunk >> 1), counted - config.chunk));
+    const to = Math.min(counted, from + config.chunk);
+    load(from, to).then((g) => {
+      if (!g) return;
+      for (const old of shown) drop(old);
+      bottomGap.before(g.el);
+      shown = [g];
+      winStart = from;
+      winEnd = to;
+      updateGaps();
+      reveal(target);
+    });
+  }
+
+  function reveal(index) {
+    for (const g of shown) {
+      if (index >= g.first && index < g.first + g.n) {
+        const row = g.el.rows[index - g.first];
+        row.scrollIntoView({ block: "center" });
+        row.classList.add("ts-target");
+        setTimeout(() => row.classList.remove("ts-target"), 2000);
+        schedule();
+        return;
+      }
+    }
+  }
+
+  // ---- the bar: the whole table in one control, and the search find-in-page cannot do -----
+  let bar = null;
+
+  function makeBar() {
+    bar = document.createElement("div");
+    bar.className = "ts-bar";
+    bar.id = "ts-bar";
+    bar.setAttribute("role", "region");
+    bar.setAttribute("aria-label", "rows of the table");
+    const slider = element("input", { type: "range", id: "ts-slider", min: "1", step: "1",
+      "aria-label": "row of the table at the top of the view" });
+    slider.addEventListener("change", () => jump(Number(slider.value)));
+    const goto = element("form", { id: "ts-goto" });
+    const row = element("input", { type: "number", min: "1", name: "row", id: "ts-row",
+      placeholder: "row", "aria-label": "row number" });
+    goto.append(row, element("button", { type: "submit" }, "go to row"));
+    goto.addEventListener("submit", (event) => {
+      event.preventDefault();
+      jump(Number(row.value));
+    });
+    const note = element("p", { class: "ts-find", id: "ts-find" },
+      "Find in page (Ctrl+F) sees only the rows in the page. To search every row, filter: ");
+    note.append(filterForm());
+    bar.append(slider, goto, element("span", { id: "ts-shown" }), note);
+    document.body.append(bar);
+    updateBar();
+  }
+
+  // column contains text → the same page with ?COLUMN__contains=TEXT, the query grammar of
+  // docs/queries.md (the server filters every row; the counter then counts the matches).
+  function filterForm() {
+    const form = element("form", { id: "ts-filter" });
+    const column = element("select", { name: "column", "aria-label": "column" });
+    for (const name of config.columns) column.append(element("option", { value: name }, name));
+    const text = element("input", { type: "search", name: "text", "aria-label": "text",
+      placeholder: "contains…", required: "" });
+    form.append(column, text, element("button", { type: "submit" }, "filter"));
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const params = new URLSearchParams(location.search);
+      params.delete("offset");
+      params.delete("_after");
+      params.append(`${column.value}__contains`, text.value);
+      location.assign(`${location.pathname}?${params}`);
+    });
+    return form;
+  }
+
+  function element(tag, attributes, text) {
+    const el = document.createElement(tag);
+    for (const [name, value] of Object.entries(attributes)) el.setAttribute(name, value);
+    if (text) el.textContent = text;
+    return el;
+  }
+
+  function updateBar() {
+    if (!bar) return;
+    const slider = document.getElementById("ts-slider");
+    slider.max = String(Math.max(1, counted));
+    document.getElementById("ts-row").max = String(Math.max(1, counted));
+    document.getElementById("ts-shown").textContent = `rows ${number.format(winStart + 1)}–` +
+      `${number.format(winEnd)} of ${number.format(counted)} in the page`;
+    updateSlider();
+  }
+
+  function updateSlider() {
+    const slider = bar && document.getElementById("ts-slider");
+    if (slider && document.activeElement !== slider) slider.value = String(firstRowInView() + 1);
   }
 
   if (document.readyState === "loading") {

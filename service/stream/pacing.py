@@ -1,0 +1,170 @@
+"""A page's stream kept at most a window of rows ahead of what the reader's browser has parsed.
+
+Chromium reads a page's body as fast as the network gives it and keeps what its HTML parser has
+not reached yet: the service sends ~270k synthetic rows/s, the parser takes ~60k/s, so a
+10M-row page had ~1 GB of unparsed HTML waiting in the renderer (docs/browser-page.md). TCP
+cannot push back, because the browser always reads. So the page's script says how far it has
+parsed (``GET /streams/<request id>?parsed=N``, the status URL the page already asks) and the
+stream hands a batch of rows to the template only while it is at most ``budget`` rows ahead.
+
+Chromium also keeps every byte of a document it has received until the document has loaded,
+whatever the page removes, so past the page's window (``TABLESTREAM_PAGE_ROWS``) a page whose
+script reports gets each batch as its count instead of its rows (``Paced.compactor``); the
+script fetches rows back by range (``fragments.py``) when the reader goes there.
+
+Only a page that reports is paced, and only while it reports: without scripts, or when reports
+stop for ``PATIENCE`` seconds (a closed tab, a report that went to another ``--processes``
+sibling), the stream runs free again, as before. A wait never holds the watchdog's attention:
+no bytes are pending for the client while it waits. Only the stream's own caller may report.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from markupsafe import Markup
+
+from ..sources.base import Row, RowStream
+
+__all__ = ["FLUSH_EVERY", "PATIENCE", "Paced", "Pacers"]
+
+RenderRows = Callable[[list[Row]], Any]
+
+FLUSH_EVERY = 0.25
+"""Seconds between counts padded to a whole chunk, so the chunker sends them."""
+
+PATIENCE = 2.0
+"""Seconds without a report after which a waiting stream goes on unpaced."""
+
+
+class _Pacer:
+    def __init__(self, owner: str | None, budget: int) -> None:
+        self.owner = owner
+        self.budget = budget
+        self._cond = threading.Condition()
+        self._parsed: int | None = None  # None: the page never reported (no script): no pacing
+        self._heard = 0.0
+
+    @property
+    def reporting(self) -> bool:
+        """Whether the page's script has reported: it runs and releases rows."""
+        return self._parsed is not None
+
+    def heard(self, parsed: int) -> None:
+        with self._cond:
+            self._parsed = max(self._parsed or 0, parsed)
+            self._heard = time.monotonic()
+            self._cond.notify_all()
+
+    def wait(self, sent: int) -> None:
+        with self._cond:
+            while self._parsed is not None and sent - self._parsed > self.budget:
+                left = self._heard + PATIENCE - time.monotonic()
+                if left <= 0:
+                    return
+                self._cond.wait(left)
+
+
+class Pacers:
+    """The pacers of this process's paced streams, by request id; one per stream, while it runs."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_id: dict[str, _Pacer] = {}
+
+    def heard(self, request_id: str, owner: str | None, parsed: int) -> bool:
+        """The page of ``request_id`` has parsed ``parsed`` rows; False if no such paced stream
+        of this caller runs here."""
+        with self._lock:
+            pacer = self._by_id.get(request_id)
+        if pacer is None or pacer.owner != owner:
+            return False
+        pacer.heard(parsed)
+        return True
+
+    def pace(self, rows: RowStream, request_id: str, owner: str | None, budget: int) -> RowStream:
+        """``rows``, handed on a batch at a time while at most ``budget`` rows ahead."""
+        if not request_id or budget <= 0:
+            return rows
+        pacer = _Pacer(owner, budget)
+        with self._lock:
+            self._by_id[request_id] = pacer
+        return Paced(rows, pacer, lambda: self._forget(request_id, pacer))
+
+    def _forget(self, request_id: str, pacer: _Pacer) -> None:
+        with self._lock:
+            if self._by_id.get(request_id) is pacer:
+                del self._by_id[request_id]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._by_id)
+
+
+class Paced(RowStream):
+    """A RowStream whose batches wait for the reader's parser; forgotten when closed."""
+
+    def __init__(self, inner: RowStream, pacer: _Pacer, forget: Callable[[], None]) -> None:
+        self._inner = inner
+        self._pacer = pacer
+        self._forget = forget
+        self._keep = 1 << 62  # every batch is rows until compactor() says where counts start
+        self.columns = inner.columns
+
+    @property
+    def rows_read(self) -> int:  # type: ignore[override]
+        return self._inner.rows_read
+
+    def __iter__(self) -> Iterator[Row]:
+        for batch in self.batches():
+            yield from batch
+
+    def batches(self) -> Iterator[list[Row]]:
+        inner, pacer = self._inner, self._pacer
+        for batch in inner.batches():
+            if not (pacer.reporting and inner.rows_read - len(batch) >= self._keep):
+                pacer.wait(inner.rows_read)  # rows, not counts (compactor)
+            yield batch
+
+    def compactor(self, keep: int, chunk_bytes: int) -> Callable[[RenderRows], RenderRows]:
+        """Wrap a row renderer so that, once the page's script reports, a batch past the first
+        ``keep`` rows goes out as its count only, ``<!--ts-rows N-->``.
+
+        The script would release such rows at once, and fetches them back by range when the
+        reader goes there; sent whole, they would still cost the reader their bytes: Chromium
+        keeps every byte of a document it has received until the document has loaded (a
+        10M-row page: ~1.3 GB, measured in docs/browser-page.md), whatever the page removes.
+        The source still reads every row (the count and the footer are the source's). Without
+        scripts (no report) the rows are elements, as before.
+
+        Counts are not paced (they cost the reader nothing), and since the chunker sends a
+        chunk only when it is full, a count is padded to a whole chunk every ``FLUSH_EVERY``
+        seconds so the page's counter moves as the source reads (~128 KiB/s at most).
+        """
+        pacer, rows = self._pacer, self._inner
+        self._keep = keep
+        padding = " " * chunk_bytes
+        flushed = [time.monotonic()]
+
+        def wrap(render_rows: RenderRows) -> RenderRows:
+            def render(batch: list[Row]) -> Any:
+                if not (pacer.reporting and rows.rows_read - len(batch) >= keep):
+                    return render_rows(batch)
+                now = time.monotonic()
+                if now - flushed[0] < FLUSH_EVERY:
+                    return Markup(f"<!--ts-rows {len(batch)}-->")
+                flushed[0] = now
+                return Markup(f"<!--ts-rows {len(batch)}{padding}-->")
+
+            return render
+
+        return wrap
+
+    def close(self) -> None:
+        try:
+            self._inner.close()
+        finally:
+            self._forget()
