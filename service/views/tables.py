@@ -1,134 +1,38 @@
-"""Routes: read and check the request, pick the table, hand back the stream.
+"""``/tables/<name>``: the stream (page, CSV, NDJSON), rows by range, the table described.
 
-Everything that can be refused is refused here, before the first byte: an unknown table is a
-404 that lists the known ones, a bad ``limit``/``offset`` a 400 that says what is allowed, a
-source that cannot be opened a 503. Once the body starts, the status line is gone and failures
-are the stream's business (``stream/body.py``). Views know no SQL and no file paths.
+The route checks everything it can before the first byte (``params.py``), takes a stream slot or
+answers 503 at once (``_admit``), opens the query, and hands the rows to the stream
+(``stream/body.py``), which owns them and the slot from then on.
 """
 
 from __future__ import annotations
 
-import json
-import re
-from dataclasses import replace
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, render_template, request, stream_template
+from flask import Response, abort, current_app, request, stream_template
 from werkzeug.exceptions import ServiceUnavailable
 
-from .config.settings import CSV_NULLS, NDJSON_DECIMALS
-from .describe import as_json, content_disposition, describe, download_name, etag
-from .observe.requestlog import FILTERS_KEY, REQUEST_ID_KEY
-from .query import DIALECTS, Query, QueryError, open_query, parse_query
-from .query.links import PageLinks, Tracked
-from .runtime import Runtime
-from .server.admission import Rejected, Ticket
-from .sources import RowStream, SourceBusy, SourceError, Table
-from .stream.body import STOP_KEY, TableStreamBody
-from .stream.chunker import Chunker
-from .stream.compression import GzipChunks
-from .stream.formats import FORMATS, Format, csv_pieces, ndjson_pieces
-from .stream.fragments import MAX_ROWS as FRAGMENT_ROWS
-from .stream.fragments import cheap_offset, parse_fragment, ranges_are_stable, rows_url
-from .stream.fragments import render as render_fragment
-from .stream.markup import rows_html
-from .stream.pacing import Paced
+from ..config.settings import CSV_NULLS, NDJSON_DECIMALS
+from ..describe import as_json, content_disposition, describe, download_name, etag
+from ..observe.requestlog import REQUEST_ID_KEY
+from ..query import DIALECTS, QueryError, open_query
+from ..query.links import PageLinks, Tracked
+from ..runtime import Runtime
+from ..server.admission import Rejected, Ticket
+from ..sources import RowStream, SourceBusy, SourceError, Table
+from ..stream.body import STOP_KEY, TableStreamBody
+from ..stream.chunker import Chunker
+from ..stream.compression import GzipChunks
+from ..stream.formats import Format, csv_pieces, ndjson_pieces
+from ..stream.fragments import MAX_ROWS as FRAGMENT_ROWS
+from ..stream.fragments import cheap_offset, parse_fragment, ranges_are_stable, rows_url
+from ..stream.fragments import render as render_fragment
+from ..stream.markup import rows_html
+from ..stream.pacing import Paced
+from . import PACERS_KEY, ROW_TEMPLATES_KEY, bp
+from .params import app_runtime, query_choice, query_int, table_and_format, table_query
 
-__all__ = ["PACERS_KEY", "ROW_TEMPLATES_KEY", "bp"]
-
-bp = Blueprint("tables", __name__)
-ROW_TEMPLATES_KEY = "tablestream.row_templates"  # app.extensions: a stream.rowtemplate.RowTemplates
-PACERS_KEY = "tablestream.pacers"  # app.extensions: a stream.pacing.Pacers
-
-_DIGITS = re.compile(r"[0-9]{1,19}")
-
-
-def _runtime() -> Runtime:
-    return current_app.extensions["tablestream"]
-
-
-def query_int(name: str, high: int, default: int | None) -> int | None:
-    """The query argument ``name`` as an int in [0, high]; a 400 saying what is allowed if not."""
-    values = request.args.getlist(name)
-    if not values:
-        return default
-    allowed = f"expected a whole number from 0 to {high}"
-    if len(values) > 1:
-        abort(400, f"{name} is given {len(values)} times; give it once ({allowed}).")
-    raw = values[0]
-    if not _DIGITS.fullmatch(raw):
-        shown = raw if len(raw) <= 40 else raw[:40] + "…"
-        abort(400, f"{name}={shown!r} is not a whole number; {allowed}.")
-    value = int(raw)
-    if value > high:
-        abort(400, f"{name}={value} is too large; {allowed}.")
-    return value
-
-
-def query_choice(name: str, allowed: tuple[str, ...], default: str) -> str:
-    """The query option ``name``, one of ``allowed``; a 400 saying what is allowed if not."""
-    values = request.args.getlist(name)
-    if not values:
-        return default
-    expected = f"expected one of {', '.join(allowed)}"
-    if len(values) > 1:
-        abort(400, f"{name} is given {len(values)} times; give it once ({expected}).")
-    if values[0] not in allowed:
-        raw = values[0]
-        shown = raw if len(raw) <= 40 else raw[:40] + "…"
-        abort(400, f"{name}={shown!r} is not a choice here; {expected}.")
-    return values[0]
-
-
-@bp.get("/")
-def index() -> str:
-    runtime = _runtime()
-    access, environ = runtime.access, request.environ
-    tables = []
-    for described in runtime.describe_tables():
-        name = described["name"]
-        if access.may_read(environ, name):
-            hidden = access.hidden(environ, name)
-            described["columns"] = [c for c in described["columns"] if c not in hidden]
-            tables.append(described)
-    return render_template("index.html", tables=tables)
-
-
-def table_and_format(name: str) -> tuple[Table, Format]:
-    """The table a path names and the format asked for: a ``.csv``/``.ndjson``/``.html`` suffix
-    or ``?format=``; 404 for an unknown table, 400 for an unknown or contradictory format."""
-    runtime = _runtime()
-    catalog = runtime.catalog
-    asked_for = name
-    stem, dot, suffix = name.rpartition(".")
-    by_suffix = None
-    if name not in catalog and dot and suffix in FORMATS and stem in catalog:
-        name, by_suffix = stem, suffix
-    table = catalog.get(name)
-    if table is None or not runtime.access.may_read(request.environ, name):
-        # The same page for a table the caller may not read as for one that does not exist.
-        abort(404, f"There is no table {asked_for!r}.")
-    allowed = f"expected one of {', '.join(FORMATS)}"
-    values = request.args.getlist("format")
-    if len(values) > 1:
-        abort(400, f"format is given {len(values)} times; give it once ({allowed}).")
-    asked = values[0] if values else None
-    if asked is not None and asked not in FORMATS:
-        shown = asked if len(asked) <= 40 else asked[:40] + "…"
-        abort(400, f"format={shown!r} is not a format this service speaks; {allowed}.")
-    if asked is not None and by_suffix is not None and asked != by_suffix:
-        abort(400, f"the path asks for {by_suffix} but format={asked}; give one ({allowed}).")
-    return table, FORMATS[by_suffix or asked or _negotiated()]
-
-
-_BY_MIMETYPE = {f.mimetype: name for name, f in FORMATS.items()}
-
-
-def _negotiated() -> str:
-    """The format an ``Accept`` header prefers when neither suffix nor ``?format=`` says:
-    ``Accept: text/csv`` gets CSV; a browser's ``text/html,…,*/*`` and curl's ``*/*`` get HTML."""
-    best = request.accept_mimetypes.best_match(list(_BY_MIMETYPE), default="text/html")
-    return _BY_MIMETYPE.get(best or "text/html", "html")
+__all__: list[str] = []
 
 
 def _pieces(
@@ -169,29 +73,6 @@ def _page_and_renderer(source: Table, rows: RowStream) -> tuple[str, Any]:
     return row_templates.page(source.name), row_templates.renderer(source.name, rows.columns)
 
 
-def _query(runtime: Runtime, source: Table) -> Query:
-    """The filters, sort, columns and continuation asked for; a 400 saying what is allowed.
-
-    Columns the caller may not see are not there to ask for: naming one is the 400 of a
-    column the table does not have, and the rows come without them.
-    """
-    hidden = runtime.access.hidden(request.environ, source.name)
-    try:
-        columns = [c for c in source.columns() if c not in hidden]
-        types = {c: t for c, t in source.column_types().items() if c not in hidden}
-    except SourceError as exc:
-        current_app.logger.error("cannot read the columns of %s: %s", source.name, exc)
-        abort(503, f"The table {source.name!r} cannot be read right now; try again later.")
-    try:
-        q = parse_query(request.args.to_dict(flat=False), columns, types)
-    except QueryError as exc:
-        abort(400, f"{exc}")
-    if hidden and q.columns is None:
-        q = replace(q, columns=tuple(columns))
-    request.environ[FILTERS_KEY] = [f.param for f in q.filters]
-    return q
-
-
 def _admit(runtime: Runtime, limit: int | None) -> Ticket | None:
     """A stream slot, or a 503 with Retry-After at once; a small page needs none (fast lane).
 
@@ -220,7 +101,7 @@ def _release(ticket: Ticket | None) -> None:
 
 @bp.get("/tables/<name>")
 def table(name: str) -> Response:
-    runtime = _runtime()
+    runtime = app_runtime()
     settings = runtime.settings
     if name.endswith(".json") and name not in runtime.catalog:
         return _description(runtime, name)
@@ -228,7 +109,7 @@ def table(name: str) -> Response:
     name = source.name
     limit = query_int("limit", settings.max_rows, default=None)
     offset = query_int("offset", settings.max_offset, default=0)
-    q = _query(runtime, source)
+    q = table_query(runtime, source)
     # How NULL is written in CSV and decimals in NDJSON; either may be given with any format.
     options = {
         "null": query_choice("null", CSV_NULLS, settings.csv_null),
@@ -382,51 +263,3 @@ def _description(runtime: Runtime, asked_for: str) -> Response:
     if request.if_none_match.contains(tag.strip('"')):
         return Response(status=304, headers=headers)
     return Response(body, mimetype="application/json", headers=headers)
-
-
-@bp.get("/streams/<request_id>")
-def stream_status(request_id: str) -> Response:
-    """The outcome of a recent stream of this process, by the request id its page carries."""
-    runtime = _runtime()
-    owner = runtime.access.owner(request.environ)
-    parsed = query_int("parsed", 10**15, default=None)
-    if parsed is not None:
-        # The page's parser has reached this row: its stream may go on (stream/pacing.py).
-        current_app.extensions[PACERS_KEY].heard(request_id, owner, parsed)
-    # Only the caller's own streams: another caller's id answers like one never seen.
-    found = runtime.recent.get(request_id, owner)
-    if found is None:
-        body = {"request_id": request_id, "error": "no such recent stream in this process"}
-        # With --processes the stream may be a sibling's, and a browser asks again on the same
-        # keep-alive connection, i.e. the same process, for ever. A body of unknown length makes
-        # waitress send it chunked and close the connection after it (HTTP/1.1 without
-        # Content-Length; a WSGI app may not send Connection: close itself), so the next ask is
-        # accepted anew, by whichever process wins it.
-        return Response(
-            iter([json.dumps(body)]),
-            404,
-            mimetype="application/json",
-            headers={"Cache-Control": "no-store"},
-        )
-    body = {"request_id": request_id, **found}
-    return Response(
-        json.dumps(body), mimetype="application/json", headers={"Cache-Control": "no-store"}
-    )
-
-
-@bp.get("/healthz")
-def healthz() -> Response:
-    return Response("ok\n", mimetype="text/plain")
-
-
-@bp.get("/readyz")
-def readyz() -> Response:
-    runtime = _runtime()
-    if runtime.admission.draining:
-        return Response("not ready\nshutting down\n", 503, mimetype="text/plain")
-    problems = runtime.problems()
-    if problems:
-        # The reasons name tables: only for an open service or a caller with the metrics scope.
-        why = problems if runtime.access.may_see_internals(request.environ) else []
-        return Response("not ready\n" + "".join(p + "\n" for p in why), 503, mimetype="text/plain")
-    return Response("ready\n", mimetype="text/plain")

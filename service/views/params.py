@@ -1,0 +1,120 @@
+"""The query string, read and checked: every refusal is a 400 that says what is allowed.
+
+Pure reading of ``request``: numbers and choices, the table a path names and the format asked
+for (suffix, ``?format=`` or ``Accept``), and the filters, sort and columns of the query.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+from flask import abort, current_app, request
+
+from ..observe.requestlog import FILTERS_KEY
+from ..query import Query, QueryError, parse_query
+from ..runtime import Runtime
+from ..sources import SourceError, Table
+from ..stream.formats import FORMATS, Format
+
+__all__ = ["app_runtime", "query_choice", "query_int", "table_and_format", "table_query"]
+
+_DIGITS = re.compile(r"[0-9]{1,19}")
+
+
+def app_runtime() -> Runtime:
+    """The app's Runtime (settings, catalogue, metrics, admission, access)."""
+    return current_app.extensions["tablestream"]
+
+
+def query_int(name: str, high: int, default: int | None) -> int | None:
+    """The query argument ``name`` as an int in [0, high]; a 400 saying what is allowed if not."""
+    values = request.args.getlist(name)
+    if not values:
+        return default
+    allowed = f"expected a whole number from 0 to {high}"
+    if len(values) > 1:
+        abort(400, f"{name} is given {len(values)} times; give it once ({allowed}).")
+    raw = values[0]
+    if not _DIGITS.fullmatch(raw):
+        shown = raw if len(raw) <= 40 else raw[:40] + "…"
+        abort(400, f"{name}={shown!r} is not a whole number; {allowed}.")
+    value = int(raw)
+    if value > high:
+        abort(400, f"{name}={value} is too large; {allowed}.")
+    return value
+
+
+def query_choice(name: str, allowed: tuple[str, ...], default: str) -> str:
+    """The query option ``name``, one of ``allowed``; a 400 saying what is allowed if not."""
+    values = request.args.getlist(name)
+    if not values:
+        return default
+    expected = f"expected one of {', '.join(allowed)}"
+    if len(values) > 1:
+        abort(400, f"{name} is given {len(values)} times; give it once ({expected}).")
+    if values[0] not in allowed:
+        raw = values[0]
+        shown = raw if len(raw) <= 40 else raw[:40] + "…"
+        abort(400, f"{name}={shown!r} is not a choice here; {expected}.")
+    return values[0]
+
+
+def table_and_format(name: str) -> tuple[Table, Format]:
+    """The table a path names and the format asked for: a ``.csv``/``.ndjson``/``.html`` suffix
+    or ``?format=``; 404 for an unknown table, 400 for an unknown or contradictory format."""
+    runtime = app_runtime()
+    catalog = runtime.catalog
+    asked_for = name
+    stem, dot, suffix = name.rpartition(".")
+    by_suffix = None
+    if name not in catalog and dot and suffix in FORMATS and stem in catalog:
+        name, by_suffix = stem, suffix
+    table = catalog.get(name)
+    if table is None or not runtime.access.may_read(request.environ, name):
+        # The same page for a table the caller may not read as for one that does not exist.
+        abort(404, f"There is no table {asked_for!r}.")
+    allowed = f"expected one of {', '.join(FORMATS)}"
+    values = request.args.getlist("format")
+    if len(values) > 1:
+        abort(400, f"format is given {len(values)} times; give it once ({allowed}).")
+    asked = values[0] if values else None
+    if asked is not None and asked not in FORMATS:
+        shown = asked if len(asked) <= 40 else asked[:40] + "…"
+        abort(400, f"format={shown!r} is not a format this service speaks; {allowed}.")
+    if asked is not None and by_suffix is not None and asked != by_suffix:
+        abort(400, f"the path asks for {by_suffix} but format={asked}; give one ({allowed}).")
+    return table, FORMATS[by_suffix or asked or _negotiated()]
+
+
+_BY_MIMETYPE = {f.mimetype: name for name, f in FORMATS.items()}
+
+
+def _negotiated() -> str:
+    """The format an ``Accept`` header prefers when neither suffix nor ``?format=`` says:
+    ``Accept: text/csv`` gets CSV; a browser's ``text/html,…,*/*`` and curl's ``*/*`` get HTML."""
+    best = request.accept_mimetypes.best_match(list(_BY_MIMETYPE), default="text/html")
+    return _BY_MIMETYPE.get(best or "text/html", "html")
+
+
+def table_query(runtime: Runtime, source: Table) -> Query:
+    """The filters, sort, columns and continuation asked for; a 400 saying what is allowed.
+
+    Columns the caller may not see are not there to ask for: naming one is the 400 of a
+    column the table does not have, and the rows come without them.
+    """
+    hidden = runtime.access.hidden(request.environ, source.name)
+    try:
+        columns = [c for c in source.columns() if c not in hidden]
+        types = {c: t for c, t in source.column_types().items() if c not in hidden}
+    except SourceError as exc:
+        current_app.logger.error("cannot read the columns of %s: %s", source.name, exc)
+        abort(503, f"The table {source.name!r} cannot be read right now; try again later.")
+    try:
+        q = parse_query(request.args.to_dict(flat=False), columns, types)
+    except QueryError as exc:
+        abort(400, f"{exc}")
+    if hidden and q.columns is None:
+        q = replace(q, columns=tuple(columns))
+    request.environ[FILTERS_KEY] = [f.param for f in q.filters]
+    return q
