@@ -11,11 +11,12 @@ import os
 import psycopg
 import pytest
 
-__all__ = ["DSN", "admin_connection"]
+__all__ = ["DSN", "PG_PORT", "admin_connection"]
 
 DSN = os.environ.get(
     "TABLESTREAM_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test"
 )
+PG_PORT = int(psycopg.conninfo.conninfo_to_dict(DSN).get("port") or 5432)
 
 
 def admin_connection() -> psycopg.Connection:

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+import psutil
 import pytest
 
 psycopg = pytest.importorskip("psycopg")
@@ -24,7 +25,7 @@ from service.sources.postgres import PostgresTable  # noqa: E402
 from service.testing import httpraw, rss_bytes  # noqa: E402
 from service.testing.metricsread import value  # noqa: E402
 
-from .pg import DSN, admin_connection  # noqa: E402
+from .pg import DSN, PG_PORT, admin_connection  # noqa: E402
 from .tablehtml import parse_table  # noqa: E402
 
 MIB = 1024 * 1024
@@ -66,13 +67,28 @@ def _settings(schema: str, **extra: str) -> dict[str, str]:
     }
 
 
+def _own_ports() -> set[int]:
+    """Local ports of this process's connections to PostgreSQL: the in-process server's pool.
+
+    The database is shared (other test runs, other services may hold sessions named
+    ``tablestream``); counting only ours keeps the pool's checks about this pool.
+    """
+    return {
+        c.laddr.port
+        for c in psutil.Process().net_connections(kind="tcp")
+        if c.raddr and c.raddr.port == PG_PORT
+    }
+
+
 def _sessions(schema: str) -> list[tuple[str, str]]:
     """(state, query) of this service's connections, other than our own admin session."""
     with psycopg.connect(DSN, autocommit=True) as conn:
-        return conn.execute(
-            "SELECT state, query FROM pg_stat_activity WHERE application_name = 'tablestream' "
-            "AND pid <> pg_backend_pid()"
+        found = conn.execute(
+            "SELECT state, query, client_port FROM pg_stat_activity "
+            "WHERE application_name = 'tablestream' AND pid <> pg_backend_pid()"
         ).fetchall()
+    ours = _own_ports()
+    return [(state, query) for state, query, port in found if port in ours]
 
 
 def _wait_idle(schema: str, timeout: float = 10.0) -> list[tuple[str, str]]:
@@ -203,7 +219,9 @@ def test_connections_go_back_to_the_pool_after_completed_aborted_and_failed_stre
         with psycopg.connect(DSN, autocommit=True) as conn:
             conn.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE application_name = 'tablestream' AND state <> 'idle'"
+                "WHERE application_name = 'tablestream' AND state <> 'idle' "
+                "AND client_port = ANY(%s)",
+                (sorted(_own_ports()),),
             )
 
     killer = threading.Thread(target=kill_soon)
