@@ -3,7 +3,8 @@
 ``install()`` puts them back in the bench server's process when it is started with
 ``BENCH_CELLS=before``: every cell loaded as a Python object and formatted one by one
 (``format_batch`` as it was), PostgreSQL columns selected as they are (no server-written text), gzip
-on the standard library's zlib. The same URLs then serve the same bytes the old way, so one
+on the standard library's zlib, PostgreSQL's ``fetchmany`` one round trip at a time (no
+``FetchAhead``). The same URLs then serve the same bytes the old way, so one
 run measures both and checks they send identical bytes.
 """
 
@@ -41,3 +42,14 @@ def install() -> None:
         sql.SQL(", ").join(map(sql.Identifier, names)),
         False,
     )
+    postgres.FetchAhead = _FetchInTurn
+
+
+class _FetchInTurn:
+    """``FetchAhead``'s interface over the cursor's own ``fetchmany``: one round trip each."""
+
+    def __init__(self, conn: Any, cursor: Any) -> None:
+        self.fetchmany = cursor.fetchmany
+
+    def drain(self) -> None:
+        pass

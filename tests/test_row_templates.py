@@ -22,7 +22,7 @@ from service import create_app
 from service.sources.cells import format_batch
 from service.sources.synthetic import SyntheticTable
 from service.stream.markup import rows_html
-from service.stream.rowfilters import FILTERS, date, money
+from service.stream.rowfilters import FILTERS, date, money, money_column
 from service.stream.rowtemplate import (
     RowTemplateError,
     RowTemplates,
@@ -190,6 +190,39 @@ def test_money_shows_two_decimals_and_leaves_what_is_not_a_number(value, shown):
 )
 def test_date_formats_iso_dates_and_leaves_what_is_not_one(value, shown):
     assert date(value) == shown
+
+
+amounts = st.one_of(
+    st.from_regex(r"\A-?0*[0-9]{0,12}(\.[0-9]{0,3})?\Z"),
+    st.floats(allow_nan=False).map(repr),
+    st.decimals(places=2, allow_nan=False, allow_infinity=False).map(str),
+    st.sampled_from(
+        ["", "0.00", "999.99", "1000.0", "999999999.99", "1e3", "nan", " 1.5", "1.5\n2"]
+    ),
+    st.text(alphabet="0123456789.-\n ", max_size=12),
+    st.none(),
+)
+
+
+def _not_a_number(value: str | None) -> bool:
+    try:
+        float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return value != ""
+    return False
+
+
+@settings(max_examples=500, deadline=None)
+@given(values=st.lists(amounts, max_size=20))
+def test_money_of_a_column_is_money_of_each_value_or_refused(values):
+    """The batch path's |money: money() of every value, or an exception (then the batch is
+    rendered per row, where money() itself shows what is not a number as it is)."""
+    try:
+        got = money_column(values)
+    except (TypeError, ValueError):
+        assert any(_not_a_number(v) for v in values)  # money() would show it as it is
+        return
+    assert got == [money(v) for v in values]
 
 
 # --- the demo tables' templates, served by a real waitress -------------------------------

@@ -30,6 +30,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .base import RowStream, SourceBusy, SourceError, Table, unique_columns
 from .cursor import CursorRowStream
+from .pgfetch import FetchAhead
 from .pgtext import TEXT_OIDS, text_select
 
 __all__ = ["PostgresSource", "PostgresTable"]
@@ -103,7 +104,8 @@ class _PostgresStream(CursorRowStream):
             self._cursor.close()
             raise
         self.columns = unique_columns(names)
-        self._fetchmany = self._cursor.fetchmany
+        self._ahead = FetchAhead(conn, self._cursor)
+        self._fetchmany = self._ahead.fetchmany
         self._fetch_rows = fetch_rows
         self.rows_read = 0
 
@@ -112,6 +114,7 @@ class _PostgresStream(CursorRowStream):
         if conn is None:
             return
         try:
+            self._ahead.drain()
             self._cursor.close()  # on a dead connection this only marks the cursor closed
             if not conn.closed:
                 conn.rollback()

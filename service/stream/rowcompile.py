@@ -18,7 +18,7 @@ one. What a value is known to be decides how it is escaped:
 - number: ``int``, ``float`` or ``bool`` (``|int``, arithmetic on numbers, comparisons), whose
   ``str()`` has nothing to escape;
 - safe: a ``str`` with nothing to escape (``|money`` of a cell, written inline: digits, ``,``,
-  ``.``, ``-``);
+  ``.``, ``-``; an output that is just that goes a column at a time, ``money_column``);
 - any: unknown (a filter this module does not know may return Markup): escaped on its own,
   exactly as Jinja escapes an output;
 - markup: the template's own literal, chosen by ``{% if %}``: never escaped.
@@ -42,7 +42,7 @@ from jinja2.runtime import markup_join
 from jinja2.utils import _PassArg
 from markupsafe import escape
 
-from .rowfilters import FILTERS, TEXT_FILTERS, money
+from .rowfilters import FILTERS, TEXT_FILTERS, money, money_column
 
 __all__ = ["BatchCompiler", "Unfit"]
 
@@ -74,6 +74,7 @@ class BatchCompiler:
         self.env, self.name, self.index = env, name, index
         self.globals: dict[str, Any] = {"escape": escape, "markup_join": markup_join}
         self.eval_ctx = EvalContext(env, name)
+        self.columnwise: dict[str, str] = {}  # a value's source -> its column's, in one call
 
     def expr(self, node: nodes.Expr, top: bool = False) -> tuple[str, str]:
         """Python source over ``r`` (the row's cells) and what kind of value it gives."""
@@ -144,7 +145,10 @@ class BatchCompiler:
             raise Unfit
         inline = _INLINE.get(node.name)
         if inline and func is inline[0] and not given and kind == TEXT and _CELL.fullmatch(source):
-            return inline[1].format(v=source), inline[2]
+            written = inline[1].format(v=source)
+            if node.name == "money":  # an output of just this: the whole column at once
+                self.columnwise[written] = f"_money_column(cols[{source[2:-1]}])"
+            return written, inline[2]
         key = f"f_{node.name}"
         self.globals[key] = func
         first = [args.pop(0)] if pass_arg else []
@@ -199,7 +203,7 @@ class BatchCompiler:
         self, pieces: list[str], slots: list[tuple[str, str]]
     ) -> Callable[[Sequence[Sequence[str]]], str]:
         lines = ["def render(batch, _chain=_chain, _escape=_escape):", "    n = len(batch)"]
-        if any(_CELL.fullmatch(source) for source, _ in slots):
+        if any(_CELL.fullmatch(source) or source in self.columnwise for source, _ in slots):
             # The cells a column at a time, in C; a row too short raises IndexError (per row).
             lines.append("    cols = list(zip(*batch))")
         text, order = [], []
@@ -210,6 +214,8 @@ class BatchCompiler:
                 source = f"_escape({source})"
             if _CELL.fullmatch(source):
                 lines.append(f"    s{i} = cols[{source[2:-1]}]")
+            elif source in self.columnwise:
+                lines.append(f"    s{i} = {self.columnwise[source]}")
             else:
                 lines.append(f"    s{i} = [{source} for r in batch]")
             if kind == TEXT:
@@ -244,6 +250,7 @@ class BatchCompiler:
             return found.copy()
 
         scope = {**self.globals, "_chain": itertools.chain, "_escape": escape, "_SEP": _SEP}
+        scope["_money_column"] = money_column
         scope["_literals"] = batch_literals
         source = "\n".join(lines)
         exec(compile(source, f"<row template {self.name}>", "exec"), scope)  # from nodes only
