@@ -26,6 +26,23 @@ def test_flush_sends_the_head_at_once_then_coalesces():
     assert all(len(c) >= 4096 for c in chunks[1:-1])
 
 
+def test_a_flush_after_the_head_sends_what_is_buffered_at_once_and_nothing_else_changes():
+    chunker = Chunker(1000)
+
+    def template():
+        yield "<head>"
+        yield chunker.flush()
+        yield "a" * 300
+        yield "b" * 300 + chunker.flush()  # a count that must leave now (stream/pacing.py)
+        yield "c" * 2500  # then chunks of the target size again, the rest carried over
+        yield "d" * 10 + chunker.flush()
+        yield chunker.flush()  # nothing buffered: no empty chunk
+
+    chunks = list(chunker.chunks(template()))
+    assert chunks == [b"<head>", b"a" * 300 + b"b" * 300, b"c" * 1000, b"c" * 1000,
+                      b"c" * 500 + b"d" * 10]  # fmt: skip
+
+
 def test_size_is_counted_so_multibyte_text_never_makes_small_chunks():
     chunker = Chunker(1000)
     pieces = ["表"] * 5000  # 3 bytes each in UTF-8

@@ -10,8 +10,10 @@ last is at least ``chunk_bytes`` bytes (exactly that for ASCII) without re-encod
 measure it.
 
 The page head must not wait for a full chunk: the template calls ``{{ flush() }}`` once the
-table header is out, and the chunker sends what it has at once. Until that call the chunker
-checks a flag per piece; after it, the loop does nothing per piece but append and add.
+table header is out, and the chunker sends what it has at once. Later flushes work the same way
+(a page past its window sends each batch as a short count, and one every 250 ms must leave at
+once so the reader's counter moves: ``stream/pacing.py``); the loop reads the flag once per
+piece, and a piece is a whole batch of rows or a bit of the page's own markup.
 A stream can be asked to stop from outside (shutdown grace over, a client too slow): ``stop``
 sets a flag that the chunker reads once per chunk it emits, never per piece. It then stops
 taking pieces and raises ``StreamCut``; what it had buffered ends at a piece boundary, i.e.
@@ -81,7 +83,8 @@ class Chunker:
                     raise StreamCut(self._stop_reason)
                 if self._flush_requested:
                     break
-        # Body: the hot loop, one append and one add per piece.
+        # Body: the hot loop, one append, one add and one flag per piece.
+        self._flush_requested = False
         for piece in it:
             append(piece)
             size += len(piece)
@@ -97,6 +100,14 @@ class Chunker:
                     append(text[start:])
                 if self._stop_reason:
                     raise StreamCut(self._stop_reason)
+            if self._flush_requested:
+                self._flush_requested = False
+                if size:
+                    yield "".join(buffer).encode()
+                    buffer.clear()
+                    size = 0
+                    if self._stop_reason:
+                        raise StreamCut(self._stop_reason)
         if size:
             yield "".join(buffer).encode()
             buffer.clear()

@@ -34,7 +34,7 @@ __all__ = ["FLUSH_EVERY", "PATIENCE", "Paced", "Pacers"]
 RenderRows = Callable[[list[Row]], Any]
 
 FLUSH_EVERY = 0.25
-"""Seconds between counts padded to a whole chunk, so the chunker sends them."""
+"""Seconds between flushes of the chunker while only counts come, so the counter moves."""
 
 PATIENCE = 2.0
 """Seconds without a report after which a waiting stream goes on unpaced."""
@@ -129,7 +129,7 @@ class Paced(RowStream):
                 pacer.wait(inner.rows_read)  # rows, not counts (compactor)
             yield batch
 
-    def compactor(self, keep: int, chunk_bytes: int) -> Callable[[RenderRows], RenderRows]:
+    def compactor(self, keep: int) -> Callable[[RenderRows, Callable[[], str]], RenderRows]:
         """Wrap a row renderer so that, once the page's script reports, a batch past the first
         ``keep`` rows goes out as its count only, ``<!--ts-rows N-->``.
 
@@ -140,24 +140,24 @@ class Paced(RowStream):
         The source still reads every row (the count and the footer are the source's). Without
         scripts (no report) the rows are elements, as before.
 
-        Counts are not paced (they cost the reader nothing), and since the chunker sends a
-        chunk only when it is full, a count is padded to a whole chunk every ``FLUSH_EVERY``
-        seconds so the page's counter moves as the source reads (~128 KiB/s at most).
+        Counts are not paced (they cost the reader nothing). A chunk of counts would take
+        ~1,500 batches to fill, so every ``FLUSH_EVERY`` seconds a count asks the chunker to send
+        what it has (``flush``, the page head's way out), and the page's counter moves as the
+        source reads: a short chunk, never padding that the reader would keep.
         """
         pacer, rows = self._pacer, self._inner
         self._keep = keep
-        padding = " " * chunk_bytes
         flushed = [time.monotonic()]
 
-        def wrap(render_rows: RenderRows) -> RenderRows:
+        def wrap(render_rows: RenderRows, flush: Callable[[], str]) -> RenderRows:
             def render(batch: list[Row]) -> Any:
                 if not (pacer.reporting and rows.rows_read - len(batch) >= keep):
                     return render_rows(batch)
                 now = time.monotonic()
-                if now - flushed[0] < FLUSH_EVERY:
-                    return Markup(f"<!--ts-rows {len(batch)}-->")
-                flushed[0] = now
-                return Markup(f"<!--ts-rows {len(batch)}{padding}-->")
+                if now - flushed[0] >= FLUSH_EVERY:
+                    flushed[0] = now
+                    flush()
+                return Markup(f"<!--ts-rows {len(batch)}-->")
 
             return render
 

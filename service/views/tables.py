@@ -51,7 +51,7 @@ def _pieces(
     page, render_rows = _page_and_renderer(source, rows)
     wrap = context.pop("wrap_rows", None)
     if wrap is not None:
-        render_rows = wrap(render_rows)
+        render_rows = wrap(render_rows, chunker.flush)
     return stream_template(
         page,
         table=source,
@@ -175,7 +175,7 @@ def table(name: str) -> Response:
                     settings.page_rows,
                 )
                 if isinstance(rows, Paced):
-                    context["wrap_rows"] = rows.compactor(settings.page_rows, settings.chunk_bytes)
+                    context["wrap_rows"] = rows.compactor(settings.page_rows)
             rows = Tracked(rows)  # the "next rows" link needs the last row
             context["page"] = PageLinks(
                 request.path,
