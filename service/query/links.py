@@ -16,35 +16,23 @@ from urllib.parse import urlencode
 
 from markupsafe import Markup
 
-from ..sources.base import Row, RowStream, Table
+from ..sources.base import Row, RowStream, Table, WrappedRows
 from .spec import Query, encode_after
 
 __all__ = ["PageLinks", "Tracked"]
 
 
-class Tracked(RowStream):
+class Tracked(WrappedRows):
     """A RowStream that remembers its last row (for the "next rows" link)."""
 
     def __init__(self, inner: RowStream) -> None:
-        self._inner = inner
-        self.columns = inner.columns
+        super().__init__(inner)
         self.last_row: Row | None = None
-
-    @property
-    def rows_read(self) -> int:  # type: ignore[override]
-        return self._inner.rows_read
-
-    def __iter__(self) -> Iterator[Row]:
-        for batch in self.batches():
-            yield from batch
 
     def batches(self) -> Iterator[list[Row]]:
         for batch in self._inner.batches():
             self.last_row = batch[-1]
             yield batch
-
-    def close(self) -> None:
-        self._inner.close()
 
 
 @dataclass(frozen=True)

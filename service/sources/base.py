@@ -21,6 +21,7 @@ __all__ = [
     "SourceBusy",
     "SourceError",
     "Table",
+    "WrappedRows",
     "unique_columns",
 ]
 
@@ -156,6 +157,23 @@ class BatchedRowStream(RowStream):
 
     @abstractmethod
     def batches(self) -> Iterator[list[Row]]: ...
+
+
+class WrappedRows(BatchedRowStream):
+    """Another stream's rows, handed on batch by batch by ``batches()`` with something done on
+    the way (remember the last row, wait for the reader); its count and ``close()`` are the
+    inner stream's."""
+
+    def __init__(self, inner: RowStream) -> None:
+        self._inner = inner
+        self.columns = inner.columns
+
+    @property
+    def rows_read(self) -> int:  # type: ignore[override]
+        return self._inner.rows_read
+
+    def close(self) -> None:
+        self._inner.close()
 
 
 class Table(ABC):

@@ -27,7 +27,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-from ..sources.base import Row, RowStream
+from ..sources.base import Row, RowStream, WrappedRows
 
 __all__ = ["FLUSH_EVERY", "PATIENCE", "Paced", "Pacers"]
 
@@ -104,23 +104,14 @@ class Pacers:
             return len(self._by_id)
 
 
-class Paced(RowStream):
+class Paced(WrappedRows):
     """A RowStream whose batches wait for the reader's parser; forgotten when closed."""
 
     def __init__(self, inner: RowStream, pacer: _Pacer, forget: Callable[[], None]) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._pacer = pacer
         self._forget = forget
         self._keep = 1 << 62  # every batch is rows until compactor() says where counts start
-        self.columns = inner.columns
-
-    @property
-    def rows_read(self) -> int:  # type: ignore[override]
-        return self._inner.rows_read
-
-    def __iter__(self) -> Iterator[Row]:
-        for batch in self.batches():
-            yield from batch
 
     def batches(self) -> Iterator[list[Row]]:
         inner, pacer = self._inner, self._pacer

@@ -27,18 +27,27 @@ def app_runtime() -> Runtime:
     return current_app.extensions["tablestream"]
 
 
-def query_int(name: str, high: int, default: int | None) -> int | None:
-    """The query argument ``name`` as an int in [0, high]; a 400 saying what is allowed if not."""
+def _one(name: str, allowed: str) -> str | None:
+    """The query argument ``name`` given once, or None when absent; a 400 if given twice."""
     values = request.args.getlist(name)
-    if not values:
-        return default
-    allowed = f"expected a whole number from 0 to {high}"
     if len(values) > 1:
         abort(400, f"{name} is given {len(values)} times; give it once ({allowed}).")
-    raw = values[0]
+    return values[0] if values else None
+
+
+def _shown(raw: str) -> str:
+    """A value as an error message quotes it: at most 40 characters."""
+    return raw if len(raw) <= 40 else raw[:40] + "…"
+
+
+def query_int(name: str, high: int, default: int | None) -> int | None:
+    """The query argument ``name`` as an int in [0, high]; a 400 saying what is allowed if not."""
+    allowed = f"expected a whole number from 0 to {high}"
+    raw = _one(name, allowed)
+    if raw is None:
+        return default
     if not _DIGITS.fullmatch(raw):
-        shown = raw if len(raw) <= 40 else raw[:40] + "…"
-        abort(400, f"{name}={shown!r} is not a whole number; {allowed}.")
+        abort(400, f"{name}={_shown(raw)!r} is not a whole number; {allowed}.")
     value = int(raw)
     if value > high:
         abort(400, f"{name}={value} is too large; {allowed}.")
@@ -47,17 +56,13 @@ def query_int(name: str, high: int, default: int | None) -> int | None:
 
 def query_choice(name: str, allowed: tuple[str, ...], default: str) -> str:
     """The query option ``name``, one of ``allowed``; a 400 saying what is allowed if not."""
-    values = request.args.getlist(name)
-    if not values:
-        return default
     expected = f"expected one of {', '.join(allowed)}"
-    if len(values) > 1:
-        abort(400, f"{name} is given {len(values)} times; give it once ({expected}).")
-    if values[0] not in allowed:
-        raw = values[0]
-        shown = raw if len(raw) <= 40 else raw[:40] + "…"
-        abort(400, f"{name}={shown!r} is not a choice here; {expected}.")
-    return values[0]
+    raw = _one(name, expected)
+    if raw is None:
+        return default
+    if raw not in allowed:
+        abort(400, f"{name}={_shown(raw)!r} is not a choice here; {expected}.")
+    return raw
 
 
 def table_and_format(name: str) -> tuple[Table, Format]:
@@ -75,13 +80,9 @@ def table_and_format(name: str) -> tuple[Table, Format]:
         # The same page for a table the caller may not read as for one that does not exist.
         abort(404, f"There is no table {asked_for!r}.")
     allowed = f"expected one of {', '.join(FORMATS)}"
-    values = request.args.getlist("format")
-    if len(values) > 1:
-        abort(400, f"format is given {len(values)} times; give it once ({allowed}).")
-    asked = values[0] if values else None
+    asked = _one("format", allowed)
     if asked is not None and asked not in FORMATS:
-        shown = asked if len(asked) <= 40 else asked[:40] + "…"
-        abort(400, f"format={shown!r} is not a format this service speaks; {allowed}.")
+        abort(400, f"format={_shown(asked)!r} is not a format this service speaks; {allowed}.")
     if asked is not None and by_suffix is not None and asked != by_suffix:
         abort(400, f"the path asks for {by_suffix} but format={asked}; give one ({allowed}).")
     return table, FORMATS[by_suffix or asked or _negotiated()]
