@@ -115,5 +115,6 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     row_templates = RowTemplates(app.jinja_env, runtime.catalog)
     row_templates.compile_known(runtime.catalog)
     app.extensions[ROW_TEMPLATES_KEY] = row_templates
-    app.extensions[PACERS_KEY] = Pacers()  # pages kept near their reader's parser
+    # Pages kept near their reader's parser, never longer than a client may stall a stream.
+    app.extensions[PACERS_KEY] = Pacers(settings.write_timeout)
     return app

@@ -225,3 +225,44 @@ def test_only_the_streams_own_caller_may_report_for_it():
     assert pacers.heard("request-1", "alice", 5)
     paced.close()
     assert len(pacers) == 0 and not pacers.heard("request-1", "alice", 6)
+
+
+def test_a_page_that_reports_but_whose_parser_never_moves_does_not_hold_its_stream_for_ever():
+    """A client reporting parsed=0 without reading would keep its stream slot waiting; after
+    ``stuck`` seconds of a parser that stays put the stream goes on (the watchdog then judges the
+    client by what it reads)."""
+    pacers = Pacers(stuck=0.5)
+
+    class Rows:
+        columns = ("a",)
+        rows_read = 0
+
+        def batches(self):
+            for _ in range(4):
+                self.rows_read += 100
+                yield [("x",)] * 100
+
+        def close(self) -> None:
+            pass
+
+    paced = pacers.pace(Rows(), "request-1", None, budget=150)  # type: ignore[arg-type]
+    done = threading.Event()
+
+    def report() -> None:  # reports keep coming, every 0.1 s, all saying row 0
+        while not done.is_set():
+            pacers.heard("request-1", None, 0)
+            time.sleep(0.1)
+
+    reporter = threading.Thread(target=report)
+    reporter.start()
+    try:
+        time.sleep(0.05)
+        started = time.monotonic()
+        got = [len(batch) for batch in paced.batches()]
+        waited = time.monotonic() - started
+    finally:
+        done.set()
+        reporter.join()
+        paced.close()
+    assert got == [100, 100, 100, 100]
+    assert waited >= 0.4, waited  # it was held first: the budget was passed at the 2nd batch

@@ -41,12 +41,14 @@ PATIENCE = 2.0
 
 
 class _Pacer:
-    def __init__(self, owner: str | None, budget: int) -> None:
+    def __init__(self, owner: str | None, budget: int, stuck: float) -> None:
         self.owner = owner
         self.budget = budget
+        self.stuck = stuck
         self._cond = threading.Condition()
         self._parsed: int | None = None  # None: the page never reported (no script): no pacing
         self._heard = 0.0
+        self._moved = 0.0  # when the reported parser last got further
 
     @property
     def reporting(self) -> bool:
@@ -55,23 +57,35 @@ class _Pacer:
 
     def heard(self, parsed: int) -> None:
         with self._cond:
-            self._parsed = max(self._parsed or 0, parsed)
-            self._heard = time.monotonic()
+            now = time.monotonic()
+            if self._parsed is None or parsed > self._parsed:
+                self._parsed, self._moved = parsed, now
+            self._heard = now
             self._cond.notify_all()
 
     def wait(self, sent: int) -> None:
         with self._cond:
             while self._parsed is not None and sent - self._parsed > self.budget:
-                left = self._heard + PATIENCE - time.monotonic()
+                # Reports that stop, or a parser that stays put for ``stuck`` seconds while the
+                # stream waits for it (a client reporting without reading would otherwise
+                # hold its stream slot for ever): the stream goes on unpaced, and the watchdog
+                # judges the client by what it reads.
+                until = min(self._heard + PATIENCE, self._moved + self.stuck)
+                left = until - time.monotonic()
                 if left <= 0:
                     return
                 self._cond.wait(left)
 
 
 class Pacers:
-    """The pacers of this process's paced streams, by request id; one per stream, while it runs."""
+    """The pacers of this process's paced streams, by request id; one per stream, while it runs.
 
-    def __init__(self) -> None:
+    ``stuck``: seconds a stream waits for a parser that does not move before it goes on
+    unpaced (the app gives ``TABLESTREAM_WRITE_TIMEOUT``, the same patience as for a client
+    that does not read)."""
+
+    def __init__(self, stuck: float = 60.0) -> None:
+        self._stuck = stuck
         self._lock = threading.Lock()
         self._by_id: dict[str, _Pacer] = {}
 
@@ -89,7 +103,7 @@ class Pacers:
         """``rows``, handed on a batch at a time while at most ``budget`` rows ahead."""
         if not request_id or budget <= 0:
             return rows
-        pacer = _Pacer(owner, budget)
+        pacer = _Pacer(owner, budget, self._stuck)
         with self._lock:
             self._by_id[request_id] = pacer
         return Paced(rows, pacer, lambda: self._forget(request_id, pacer))
