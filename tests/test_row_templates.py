@@ -61,6 +61,9 @@ PIECES = [
     "{{% for cell in row %}}<td>{{{{ loop.index }}}}:{{{{ cell }}}}</td>{{% endfor %}}",
     "{{% set x = row.{c} %}}<td>{{{{ x }}}}{{{{ columns|length }}}}</td>",
     "<td>100% {{{{ row.{c} }}}}\x1f{{{{ row.{d} }}}}\x1e</td>",
+    '<td{{% if "a" in row.{c} %}} class="a"{{% endif %}}>{{{{ row.{c} not in row.{d} }}}}</td>',
+    "<td{{% if not row.{d} %}} hidden{{% endif %}}>{{{{ row.{c}|float >= 1.5 }}}}</td>",
+    "<td>{{{{ row.{c}|int // 2 }}}} {{{{ (row.{c}|int) ** 2 % 7 }}}}{{{{ row.{c} * 2 }}}}</td>",
 ]
 
 clean_cell = st.one_of(
@@ -221,6 +224,33 @@ def test_money_of_a_column_is_money_of_each_value_or_refused(values):
         got = money_column(values)
     except (TypeError, ValueError):
         assert any(_not_a_number(v) for v in values)  # money() would show it as it is
+        return
+    assert got == [money(v) for v in values]
+
+
+# Columns of amounts as databases write them, with now and then one that is almost one.
+well_formed = st.one_of(st.just(""), st.from_regex(r"\A(0|[1-9][0-9]{0,8})\.[0-9]{2}\Z"))
+near_misses = st.sampled_from(
+    ["0", "01.00", "00.12", ".12", "1.5", "1.234", "1..00", "1 .00", "1234567890.00", "-1.00"]
+)
+near_misses |= st.sampled_from(
+    ["1.0.0", ".", "1e3", "12.3\n", " 12.30", "12.30 ", "0.5", "٣.00", "1,234.00", "0.123"]
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    values=st.lists(well_formed, min_size=1, max_size=30),
+    miss=st.none() | st.tuples(st.integers(min_value=0), near_misses),
+)
+def test_money_of_a_column_of_amounts_is_money_of_each_value(values, miss):
+    """The fixed-width path of ``money_column`` (amounts with two decimals) and its refusals."""
+    if miss is not None:
+        values[miss[0] % len(values)] = miss[1]
+    try:
+        got = money_column(values)
+    except (TypeError, ValueError):
+        assert miss is not None and _not_a_number(miss[1])
         return
     assert got == [money(v) for v in values]
 

@@ -1,4 +1,4 @@
-"""The batch path of a row template: its ``row`` block as Python over a batch, escaped once.
+"""The batch path of a row template: its ``row`` block as Python over a whole batch.
 
 Used by ``rowtemplate.py`` when the row's markup does not depend on the values: the block is a
 run of literal markup and outputs — cells (``row.total``, ``row["total"]``, ``row[4]``), constants,
@@ -6,83 +6,67 @@ filters, arithmetic, comparisons, ``a if test else b``, ``~`` — and ``{% if %}
 branch is plain markup (a class chosen by a value). Anything else raises ``Unfit`` and the
 block takes Jinja's own per-row path.
 
-Each output becomes a list of the batch's values (one comprehension per output, or a column of
-``zip(*batch)`` for a plain cell); the text ones
-are joined with U+001F, escaped in one call of markupsafe and split again; all values then go by
-extended slices into a copy of a cached list of the literals, and the batch is one join. The
-code is generated from the template's nodes, never from values, and mirrors Jinja's: the same
-filter functions, the same Python operators, ``escape`` for values Jinja would escape one by
-one. What a value is known to be decides how it is escaped:
-
-- text: a ``str`` (a cell, a string constant, a text filter of text): escaped with the batch;
-- number: ``int``, ``float`` or ``bool`` (``|int``, arithmetic on numbers, comparisons), whose
-  ``str()`` has nothing to escape;
-- safe: a ``str`` with nothing to escape (``|money`` of a cell, written inline: digits, ``,``,
-  ``.``, ``-``; an output that is just that goes a column at a time, ``money_column``);
-- any: unknown (a filter this module does not know may return Markup): escaped on its own,
-  exactly as Jinja escapes an output;
-- markup: the template's own literal, chosen by ``{% if %}``: never escaped.
-
-A batch whose text holds U+001F itself cannot be split back; the renderer raises and the caller
-renders that batch per row.
+Each output becomes the list of its values over the batch, escaped as Jinja would escape each:
+a chain of ``map`` over the batch's columns where ``rowcolumns.py`` can write one, else a
+comprehension over the rows (the per-row form below, ``expr``); a list used twice (a cell in a
+``title`` and in the cell) is computed once. All lists then go by extended slices into a copy of
+a cached list of the literals, and the batch is one join. The code is generated from the
+template's nodes, never from values, and mirrors Jinja's: the same filter functions, the same
+Python operators, ``escape`` for values Jinja would escape one by one. Whatever raises (a value
+holding U+001F in a column that needs escaping, a filter that cannot take a value) sends that
+batch per row, where Jinja itself gives the result or the error.
 """
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from jinja2 import Environment, Undefined, nodes
-from jinja2.filters import FILTERS as JINJA_FILTERS
-from jinja2.filters import do_int
 from jinja2.nodes import EvalContext
 from jinja2.runtime import markup_join
 from jinja2.utils import _PassArg
 from markupsafe import escape
 
-from .rowfilters import FILTERS, TEXT_FILTERS, money, money_column
+from .rowcolumns import (
+    ANY,
+    COLUMN_SCOPE,
+    INLINE,
+    MARKUP,
+    NUMBER,
+    TEXT,
+    ColumnForms,
+    filter_kind,
+    is_row,
+)
 
 __all__ = ["BatchCompiler", "Unfit"]
 
-_SEP = "\x1f"
-_NUMBER_FILTERS = frozenset({"int", "float", "abs", "round", "length", "count", "wordcount"})
-_STR_FILTERS = frozenset({"upper", "lower", "title", "capitalize", "trim", "string", "center"})
 _COMPARE = {"eq": "==", "ne": "!=", "gt": ">", "gteq": ">=", "lt": "<", "lteq": "<="}
 _COMPARE |= {"in": "in", "notin": "not in"}
 _BINOPS = {nodes.Add: "+", nodes.Sub: "-", nodes.Mul: "*", nodes.Div: "/", nodes.FloorDiv: "//"}
 _BINOPS |= {nodes.Mod: "%", nodes.Pow: "**"}
-TEXT, NUMBER, SAFE, ANY, MARKUP = "text", "number", "safe", "any", "markup"
 
 
-# The common case of a filter on a cell, written inline: (the filter it stands for, the source,
-# the kind). Any cell it cannot take raises, and that batch goes per row, where the filter
-# itself runs: do_int tries int(text) first; money("") and money(None) are "".
-_INLINE = {
-    "int": (do_int, "int({v})", NUMBER),
-    "money": (money, "(format(float({v}), ',.2f') if {v} else '')", SAFE),
-}
 _CELL = re.compile(r"r\[[0-9]+\]")
-_KNOWN = {**JINJA_FILTERS, **FILTERS}  # the filters whose kind of result is known
 
 
-class BatchCompiler:
+class BatchCompiler(ColumnForms):
     """Compiles a row block to the batch path, or raises Unfit (see the module docstring)."""
 
     def __init__(self, env: Environment, name: str, index: dict[str, int]) -> None:
         self.env, self.name, self.index = env, name, index
         self.globals: dict[str, Any] = {"escape": escape, "markup_join": markup_join}
         self.eval_ctx = EvalContext(env, name)
-        self.columnwise: dict[str, str] = {}  # a value's source -> its column's, in one call
 
     def expr(self, node: nodes.Expr, top: bool = False) -> tuple[str, str]:
         """Python source over ``r`` (the row's cells) and what kind of value it gives."""
         if isinstance(node, nodes.Const) and isinstance(node.value, (str, int, float, bool)):
             return repr(node.value), TEXT if isinstance(node.value, str) else NUMBER
-        if isinstance(node, nodes.Getattr) and _is_row(node.node):
+        if isinstance(node, nodes.Getattr) and is_row(node.node):
             return f"r[{self.index[node.attr]}]", TEXT
-        if isinstance(node, nodes.Getitem) and _is_row(node.node):
+        if isinstance(node, nodes.Getitem) and is_row(node.node):
             key = node.arg.value if isinstance(node.arg, nodes.Const) else None
             if isinstance(key, str):
                 return f"r[{self.index[key]}]", TEXT
@@ -143,20 +127,14 @@ class BatchCompiler:
             args.insert(0, "eval_ctx")
         elif pass_arg is not None:
             raise Unfit
-        inline = _INLINE.get(node.name)
+        inline = INLINE.get(node.name)
         if inline and func is inline[0] and not given and kind == TEXT and _CELL.fullmatch(source):
-            written = inline[1].format(v=source)
-            if node.name == "money":  # an output of just this: the whole column at once
-                self.columnwise[written] = f"_money_column(cols[{source[2:-1]}])"
-            return written, inline[2]
+            return inline[1].format(v=source), inline[2]
         key = f"f_{node.name}"
         self.globals[key] = func
         first = [args.pop(0)] if pass_arg else []
         call = f"{key}({', '.join([*first, source, *args])})"
-        known = func is _KNOWN.get(node.name)  # not replaced by one of the app's own
-        if known and node.name in TEXT_FILTERS | _STR_FILTERS and kind in (TEXT, NUMBER):
-            return call, TEXT
-        return call, NUMBER if known and node.name in _NUMBER_FILTERS and numbers else ANY
+        return call, filter_kind(node.name, func, kind, numbers)
 
     def literal(self, body: list[nodes.Node]) -> str:
         out = []
@@ -180,7 +158,7 @@ class BatchCompiler:
 
     def batch_path(self, block: nodes.Block) -> Callable[[Sequence[Sequence[str]]], str]:
         pieces: list[str] = [""]  # literal markup; the slots go between them
-        slots: list[tuple[str, str]] = []
+        slots: list[tuple[nodes.Node, str, str]] = []  # (node, per-row source, kind)
         for node in block.body:
             children = node.nodes if isinstance(node, nodes.Output) else [node]
             for child in children:
@@ -188,54 +166,36 @@ class BatchCompiler:
                     pieces[-1] += child.data
                     continue
                 slots.append(
-                    (self.choice(child), MARKUP)
+                    (child, self.choice(child), MARKUP)
                     if isinstance(child, nodes.If)
-                    else self.expr(child, top=True)
+                    else (child, *self.expr(child, top=True))
                     if isinstance(child, nodes.Expr)
                     else _unfit()
                 )
                 pieces.append("")
-        if _SEP in "".join(pieces):
-            raise Unfit
         return self.generate(pieces, slots)
 
     def generate(
-        self, pieces: list[str], slots: list[tuple[str, str]]
+        self, pieces: list[str], slots: list[tuple[nodes.Node, str, str]]
     ) -> Callable[[Sequence[Sequence[str]]], str]:
-        lines = ["def render(batch, _chain=_chain, _escape=_escape):", "    n = len(batch)"]
-        if any(_CELL.fullmatch(source) or source in self.columnwise for source, _ in slots):
+        lines = ["def render(batch):", "    n = len(batch)"]
+        names: dict[str, str] = {}  # a list's source -> its name: a column used twice, once
+        for node, source, kind in slots:
+            values = self.values(node, source, kind)
+            if values not in names:
+                names[values] = f"s{len(names)}"
+                lines.append(f"    {names[values]} = {values}")
+        if any("cols[" in line for line in lines):
             # The cells a column at a time, in C; a row too short raises IndexError (per row).
-            lines.append("    cols = list(zip(*batch))")
-        text, order = [], []
-        for i, (source, kind) in enumerate(slots):
-            if kind == NUMBER:
-                source = f"str({source})"
-            elif kind == ANY:
-                source = f"_escape({source})"
-            if _CELL.fullmatch(source):
-                lines.append(f"    s{i} = cols[{source[2:-1]}]")
-            elif source in self.columnwise:
-                lines.append(f"    s{i} = {self.columnwise[source]}")
-            else:
-                lines.append(f"    s{i} = [{source} for r in batch]")
-            if kind == TEXT:
-                order.append(f"p[{len(text)} * n:{len(text) + 1} * n]")
-                text.append(f"s{i}")
-            else:
-                order.append(f"s{i}")
+            lines.insert(2, "    cols = list(zip(*batch))")
         k = len(slots)
-        if text:
-            lines += [
-                f"    joined = _SEP.join(_chain({', '.join(text)}))",
-                f"    if joined.count(_SEP) != {len(text)} * n - 1:",
-                "        raise ValueError('a separator in a value')",
-                "    p = str.split(_escape(joined), _SEP)",
-            ]
         # One list of every piece of the batch, literals already in place (a copy of a cached
         # list per batch size); the values go in by extended slices, then one join.
         lines.append("    out = _literals(n)")
-        for i, source in enumerate(order):
-            lines.append(f"    out[{2 * i + 1}::{2 * k + 1}] = {source}")
+        for i, (node, source, kind) in enumerate(slots):
+            lines.append(
+                f"    out[{2 * i + 1}::{2 * k + 1}] = {names[self.values(node, source, kind)]}"
+            )
         lines.append("    return ''.join(out)")
         literals: dict[int, list[str]] = {}
 
@@ -249,8 +209,7 @@ class BatchCompiler:
                     literals[n] = found
             return found.copy()
 
-        scope = {**self.globals, "_chain": itertools.chain, "_escape": escape, "_SEP": _SEP}
-        scope["_money_column"] = money_column
+        scope = {**self.globals, **COLUMN_SCOPE}
         scope["_literals"] = batch_literals
         source = "\n".join(lines)
         exec(compile(source, f"<row template {self.name}>", "exec"), scope)  # from nodes only
@@ -264,7 +223,3 @@ class Unfit(Exception):
 
 def _unfit() -> tuple[str, str]:
     raise Unfit
-
-
-def _is_row(node: nodes.Node | None) -> bool:
-    return isinstance(node, nodes.Name) and node.name == "row"

@@ -33,6 +33,7 @@ from markupsafe import Markup
 
 from ..sources.base import SourceError, Table
 from .markup import rows_html
+from .rowcolumns import is_row
 from .rowcompile import BatchCompiler, Unfit
 
 __all__ = [
@@ -220,7 +221,7 @@ def _check(name: str, block: nodes.Block, index: Mapping[str, int]) -> None:
     for node in block.find_all((nodes.Filter, nodes.Getattr, nodes.Getitem)):
         if isinstance(node, nodes.Filter) and node.name == "safe" and _uses_row(node.node):
             raise refuse(node, "|safe on a cell's value would send it out unescaped; refused")
-        if not _is_row(getattr(node, "node", None)):
+        if not is_row(getattr(node, "node", None)):
             continue
         column = node.attr if isinstance(node, nodes.Getattr) else None
         if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
@@ -273,9 +274,5 @@ def _loop_outside_loops(node: nodes.Node) -> nodes.Name | None:
     return None
 
 
-def _is_row(node: nodes.Node | None) -> bool:
-    return isinstance(node, nodes.Name) and node.name == "row"
-
-
 def _uses_row(node: nodes.Node) -> bool:
-    return _is_row(node) or any(n.name == "row" for n in node.find_all(nodes.Name))
+    return is_row(node) or any(n.name == "row" for n in node.find_all(nodes.Name))
