@@ -39,6 +39,7 @@ from jinja2.nodes import EvalContext
 from jinja2.utils import _PassArg
 from markupsafe import escape
 
+from .markup import has_markup_characters
 from .rowfilters import FILTERS, TEXT_FILTERS, money, money_column
 
 __all__ = [
@@ -86,7 +87,7 @@ def escape_column(values: Sequence[str]) -> Sequence[str]:
     goes per row).
     """
     text = _SEP.join(values)
-    if "&" in text or "<" in text or ">" in text or '"' in text or "'" in text:
+    if has_markup_characters(text):
         parts = str(escape(text)).split(_SEP)
         if len(parts) != len(values):
             raise ValueError("a separator in a value")
