@@ -64,6 +64,7 @@ PIECES = [
     '<td{{% if "a" in row.{c} %}} class="a"{{% endif %}}>{{{{ row.{c} not in row.{d} }}}}</td>',
     "<td{{% if not row.{d} %}} hidden{{% endif %}}>{{{{ row.{c}|float >= 1.5 }}}}</td>",
     "<td>{{{{ row.{c}|int // 2 }}}} {{{{ (row.{c}|int) ** 2 % 7 }}}}{{{{ row.{c} * 2 }}}}</td>",
+    '<td{{% if row.{c} == "a" or row.{d} and row.{c}|int > 2 %}} class="o"{{% endif %}}>.</td>',
 ]
 
 clean_cell = st.one_of(

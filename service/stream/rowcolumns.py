@@ -100,9 +100,10 @@ _BINARY = {nodes.Add: "add", nodes.Sub: "sub", nodes.Mul: "mul", nodes.Div: "tru
 _BINARY |= {nodes.FloorDiv: "floordiv", nodes.Mod: "mod", nodes.Pow: "pow"}
 # What generated code may call, besides the filters: C functions, so a column's values are
 # computed without a line of Python per row.
+_CALLED = ["contains", "not_", "neg", "truth", "and_", "or_"]
 COLUMN_SCOPE: dict[str, Any] = {
     f"_op_{name}": getattr(operator, name)
-    for name in [*_OPERATORS.values(), *_BINARY.values(), "contains", "not_", "neg", "truth"]
+    for name in [*_OPERATORS.values(), *_BINARY.values(), *_CALLED]
 }
 COLUMN_SCOPE |= {"_map": map, "_repeat": itertools.repeat, "_escape": escape}
 COLUMN_SCOPE |= {"_escape_column": escape_column, "_money_column": money_column}
@@ -205,15 +206,25 @@ class ColumnForms:
         """``{% if test %}markup{% else %}markup{% endif %}`` for a whole batch, or NotColumnar."""
         if node.elif_:
             raise NotColumnar
-        test, kinds = self.column_of_rows(node.test), (TEXT, NUMBER, SAFE)
-        exact = isinstance(node.test, nodes.Not) or (  # already True or False
-            isinstance(node.test, nodes.Compare)
-            and all(self.expr(n)[1] in kinds for n in (node.test.expr, node.test.ops[0].expr))
-        )
-        if not exact:
-            test = f"_map(_op_truth, {test})"
         branches = (self.literal(node.else_), self.literal(node.body))
-        return f"_map({branches!r}.__getitem__, {test})"
+        return f"_map({branches!r}.__getitem__, {self.column_test(node.test)})"
+
+    def column_test(self, node: nodes.Expr) -> str:
+        """A test's truth over the batch: ``True`` or ``False`` per row, as ``if`` would see it.
+
+        ``a or b`` and ``a and b`` are the ``|`` and ``&`` of both sides' truth (both computed,
+        see the module docstring); a comparison of text or numbers is already a bool.
+        """
+        if isinstance(node, (nodes.And, nodes.Or)):
+            op = "and_" if isinstance(node, nodes.And) else "or_"
+            return f"_map(_op_{op}, {self.column_test(node.left)}, {self.column_test(node.right)})"
+        test = self.column_of_rows(node)
+        if isinstance(node, nodes.Not) or (
+            isinstance(node, nodes.Compare)
+            and all(self.expr(n)[1] in (TEXT, NUMBER, SAFE) for n in (node.expr, node.ops[0].expr))
+        ):
+            return test
+        return f"_map(_op_truth, {test})"
 
     def values(self, node: nodes.Node, source: str, kind: str) -> str:
         """The source of a slot's list of n values, ready to join: escaped where needed."""
