@@ -2,9 +2,10 @@
 
 A job that pulls ``orders.csv`` every night, or a pipeline that loads NDJSON, wants to check the
 table's shape first: its columns with their types (as the query compares them and as the source
-declares them) and nullability where the source knows it, the key, the row count when it is
-cheap, the URL of each format and what the query string accepts. It is small and not streamed;
-an ``ETag`` (a hash of the body) lets a client ask again for nothing but a 304.
+declares them) and nullability where the source knows it, the key, the row count (at most 10 s
+old, None when unknown: ``sources/counts.py``), the URL of each format and what the query string
+accepts. It is small and not streamed; an ``ETag`` (a hash of the body) lets a client ask again
+for nothing but a 304.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ __all__ = ["describe", "download_name", "etag"]
 
 
 def describe(
-    table: Table, hidden: frozenset[str], sort_rows: int, pushed_down: bool
+    table: Table, hidden: frozenset[str], sort_rows: int, pushed_down: bool, row_count: int | None
 ) -> dict[str, Any]:
     """The description of ``table`` without the ``hidden`` columns (SourceError if unreadable)."""
     columns = [c for c in table.column_details() if c["name"] not in hidden]
@@ -34,7 +35,7 @@ def describe(
         "source": table.kind,
         "columns": columns,
         "key": key if key not in hidden else None,
-        "row_count": table.row_count(),
+        "row_count": row_count,
         "formats": {
             name: f"/tables/{quote(table.name)}" + ("" if name == "html" else f".{name}")
             for name in FORMATS

@@ -19,6 +19,7 @@ from .observe.status import RecentStreams
 from .server.admission import Admission
 from .server.watchdog import Watchdog
 from .sources import SourceError, Table
+from .sources.counts import RowCounts
 from .stream.body import FanOut, NullObserver, StreamObserver
 
 __all__ = ["READINESS_CACHE_SECONDS", "Runtime"]
@@ -39,11 +40,12 @@ class Runtime:
     # it returns is told about every chunk and the outcome. Metrics and logs register here.
     observer_factories: list[Callable[[str], StreamObserver]] = field(default_factory=list)
     recent: RecentStreams = field(default_factory=RecentStreams)
+    counts: RowCounts = field(default_factory=RowCounts)
     _readiness: tuple[float, list[str]] | None = field(default=None, repr=False)
     _readiness_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def describe_tables(self) -> list[dict[str, Any]]:
-        """Name, kind, columns and (where cheap) row count of every table, for the index page.
+        """Name, kind, columns and row count (``counts``: None when unknown) of every table.
 
         A table that cannot be read is listed with ``broken`` saying why, so the page still
         shows every other table (a view over a dropped table made the whole page a 500).
@@ -52,7 +54,7 @@ class Runtime:
         for table in self.catalog.values():
             entry: dict[str, Any] = {"name": table.name, "kind": table.kind, "broken": None}
             try:
-                entry.update(columns=table.columns(), rows=table.row_count())
+                entry.update(columns=table.columns(), rows=self.counts.of(table))
             except SourceError as exc:
                 entry.update(columns=[], rows=None, broken=str(exc))
             described.append(entry)

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import functools
 import sqlite3
+import time
 from collections.abc import Sequence
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 from .base import BATCH_ROWS, RowStream, SourceError, Table, unique_columns
+from .counts import COUNT_SECONDS
 from .cursor import CursorRowStream
 from .demo import DEMO_APPLICATION_ID
 from .sqlitefile import FileWatch, not_a_database
@@ -168,7 +170,17 @@ class SQLiteTable(Table):
         return list(self._columns)
 
     def row_count(self) -> int | None:
-        return self._query(f"SELECT count(*) FROM {quote_identifier(self.name)}")[0][0]
+        """``count(*)``, or None past ``COUNT_SECONDS`` (a huge table, a slow view)."""
+        deadline = time.monotonic() + COUNT_SECONDS
+        with closing(connect_readonly(self.path)) as conn:
+            conn.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
+            try:
+                sql = f"SELECT count(*) FROM {quote_identifier(self.name)}"
+                return conn.execute(sql).fetchone()[0]
+            except sqlite3.Error as exc:
+                if "interrupted" in str(exc) and time.monotonic() > deadline:
+                    return None  # given up, not broken
+                raise SourceError(f"cannot read table {self.name!r}: {exc}") from exc
 
     def column_types(self) -> dict[str, str]:
         if self._types is None:

@@ -252,9 +252,9 @@ def _description(runtime: Runtime, asked_for: str) -> Response:
         abort(404, f"There is no table {asked_for!r}.")
     hidden = runtime.access.hidden(request.environ, name)
     try:
-        body = as_json(
-            describe(source, hidden, runtime.settings.sort_rows, source.kind in DIALECTS)
-        )
+        count = runtime.counts.of(source)
+        pushed_down = source.kind in DIALECTS
+        body = as_json(describe(source, hidden, runtime.settings.sort_rows, pushed_down, count))
     except SourceError as exc:
         current_app.logger.error("cannot describe table %s: %s", name, exc)
         abort(503, f"The table {name!r} cannot be read right now; try again later.")
