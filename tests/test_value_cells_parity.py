@@ -123,7 +123,7 @@ def _ndjson_cell_by_cell(names: list[str], rows: list[tuple[Any, ...]]) -> str:
     )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(batches(), st.sampled_from(NULLS))
 def test_csv_of_sqlite_values_is_each_cells_rule_under_every_null_spelling(rows, null):
     width = len(rows[0])
@@ -136,7 +136,7 @@ def test_default_csv_of_sqlite_values_is_the_csv_modules_bytes(rows):
     assert csv_batch_writer(["value"] * len(rows[0]), "empty")(rows) == _csv_module(rows)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(batches())
 def test_ndjson_of_sqlite_values_is_each_cells_json(rows):
     names = [f"c{i}" for i in range(len(rows[0]))]
