@@ -2,10 +2,11 @@
 
 ``install()`` puts them back in the bench server's process when it is started with
 ``BENCH_CELLS=before``: every cell loaded as a Python object and formatted one by one
-(``format_batch`` as it was), PostgreSQL columns selected as they are (no server-written text), gzip
-on the standard library's zlib, PostgreSQL's ``fetchmany`` one round trip at a time (no
-``FetchAhead``). The same URLs then serve the same bytes the old way, so one
-run measures both and checks they send identical bytes.
+(``format_batch`` as it was, and the columns CSV formats from SQLite values), PostgreSQL
+columns selected as they are (no server-written text), gzip on the standard library's zlib,
+PostgreSQL's ``fetchmany`` one round trip at a time (no ``FetchAhead``). The same URLs then
+serve the same bytes the old way, so one run measures both and checks they send identical
+bytes.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from service.sources import cells, cursor
-from service.stream import compression
+from service.stream import compression, csvnulls
 
-__all__ = ["format_batch_cell_by_cell", "install"]
+__all__ = ["format_batch_cell_by_cell", "format_column_cell_by_cell", "install"]
 
 
 def format_batch_cell_by_cell(rows: Iterable[Sequence[Any]]) -> list[tuple[str, ...]]:
@@ -28,8 +29,14 @@ def format_batch_cell_by_cell(rows: Iterable[Sequence[Any]]) -> list[tuple[str, 
     ]
 
 
+def format_column_cell_by_cell(col: Sequence[Any]) -> list[str]:
+    """``cells.format_column`` as a cell-by-cell loop (CSV of SQLite values reads columns)."""
+    return [row[0] for row in format_batch_cell_by_cell([(v,) for v in col])]
+
+
 def install() -> None:
     cursor.format_batch = format_batch_cell_by_cell
+    csvnulls.format_column = format_column_cell_by_cell
     compression.isal_zlib = None
     try:
         from psycopg import sql

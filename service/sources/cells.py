@@ -19,7 +19,7 @@ from itertools import repeat
 from operator import methodcaller
 from typing import Any
 
-__all__ = ["format_batch", "format_value"]
+__all__ = ["format_batch", "format_column", "format_value"]
 
 
 def _format_datetime(value: dt.datetime) -> str:
@@ -77,7 +77,10 @@ def _format_cells(col: Sequence[Any]) -> list[str]:
     return [v if v.__class__ is str else (by_type(v.__class__) or str)(v) for v in col]
 
 
-def _format_column(col: Sequence[Any]) -> Sequence[str]:
+def format_column(col: Sequence[Any]) -> Sequence[str]:
+    """One column's cells as ``format_value`` writes them (the column itself when all text):
+    for writers that work a column at a time (CSV) and would otherwise transpose the rows
+    ``format_batch`` gives back into columns again."""
     types = set(map(type, col))
     if len(types) == 1:
         (kind,) = types
@@ -104,4 +107,4 @@ def format_batch(rows: Sequence[Sequence[Any]]) -> list[tuple[str, ...]]:
         return []
     if len(set(map(len, rows))) != 1:
         return [tuple(_format_cells(row)) for row in rows]
-    return list(zip(*map(_format_column, zip(*rows, strict=True)), strict=True))
+    return list(zip(*map(format_column, zip(*rows, strict=True)), strict=True))

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..sources import RowStream
-from ..sources.cells import format_batch
+from ..sources.cells import format_column
 
 __all__ = ["csv_batch_writer", "csv_null_pieces", "null_marker"]
 
@@ -39,15 +39,26 @@ def _needs_quotes(text: str) -> bool:
 
 
 def null_marker(spelling: str) -> str:
-    """The text a NULL field holds (unquoted) for a spelling of ``config.settings.CSV_NULLS``
-    other than ``empty``."""
-    return "" if spelling == "copy" else spelling
+    """The text a NULL field holds (unquoted) for a spelling of ``config.settings.CSV_NULLS``:
+    empty for ``empty`` and ``copy``, else the word."""
+    return "" if spelling in ("empty", "copy") else spelling
 
 
 def _field(text: str, marker: str | None) -> str:
     if text == marker or _needs_quotes(text):
         return '"' + text.replace('"', '""') + '"'
     return text
+
+
+def _fields(cells: Sequence[str | None], marker: str, quoted: str | None) -> list[str]:
+    """Each cell's field, None (NULL) as the marker. A column of few distinct values (a
+    product, a status, a note) quotes each value once and maps the column through them: on the
+    demo ``orders`` the quoted ``product`` column took ~13% of a CSV stream cell by cell."""
+    distinct = set(cells)
+    if len(distinct) * 4 <= len(cells):
+        fields = {t: marker if t is None else _field(t, quoted) for t in distinct}
+        return list(map(fields.__getitem__, cells))
+    return [marker if t is None else _field(t, quoted) for t in cells]
 
 
 def _column(
@@ -65,16 +76,18 @@ def _column(
             has_marker = not all(texts) if quoted == "" else quoted in blob and quoted in texts
         if not has_marker and not _needs_quotes(blob):
             return texts
-        return [_field(t, quoted) for t in texts]
-    return [marker if null else _field(t, quoted) for t, null in zip(texts, nulls, strict=True)]
+        return _fields(texts, marker, quoted)
+    return _fields(
+        [None if null else t for t, null in zip(texts, nulls, strict=True)], marker, quoted
+    )
 
 
 def csv_batch_writer(
     kinds: Sequence[str], spelling: str
 ) -> Callable[[Sequence[Sequence[Any]]], str]:
     """A function from a batch of rows to CSV lines with NULL spelled so: ``typed_batches()``
-    rows, or for ``empty`` (NULL already the empty string) ``batches()`` rows, whose lines are
-    then byte for byte the csv module's."""
+    rows, or for ``empty`` (NULL already the empty string) ``batches()`` rows too; for
+    ``empty`` the lines are byte for byte the csv module's."""
     marker = null_marker(spelling)
     quoted = None if spelling == "empty" else marker
     width = len(kinds)
@@ -100,12 +113,14 @@ def csv_batch_writer(
             writer.writerows(rows)
             return fallback.getvalue()
         raw = list(zip(*rows, strict=True))
-        texts = list(zip(*format_batch(rows), strict=True)) if values else raw
+        texts = list(map(format_column, raw)) if values else raw
         # Fields and separators in one list, a column at a time by slice assignment; one join.
         out: list[str] = [""] * (count * 2 * width)
         for i, (col, sep) in enumerate(zip(raw, separators, strict=True)):
             if empty_is_null[i]:
                 nulls: Sequence[bool] | None = None if all(col) else [not v for v in col]
+            elif values and quoted is None:
+                nulls = None  # ``empty``: NULL's text is the empty string, as formatted
             else:
                 nulls = [v is None for v in col] if None in col else None
             column = _column(texts[i], nulls, marker, quoted)

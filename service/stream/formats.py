@@ -82,10 +82,12 @@ FORMATS = {
 def csv_pieces(rows: RowStream, flush: Callable[[], str], null: str = "empty") -> Iterator[str]:
     """The header line (flushed at once), then one piece of CSV per batch of rows, written a
     column at a time (``csvnulls``); NULL spelled as ``null`` says, the rows then read from
-    ``typed_batches()``. ``empty`` gives the csv module's bytes."""
+    ``typed_batches()``. ``empty`` gives the csv module's bytes; from a stream of Python
+    values (SQLite) it too reads ``typed_batches()``, whose columns are formatted as they are
+    written, instead of rows formatted a column at a time and taken apart again."""
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\r\n").writerow(rows.columns)
-    if null != "empty":
+    if null != "empty" or (rows.kinds and set(rows.kinds) == {"value"}):
         yield from csv_null_pieces(rows, buffer.getvalue(), flush, null)
         return
     write = csv_batch_writer(["text"] * len(rows.columns), "empty")

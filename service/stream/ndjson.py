@@ -113,16 +113,29 @@ def _plain(blob: str) -> bool:
     return len(data.translate(None, _ESCAPED)) == len(data)
 
 
+def _strings(col: Column) -> list[str]:
+    """Each cell as a JSON string, NULL (None) as null. A column of few distinct values (a
+    status, a note that is mostly NULL) encodes each value once and maps the column through
+    them."""
+    distinct = set(col)
+    if len(distinct) * 4 <= len(col):
+        encoded = {v: "null" if v is None else encode_basestring(v) for v in distinct}
+        return list(map(encoded.__getitem__, col))
+    if None in distinct:
+        return ["null" if v is None else encode_basestring(v) for v in col]
+    return list(map(encode_basestring, col))
+
+
 def _text(col: Column) -> Encoded:
     """Strings (NULL as None): a column with nothing to escape goes out as it is, its quotes
     written by the line around it; otherwise each cell through the json module's C encoder."""
     try:
         blob = "".join(col)
     except TypeError:  # a NULL
-        return False, ["null" if v is None else encode_basestring(v) for v in col]
+        return False, _strings(col)
     if _plain(blob):
         return True, col
-    return False, list(map(encode_basestring, col))
+    return False, _strings(col)
 
 
 def _timestamps(col: Column) -> Encoded:
@@ -168,6 +181,8 @@ def _by_value(decimals_as_numbers: bool) -> Encode:
 
     def column(col: Column) -> Encoded:
         kinds = set(map(type, col))
+        if kinds == {str, type(None)}:  # a text column with NULLs
+            return False, _strings(col)
         if len(kinds) == 1:
             (kind,) = kinds
             if kind is str:
