@@ -63,12 +63,14 @@ class SourcesResult:
         pairs = zip(self.runs[a], self.runs[b], strict=True)
         return statistics.median(getattr(x, attr) / getattr(y, attr) for x, y in pairs)
 
+    def top(self, table: str, fmt: str, way: str, attr: str) -> float:
+        """The best run's ``attr``: the run least disturbed by other load."""
+        return max(getattr(r, attr) for r in self.runs[(table, fmt, way)])
+
     def best(self, a: tuple[str, str, str], b: tuple[str, str, str], attr: str) -> float:
         """a's best run over b's best run: other load on a shared machine only ever slows a
         run, so the fastest of each is the least disturbed (as ``timeit`` takes the minimum)."""
-        return max(getattr(x, attr) for x in self.runs[a]) / max(
-            getattr(y, attr) for y in self.runs[b]
-        )
+        return self.top(*a, attr) / self.top(*b, attr)
 
 
 DATA_ROWS = 1_000_000  # the bench's orders tables; a stream reads ``?limit=`` of them
@@ -208,8 +210,8 @@ def source_verdicts(result: SourcesResult) -> list[tuple[bool, str]]:
                 (
                     ratio >= 0.8,
                     f"{table} {fmt} vs synthetic {fmt}, MB/s of output, best runs: {ratio:.2f}x "
-                    f"({r.median(table, fmt, 'plain', 'mb_per_s'):.1f} vs "
-                    f"{r.median('synthetic', fmt, 'plain', 'mb_per_s'):.1f} MB/s; target >= 0.8x)",
+                    f"({r.top(table, fmt, 'plain', 'mb_per_s'):.1f} vs "
+                    f"{r.top('synthetic', fmt, 'plain', 'mb_per_s'):.1f} MB/s; target >= 0.8x)",
                 )
             )
     for table in r.tables:  # issue 20: the formats for programs keep up with the page
@@ -219,8 +221,8 @@ def source_verdicts(result: SourcesResult) -> list[tuple[bool, str]]:
                 (
                     ratio >= 0.8,
                     f"{table} {fmt} vs {table} html, rows/s, best runs: {ratio:.2f}x "
-                    f"({r.median(table, fmt, 'plain', 'rows_per_s'):,.0f} vs "
-                    f"{r.median(table, 'html', 'plain', 'rows_per_s'):,.0f}; target >= 0.8x)",
+                    f"({r.top(table, fmt, 'plain', 'rows_per_s'):,.0f} vs "
+                    f"{r.top(table, 'html', 'plain', 'rows_per_s'):,.0f}; target >= 0.8x)",
                 )
             )
     if "pg_orders" in r.tables:
