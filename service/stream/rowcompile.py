@@ -180,11 +180,13 @@ class BatchCompiler(ColumnForms):
     ) -> Callable[[Sequence[Sequence[str]]], str]:
         lines = ["def render(batch):", "    n = len(batch)"]
         names: dict[str, str] = {}  # a list's source -> its name: a column used twice, once
+        order = []  # each slot's list, by name
         for node, source, kind in slots:
             values = self.values(node, source, kind)
             if values not in names:
                 names[values] = f"s{len(names)}"
                 lines.append(f"    {names[values]} = {values}")
+            order.append(names[values])
         if any("cols[" in line for line in lines):
             # The cells a column at a time, in C; a row too short raises IndexError (per row).
             lines.insert(2, "    cols = list(zip(*batch))")
@@ -192,10 +194,8 @@ class BatchCompiler(ColumnForms):
         # One list of every piece of the batch, literals already in place (a copy of a cached
         # list per batch size); the values go in by extended slices, then one join.
         lines.append("    out = _literals(n)")
-        for i, (node, source, kind) in enumerate(slots):
-            lines.append(
-                f"    out[{2 * i + 1}::{2 * k + 1}] = {names[self.values(node, source, kind)]}"
-            )
+        for i, name in enumerate(order):
+            lines.append(f"    out[{2 * i + 1}::{2 * k + 1}] = {name}")
         lines.append("    return ''.join(out)")
         literals: dict[int, list[str]] = {}
 
