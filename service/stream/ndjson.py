@@ -37,7 +37,7 @@ from json.encoder import encode_basestring  # type: ignore[attr-defined]  # the 
 from math import isfinite
 from typing import Any
 
-from ..sources.cells import format_value
+from ..sources.cells import format_value, once_per_distinct
 
 __all__ = ["batch_encoder"]
 
@@ -114,14 +114,11 @@ def _plain(blob: str) -> bool:
 
 
 def _strings(col: Column) -> list[str]:
-    """Each cell as a JSON string, NULL (None) as null. A column of few distinct values (a
-    status, a note that is mostly NULL) encodes each value once and maps the column through
-    them."""
-    distinct = set(col)
-    if len(distinct) * 4 <= len(col):
-        encoded = {v: "null" if v is None else encode_basestring(v) for v in distinct}
-        return list(map(encoded.__getitem__, col))
-    if None in distinct:
+    """Each cell as a JSON string, NULL (None) as null; each distinct value once when few."""
+    encoded = once_per_distinct(lambda v: "null" if v is None else encode_basestring(v), col)
+    if encoded is not None:
+        return encoded
+    if None in col:
         return ["null" if v is None else encode_basestring(v) for v in col]
     return list(map(encode_basestring, col))
 
