@@ -17,9 +17,11 @@ from flask import Flask, request
 from .access import Access, PeerMiddleware, install_access
 from .config import ConfigError, Settings
 from .errors import register_error_pages
+from .observe.board import Board
 from .observe.instrumentation import install_metrics
 from .observe.metrics import Metrics
 from .observe.requestlog import REQUEST_ID_KEY, RequestLogMiddleware, stream_facts
+from .observe.status import RecentStreams
 from .runtime import Runtime
 from .security import install_security_headers
 from .server.admission import REASONS, Admission
@@ -71,6 +73,8 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
         rate_window=settings.send_rate_window,
         on_idle=trim_heap,
     )
+    # Behind --processes, what a page asks may reach a sibling: the siblings share a board.
+    board = Board(settings.shared_dir) if settings.shared_dir else None
     runtime = Runtime(
         settings=settings,
         catalog=build_catalog(settings),
@@ -78,6 +82,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
         watchdog=watchdog,
         admission=Admission(settings.effective_stream_slots, settings.streams_per_client),
         access=Access(settings, metrics.auth_failures),
+        recent=RecentStreams(board=board),
     )
     app.extensions["tablestream"] = runtime
     runtime.observer_factories.append(lambda table: watchdog.observer(table, request.environ))
@@ -116,5 +121,5 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     row_templates.compile_known(runtime.catalog)
     app.extensions[ROW_TEMPLATES_KEY] = row_templates
     # Pages kept near their reader's parser, never longer than a client may stall a stream.
-    app.extensions[PACERS_KEY] = Pacers(settings.write_timeout)
+    app.extensions[PACERS_KEY] = Pacers(settings.write_timeout, board)
     return app

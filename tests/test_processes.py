@@ -7,7 +7,7 @@ the mechanism itself rather than guessing it from timings.
 
 from __future__ import annotations
 
-import http.client
+import contextlib
 import json
 import os
 import re
@@ -15,6 +15,8 @@ import signal
 import socket
 import threading
 import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -124,37 +126,95 @@ def test_new_connections_go_to_the_sibling_while_one_process_drains(process_serv
         held.close()
 
 
-@pytest.mark.slow
-def test_a_stream_status_question_reaches_the_process_that_served_the_stream(process_server):
-    server = process_server(TABLESTREAM_DB="", TABLESTREAM_PROCESSES="2")
-    _all_serving(server)  # both accept: a child still starting would leave all asks to one
-    ids = [f"two-procs-{i}" for i in range(6)]
-    for request_id in ids:
-        page = httpraw.get(
-            f"{server.url}/tables/synthetic?limit=10", headers={"X-Request-ID": request_id}
-        )
-        assert page.terminated
-    # One kept-alive client, as a browser's fetch() would be: a process that does not know the
-    # id closes the connection, so the client's next ask may be accepted by the other process.
-    client = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+@contextlib.contextmanager
+def _paused(pid: int) -> Iterator[None]:
+    """``pid`` stopped (SIGSTOP): it accepts nothing, so its sibling takes every new connection."""
+    os.kill(pid, signal.SIGSTOP)
     try:
-        for request_id in ids:
-            for _ask in range(30):
-                client.request("GET", f"/streams/{request_id}")
-                response = client.getresponse()
-                body = json.loads(response.read())
-                if response.status == 200:
-                    break
-                assert response.status == 404
-                assert response.getheader("Connection") == "close"
-            assert body == {
-                "request_id": request_id,
-                "table": "synthetic",
-                "outcome": "completed",
-                "rows_sent": 10,
-            }
+        yield
     finally:
-        client.close()
+        os.kill(pid, signal.SIGCONT)
+
+
+@pytest.mark.slow
+def test_a_stream_status_question_is_answered_by_the_process_that_did_not_serve_the_stream(
+    process_server,
+):
+    server = process_server(TABLESTREAM_DB="", TABLESTREAM_PROCESSES="2")
+    first, second = _all_serving(server)
+    for serving, other in ((first, second), (second, first)):
+        request_id = f"served-by-{serving}"
+        with _paused(other):
+            page = httpraw.get(
+                f"{server.url}/tables/synthetic?limit=10", headers={"X-Request-ID": request_id}
+            )
+        assert page.terminated
+        with _paused(serving):
+            answer = httpraw.get(f"{server.url}/streams/{request_id}", timeout=10)
+            unknown = httpraw.get(f"{server.url}/streams/never-{request_id}", timeout=10)
+        assert answer.status == 200, answer.body
+        assert json.loads(answer.body) == {
+            "request_id": request_id,
+            "table": "synthetic",
+            "outcome": "completed",
+            "rows_sent": 10,
+        }
+        assert unknown.status == 404
+
+
+@pytest.mark.slow
+def test_a_page_whose_reports_reach_the_other_process_is_still_held_near_its_parser(
+    process_server,
+):
+    keep = 100_000
+    server = process_server(
+        TABLESTREAM_DB="",
+        TABLESTREAM_PROCESSES="2",
+        TABLESTREAM_GZIP="false",
+        TABLESTREAM_PAGE_ROWS=str(keep),
+        TABLESTREAM_SYNTHETIC_ROWS="2000000",
+    )
+    serving, other = _all_serving(server)
+    with _paused(other):
+        response = urllib.request.urlopen(f"{server.url}/tables/synthetic", timeout=30)
+        head = response.read(6000)
+    status_url = re.search(r'data-status-url="([^"]+)"', head.decode()).group(1)
+
+    def report(parsed: int) -> None:  # every report is accepted by the process not serving it
+        with _paused(serving):
+            answer = httpraw.get(f"{server.url}{status_url}?parsed={parsed}", timeout=10)
+        assert answer.status == 200, answer.body
+
+    received: list[bytes] = [head]
+
+    def read() -> None:  # as a browser does: everything, as fast as it comes
+        while piece := response.read1(65536):
+            received.append(piece)
+
+    def rows_received() -> int:
+        return b"".join(received).count(b"<tr><td>")
+
+    report(0)
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        held, deadline = -1, time.monotonic() + 20
+        while time.monotonic() < deadline and held != (now := rows_received()):
+            held = now
+            for _ in range(4):  # reports keep coming, more often than the stream's patience
+                report(0)
+                time.sleep(0.25)
+        # A parser stuck at row 0: held the window ahead, less up to a batch and a chunk.
+        assert keep - 256 - 300 <= held <= keep, held
+        report(keep)  # the parser catches up: the rest may come, as counts
+        reader.join(60)
+        assert not reader.is_alive()
+    finally:
+        response.close()
+        reader.join(5)
+    body = b"".join(received)
+    assert keep <= body.count(b"<tr><td>") < keep + 1024
+    assert b'data-rows-sent="2000000"' in body[-2000:]
 
 
 @pytest.mark.slow
@@ -174,6 +234,24 @@ def test_a_process_that_dies_is_replaced_from_the_same_socket(process_server):
         assert httpraw.get(f"{server.url}/tables/synthetic?limit=100").terminated
     log = server.log_path.read_text()
     assert f"process {first[0]} exited with -9; started process {replacement} in its place" in log
+
+
+@pytest.mark.slow
+def test_the_shared_board_loses_a_dead_processs_streams_and_goes_with_the_server(process_server):
+    server = process_server(TABLESTREAM_DB="", TABLESTREAM_PROCESSES="2")
+    first, second = _all_serving(server)
+    environ = Path(f"/proc/{first}/environ").read_bytes().split(b"\0")
+    [shared] = [
+        e.split(b"=", 1)[1].decode() for e in environ if e.startswith(b"TABLESTREAM_SHARED_DIR=")
+    ]
+    with _paused(second):
+        assert httpraw.get(f"{server.url}/tables/synthetic?limit=5").terminated
+    [record] = Path(shared).glob("*.json")
+    assert json.loads(record.read_text())["pid"] == first
+    os.kill(first, signal.SIGKILL)
+    _wait_for(lambda: not record.exists(), what="the dead process's record to be removed")
+    server.stop()
+    assert not Path(shared).exists()
 
 
 @pytest.mark.slow

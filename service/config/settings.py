@@ -348,6 +348,12 @@ class Settings:
         "serve on this inherited listening socket instead of binding host:port (set by "
         "--processes for its children); 0 = bind",
     )
+    shared_dir: str = setting(
+        text,
+        "",
+        "directory where --processes children leave recent streams' outcomes and pages' "
+        "progress reports for each other (set by --processes for its children); empty = none",
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -7,9 +7,8 @@ request id, and ``GET /streams/<request id>`` answers with the stream's outcome 
 
 Kept in memory, per process, for the last ``capacity`` streams (a few hundred bytes each), and
 only for outcomes and counts, never data. With several processes behind one port the question
-may reach a process that did not serve the stream; it then answers 404 and closes the
-connection, so the page, which keeps saying "stalled" and asks again every 2 s, reaches the
-other processes too instead of asking the same one over a kept-alive connection.
+may reach a process that did not serve the stream: each record is also posted on the board the
+processes share (``board.py``), where that process finds it.
 """
 
 from __future__ import annotations
@@ -19,10 +18,9 @@ from collections import OrderedDict
 from typing import Any
 
 from ..stream.body import StreamObserver
+from .board import IN_PROGRESS, Board
 
 __all__ = ["IN_PROGRESS", "RecentStreams"]
-
-IN_PROGRESS = "in_progress"
 
 
 class _Recorder:
@@ -38,36 +36,48 @@ class _Recorder:
 
 
 class RecentStreams:
-    """A bounded map from request id to ``{table, outcome, rows_sent}``."""
+    """A bounded map from request id to ``{table, outcome, rows_sent}``; also on ``board``
+    (the ``--processes`` siblings' shared one) when there is one."""
 
-    def __init__(self, capacity: int = 1024) -> None:
+    def __init__(self, capacity: int = 1024, board: Board | None = None) -> None:
         self._capacity = capacity
+        self.board = board
         self._lock = threading.Lock()
         self._streams: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
     def observer(self, table: str, request_id: str, owner: str | None = None) -> StreamObserver:
         """Record a new stream; ``owner`` (the caller, with access control on) alone may ask."""
+        record = {"table": table, "outcome": IN_PROGRESS, "rows_sent": 0, "owner": owner}
+        forgotten = []
         with self._lock:
-            self._streams[request_id] = {
-                "table": table,
-                "outcome": IN_PROGRESS,
-                "rows_sent": 0,
-                "owner": owner,
-            }
+            self._streams[request_id] = record
             self._streams.move_to_end(request_id)
             while len(self._streams) > self._capacity:
-                self._streams.popitem(last=False)
+                forgotten.append(self._streams.popitem(last=False)[0])
+        if self.board is not None:
+            self.board.post(request_id, record)
+            for old in forgotten:
+                self.board.remove(old)
         return _Recorder(self, request_id)
 
     def get(self, request_id: str, owner: str | None = None) -> dict[str, Any] | None:
         """The stream's table, outcome and rows sent, if it is recent and ``owner``'s."""
         with self._lock:
             found = self._streams.get(request_id)
-            if found is None or found["owner"] != owner:
-                return None
-            return {k: v for k, v in found.items() if k != "owner"}
+            if found is not None:
+                found = dict(found)
+        if found is None and self.board is not None:
+            found = self.board.find(request_id)  # a sibling's stream
+        if found is None or found.get("owner") != owner:
+            return None
+        return {k: found[k] for k in ("table", "outcome", "rows_sent")}
 
     def _update(self, request_id: str, outcome: str, rows_read: int) -> None:
         with self._lock:
-            if request_id in self._streams:
-                self._streams[request_id].update(outcome=outcome, rows_sent=rows_read)
+            found = self._streams.get(request_id)
+            if found is None:
+                return
+            found.update(outcome=outcome, rows_sent=rows_read)
+            record = dict(found)
+        if self.board is not None:
+            self.board.post(request_id, record)

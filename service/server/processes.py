@@ -12,6 +12,10 @@ nearly idle in 12-30% of half-second samples, against 0-8% with the shared socke
 the new connections, where with SO_REUSEPORT the connections hashed to it would wait in its
 backlog until the drain ends.
 
+What a page asks about its stream (its outcome, its progress reports) may reach any child, so
+the children share a board (``TABLESTREAM_SHARED_DIR``, observe/board.py): the parent makes it,
+removes the records of a child that ends, and the directory at its own end.
+
 Metrics are aggregated through PROMETHEUS_MULTIPROC_DIR, which the parent empties once before
 any child starts (a child cleaning it would wipe its siblings' values), and the parent — not a
 child — serves the separate metrics port when one is set, so every scrape sees the sum. SIGTERM
@@ -42,6 +46,7 @@ import time
 from pathlib import Path
 
 from ..config import Settings
+from ..observe.board import Board
 from .listening import bind_errors_exit, listening_socket
 from .metricsport import serve_metrics_port
 from .supervisor import Action, Kill, Supervisor, is_clean
@@ -74,6 +79,7 @@ def supervise(settings: Settings) -> int:
         prefix="tablestream-metrics-"
     )
     clean_multiprocess_dir(metrics_dir)
+    shared_dir = tempfile.mkdtemp(prefix="tablestream-shared-")  # mode 0700: this user's only
     with bind_errors_exit(settings.host, settings.port, "TABLESTREAM_HOST or TABLESTREAM_PORT"):
         listener = listening_socket(
             settings.host, settings.port, settings.backlog, settings.reuse_port
@@ -83,6 +89,7 @@ def supervise(settings: Settings) -> int:
         **os.environ,
         **settings.to_env(),  # the parent's settings whole, flags included, not just its env
         "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
+        "TABLESTREAM_SHARED_DIR": shared_dir,
         "TABLESTREAM_PROCESSES": "1",
         "TABLESTREAM_LISTEN_FD": str(listener.fileno()),
         "TABLESTREAM_HOST": host,
@@ -150,10 +157,12 @@ def supervise(settings: Settings) -> int:
             if pid == 0:
                 break
             mark_process_dead(pid, metrics_dir)
+            Board.forget_process(shared_dir, pid)
             run(supervisor.exited(pid, os.waitstatus_to_exitcode(status), time.monotonic()))
             if supervisor.stopping:
                 listener.close()
     listener.close()
+    shutil.rmtree(shared_dir, ignore_errors=True)
     if own_dir:
         shutil.rmtree(metrics_dir, ignore_errors=True)
     return supervisor.exit_status

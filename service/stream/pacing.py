@@ -12,10 +12,14 @@ whatever the page removes, so past the page's window (``TABLESTREAM_PAGE_ROWS``)
 script reports gets each batch as its count instead of its rows (``Paced.compactor``); the
 script fetches rows back by range (``fragments.py``) when the reader goes there.
 
+Behind ``--processes`` a report can reach a sibling of the process serving the stream; the
+sibling leaves it on the board they share (observe/board.py), where the stream's pacer looks for
+it every ``POLL_S`` seconds.
+
 Only a page that reports is paced, and only while it reports: without scripts, or when reports
-stop for ``PATIENCE`` seconds (a closed tab, a report that went to another ``--processes``
-sibling), the stream runs free again, as before. A wait never holds the watchdog's attention:
-no bytes are pending for the client while it waits. Only the stream's own caller may report.
+stop for ``PATIENCE`` seconds (a closed tab), the stream runs free again, as before. A wait
+never holds the watchdog's attention: no bytes are pending for the client while it waits. Only
+the stream's own caller may report.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Any
 
 from markupsafe import Markup
 
+from ..observe.board import POLL_S, Board
 from ..sources.base import Row, RowStream, WrappedRows
 
 __all__ = ["FLUSH_EVERY", "PATIENCE", "Paced", "Pacers"]
@@ -41,10 +46,18 @@ PATIENCE = 2.0
 
 
 class _Pacer:
-    def __init__(self, owner: str | None, budget: int, stuck: float) -> None:
+    def __init__(
+        self,
+        owner: str | None,
+        budget: int,
+        stuck: float,
+        siblings: Callable[[], int | None] | None = None,
+    ) -> None:
         self.owner = owner
         self.budget = budget
         self.stuck = stuck
+        self._siblings = siblings  # reports the --processes siblings received (Board.reports)
+        self._looked = 0.0
         self._cond = threading.Condition()
         self._parsed: int | None = None  # None: the page never reported (no script): no pacing
         self._heard = 0.0
@@ -53,6 +66,7 @@ class _Pacer:
     @property
     def reporting(self) -> bool:
         """Whether the page's script has reported: it runs and releases rows."""
+        self.look()
         return self._parsed is not None
 
     def heard(self, parsed: int) -> None:
@@ -63,7 +77,17 @@ class _Pacer:
             self._heard = now
             self._cond.notify_all()
 
+    def look(self) -> None:
+        """Take a report a sibling received, looking at most every ``POLL_S`` seconds."""
+        if self._siblings is None or (now := time.monotonic()) - self._looked < POLL_S:
+            return
+        self._looked = now
+        parsed = self._siblings()
+        if parsed is not None:
+            self.heard(parsed)
+
     def wait(self, sent: int) -> None:
+        self.look()
         with self._cond:
             while self._parsed is not None and sent - self._parsed > self.budget:
                 # Reports that stop, or a parser that stays put for ``stuck`` seconds while the
@@ -74,7 +98,11 @@ class _Pacer:
                 left = until - time.monotonic()
                 if left <= 0:
                     return
-                self._cond.wait(left)
+                if self._siblings is None:
+                    self._cond.wait(left)
+                else:
+                    self._cond.wait(min(left, POLL_S))
+                    self.look()  # the condition's lock is reentrant
 
 
 class Pacers:
@@ -84,17 +112,20 @@ class Pacers:
     unpaced (the app gives ``TABLESTREAM_WRITE_TIMEOUT``, the same patience as for a client
     that does not read)."""
 
-    def __init__(self, stuck: float = 60.0) -> None:
+    def __init__(self, stuck: float = 60.0, board: Board | None = None) -> None:
         self._stuck = stuck
+        self._board = board
         self._lock = threading.Lock()
         self._by_id: dict[str, _Pacer] = {}
 
     def heard(self, request_id: str, owner: str | None, parsed: int) -> bool:
         """The page of ``request_id`` has parsed ``parsed`` rows; False if no such paced stream
-        of this caller runs here."""
+        of this caller runs here or (passed on by the board) in a sibling."""
         with self._lock:
             pacer = self._by_id.get(request_id)
-        if pacer is None or pacer.owner != owner:
+        if pacer is None:
+            return self._board is not None and self._board.report(request_id, owner, parsed)
+        if pacer.owner != owner:
             return False
         pacer.heard(parsed)
         return True
@@ -103,7 +134,8 @@ class Pacers:
         """``rows``, handed on a batch at a time while at most ``budget`` rows ahead."""
         if not request_id or budget <= 0:
             return rows
-        pacer = _Pacer(owner, budget, self._stuck)
+        siblings = self._board.reports(request_id) if self._board is not None else None
+        pacer = _Pacer(owner, budget, self._stuck, siblings)
         with self._lock:
             self._by_id[request_id] = pacer
         return Paced(rows, pacer, lambda: self._forget(request_id, pacer))

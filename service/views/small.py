@@ -32,7 +32,8 @@ def index() -> str:
 
 @bp.get("/streams/<request_id>")
 def stream_status(request_id: str) -> Response:
-    """The outcome of a recent stream of this process, by the request id its page carries."""
+    """The outcome of a recent stream, by the request id its page carries (a ``--processes``
+    sibling's too: observe/board.py)."""
     runtime = app_runtime()
     owner = runtime.access.owner(request.environ)
     parsed = query_int("parsed", 10**15, default=None)
@@ -42,14 +43,9 @@ def stream_status(request_id: str) -> Response:
     # Only the caller's own streams: another caller's id answers like one never seen.
     found = runtime.recent.get(request_id, owner)
     if found is None:
-        body = {"request_id": request_id, "error": "no such recent stream in this process"}
-        # With --processes the stream may be a sibling's, and a browser asks again on the same
-        # keep-alive connection, i.e. the same process, for ever. A body of unknown length makes
-        # waitress send it chunked and close the connection after it (HTTP/1.1 without
-        # Content-Length; a WSGI app may not send Connection: close itself), so the next ask is
-        # accepted anew, by whichever process wins it.
+        body = {"request_id": request_id, "error": "no such recent stream"}
         return Response(
-            iter([json.dumps(body)]),
+            json.dumps(body),
             404,
             mimetype="application/json",
             headers={"Cache-Control": "no-store"},
