@@ -4,7 +4,8 @@
 ``BENCH_CELLS=before``: every cell loaded as a Python object and formatted one by one
 (``format_batch`` as it was, and the columns CSV formats from SQLite values), PostgreSQL
 columns selected as they are (no server-written text), gzip on the standard library's zlib,
-PostgreSQL's ``fetchmany`` one round trip at a time (no ``FetchAhead``). The same URLs then
+PostgreSQL's ``fetchmany`` one round trip at a time (no ``FetchAhead``), CSV written from
+the rows (no ``COPY``). The same URLs then
 serve the same bytes the old way, so one run measures both and checks they send identical
 bytes.
 """
@@ -41,15 +42,15 @@ def install() -> None:
     try:
         from psycopg import sql
 
-        from service.sources import postgres
+        from service.sources import pgstream
     except ImportError:  # no pg extra: nothing PostgreSQL to put back
         return
-    postgres.TEXT_OIDS = frozenset()  # typed streams: every column a psycopg value
-    postgres.text_select = lambda names, type_oids, keep_null=False: (
+    pgstream.TEXT_OIDS = frozenset()  # typed streams: every column a psycopg value
+    pgstream.text_select = lambda names, type_oids, keep_null=False, empty_as_null=False: (
         sql.SQL(", ").join(map(sql.Identifier, names)),
-        False,
+        False,  # not all text: no COPY either (CSV written from the rows, as before)
     )
-    postgres.FetchAhead = _FetchInTurn
+    pgstream.FetchAhead = _FetchInTurn
 
 
 class _FetchInTurn:

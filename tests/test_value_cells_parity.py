@@ -21,6 +21,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from service.sources.base import BatchedRowStream
 from service.sources.cells import format_value
 from service.sources.sqlite import SQLiteTable
 from service.stream.csvnulls import csv_batch_writer
@@ -143,7 +144,7 @@ def test_ndjson_of_sqlite_values_is_each_cells_json(rows):
     assert batch_encoder(names, ["value"] * len(names))(rows) == _ndjson_cell_by_cell(names, rows)
 
 
-class _Stream:
+class _Stream(BatchedRowStream):
     """What a SQLite stream gives the formats: its typed rows, kinds and formatted batches."""
 
     def __init__(self, columns: list[str], batches: list[list[tuple[Any, ...]]]) -> None:
@@ -157,6 +158,9 @@ class _Stream:
     def batches(self):
         return ([tuple(map(format_value, row)) for row in batch] for batch in self._batches)
 
+    def close(self) -> None:
+        pass
+
 
 @settings(max_examples=100, deadline=None)
 @given(batches(), st.sampled_from(NULLS))
@@ -164,7 +168,7 @@ def test_csv_of_a_value_stream_is_the_same_from_its_typed_and_its_text_rows(rows
     """``csv_pieces`` reads a SQLite stream's typed rows for ``empty`` too: the same bytes as
     its formatted rows written by the csv module."""
     names = [f"c{i}" for i in range(len(rows[0]))]
-    body = "".join(csv_pieces(_Stream(names, [rows, rows[:1]]), lambda: "", null))  # type: ignore[arg-type]
+    body = "".join(csv_pieces(_Stream(names, [rows, rows[:1]]), lambda: "", null))
     header = ",".join(names) + "\r\n"
     assert body == header + _csv_cell_by_cell(rows + rows[:1], null)
 

@@ -138,6 +138,13 @@ class RowStream(ABC):
         """
         return self.batches()
 
+    def csv_lines(self, marker: str, empty_is_null: bool) -> Iterator[str] | None:
+        """The rows as CSV lines (CRLF ends) the source writes itself, a batch per item, NULL
+        written as ``marker`` (``stream/csvnulls.py``'s spellings; with ``empty_is_null`` the
+        empty string too), byte for byte what csvnulls would write; or None, the usual case:
+        then the rows are read and written as CSV here. Asked before any row is read."""
+        return None
+
     @abstractmethod
     def close(self) -> None:
         """Release connections and files. Idempotent."""

@@ -81,23 +81,29 @@ def _keeping_null(template: str) -> str:
 
 
 _TEMPLATES_KEEPING_NULL = {oid: _keeping_null(t) for oid, t in _TEMPLATES.items()}
+# The types whose text can be the empty string (pgcopy's ``empty`` spelling makes it NULL).
+_MAY_BE_EMPTY = frozenset(_oid(name) for name in ("text", "varchar", "name"))
 TEXT_OIDS = frozenset(_TEMPLATES)
 """The types the server writes as text; other columns come as psycopg loads them."""
 
 
 def text_select(
-    names: Sequence[str], type_oids: Sequence[int], keep_null: bool = False
+    names: Sequence[str],
+    type_oids: Sequence[int],
+    keep_null: bool = False,
+    empty_as_null: bool = False,
 ) -> tuple[sql.Composable, bool]:
     """The select list for a table's columns, and whether every column comes back as text.
 
     Each column the server can write is replaced by its text expression under its own name;
     others are selected as they are. (A PostgreSQL table or view never repeats a column name,
     so every column can be referred to by its name.) With ``keep_null`` a NULL stays NULL
-    instead of becoming the empty string: for the formats that tell them apart.
+    instead of becoming the empty string: for the formats that tell them apart; with
+    ``empty_as_null`` too, an empty string becomes NULL (``pgcopy``'s CSV for ``null=empty``).
     """
     items: list[sql.Composable] = []
     all_text = True
-    templates = _TEMPLATES_KEEPING_NULL if keep_null else _TEMPLATES
+    templates = _TEMPLATES_KEEPING_NULL if keep_null or empty_as_null else _TEMPLATES
     for name, oid in zip(names, type_oids, strict=True):
         column = sql.Identifier(name)
         template = templates.get(oid)
@@ -105,6 +111,8 @@ def text_select(
             all_text = False
             items.append(column)
             continue
+        if empty_as_null and oid in _MAY_BE_EMPTY:
+            template = f"NULLIF({template}, '')"
         text = sql.SQL(template.replace("{c}", "{0}")).format(column)
         items.append(sql.SQL("{} AS {}").format(text, column))
     return sql.SQL(", ").join(items), all_text

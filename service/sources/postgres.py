@@ -1,4 +1,5 @@
-"""PostgreSQL tables, read through a server-side cursor so the result never lands in our memory.
+"""PostgreSQL tables, read through a server-side cursor so the result never lands in our memory
+(CSV through ``COPY``: ``pgstream.py``).
 
 psycopg's ordinary cursor pulls the whole result into the client on ``execute``; a named
 (server-side) cursor keeps it on the server and hands out ``fetchmany`` batches. Each stream
@@ -19,8 +20,6 @@ named tables are served even when the database is down at start-up (requests get
 
 from __future__ import annotations
 
-import itertools
-import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,15 +28,11 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .base import RowStream, SourceBusy, SourceError, Table, unique_columns
-from .cursor import CursorRowStream
-from .pgfetch import FetchAhead
-from .pgtext import TEXT_OIDS, text_select
+from .pgstream import PostgresStream
 
 __all__ = ["PostgresSource", "PostgresTable"]
 
-log = logging.getLogger(__name__)
 APPLICATION_NAME = "tablestream"
-_cursor_ids = itertools.count(1)
 # Type oids (pg_type) as the query compares them; anything else compares as text.
 _QUERY_TYPES = {
     **dict.fromkeys((20, 21, 23, 26), "integer"),
@@ -49,79 +44,6 @@ _QUERY_TYPES = {
     1184: "timestamp",
     1082: "date",
 }
-# What the server's text of a type is, for typed_batches (base.KINDS); psycopg's values for the
-# types the server does not write (floats, time, interval, json, arrays, ...).
-_TEXT_KINDS = {
-    **dict.fromkeys((20, 21, 23, 26), "integer"),
-    1700: "numeric",
-    16: "boolean",
-    1114: "timestamp",
-    1184: "timestamp",
-    1082: "date",
-    17: "bytes",
-}
-
-
-class _PostgresStream(CursorRowStream):
-    def __init__(
-        self,
-        pool: ConnectionPool,
-        conn: psycopg.Connection,
-        table: sql.Identifier,
-        params: tuple,
-        fetch_rows: int,
-        chosen: Sequence[str] | None = None,
-        tail: str = "",
-        typed: bool = False,
-    ) -> None:
-        self._pool = pool
-        self._conn: psycopg.Connection | None = conn
-        # The columns' types, in the stream's own transaction, decide what the server writes as
-        # text (pgtext); the cursor then reads that transaction's snapshot.
-        described = conn.execute(sql.SQL("SELECT * FROM {} LIMIT 0").format(table)).description
-        names = [d.name for d in described or []]
-        types = [d.type_code for d in described or []]
-        if chosen is not None:  # a query's columns, in its order (names checked by the query)
-            picked = [names.index(name) for name in chosen]
-            names, types = [names[i] for i in picked], [types[i] for i in picked]
-        if typed:  # NULL kept; typed_batches() hands the cells as they come
-            select, _ = text_select(names, types, keep_null=True)
-        else:
-            select, self._rows_are_text = text_select(names, types)
-        self.kinds = [
-            _TEXT_KINDS.get(t, "text") if typed and t in TEXT_OIDS else "value" for t in types
-        ]
-        # A "%" in a name would read as a placeholder: the names are doubled-% text here, as
-        # they are in ``tail`` (the query's WHERE/ORDER BY, service/query/sql.py).
-        names_sql = sql.SQL("SELECT {} FROM {}").format(select, table).as_string(conn)
-        query = sql.SQL(names_sql.replace("%", "%%") + tail + " LIMIT %s OFFSET %s")
-        self._cursor = conn.cursor(name=f"tablestream_{next(_cursor_ids)}")
-        try:
-            self._cursor.execute(query, params)
-        except BaseException:
-            # A backend that dies right here (killed, restarted) would leave the named cursor
-            # to the garbage collector, which warns; the caller gives the connection back.
-            self._cursor.close()
-            raise
-        self.columns = unique_columns(names)
-        self._ahead = FetchAhead(conn, self._cursor)
-        self._fetchmany = self._ahead.fetchmany
-        self._fetch_rows = fetch_rows
-        self.rows_read = 0
-
-    def close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is None:
-            return
-        try:
-            self._ahead.drain()
-            self._cursor.close()  # on a dead connection this only marks the cursor closed
-            if not conn.closed:
-                conn.rollback()
-        except psycopg.Error as exc:  # the server went away: the pool discards the connection
-            log.warning("PostgreSQL connection broken while closing a stream: %s", exc)
-        finally:
-            self._pool.putconn(conn)
 
 
 class PostgresTable(Table):
@@ -213,7 +135,7 @@ class PostgresTable(Table):
         NULL kept for ``typed_batches()`` (NDJSON, CSV with ``null=``)."""
         conn = self._source.borrow()
         try:
-            return _PostgresStream(
+            return PostgresStream(
                 self._source.pool,
                 conn,
                 self.identifier,

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from ..sources import RowStream
-from .csvnulls import csv_batch_writer, csv_null_pieces
+from .csvnulls import csv_batch_writer, csv_null_pieces, null_marker
 from .ndjson import batch_encoder
 
 __all__ = ["FORMATS", "Format", "csv_pieces", "ndjson_pieces"]
@@ -87,6 +87,12 @@ def csv_pieces(rows: RowStream, flush: Callable[[], str], null: str = "empty") -
     written, instead of rows formatted a column at a time and taken apart again."""
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\r\n").writerow(rows.columns)
+    lines = rows.csv_lines(null_marker(null), null == "empty")
+    if lines is not None:  # written by the database itself (sources/pgcopy.py)
+        yield buffer.getvalue()
+        yield flush()
+        yield from lines
+        return
     if null != "empty" or (rows.kinds and set(rows.kinds) == {"value"}):
         yield from csv_null_pieces(rows, buffer.getvalue(), flush, null)
         return

@@ -1,0 +1,138 @@
+"""One stream of a PostgreSQL table, in its own read-only transaction on a pooled connection.
+
+Rows come through a server-side cursor (``DECLARE`` when the stream opens), fetched one
+``FETCH`` ahead (``pgfetch``), the cells as text the server writes (``pgtext``); CSV instead
+through ``COPY`` of the same query, lines written by the server (``pgcopy``). However the stream
+ends, the connection goes back to the pool: rolled back, or closed when a COPY was left unread
+or the server went away (the pool then replaces it).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Iterator, Sequence
+
+import psycopg
+from psycopg import sql
+from psycopg_pool import ConnectionPool
+
+from .base import BATCH_ROWS, unique_columns
+from .cursor import CursorRowStream
+from .pgcopy import CopyOut, copy_statement
+from .pgfetch import FetchAhead
+from .pgtext import TEXT_OIDS, text_select
+
+__all__ = ["PostgresStream"]
+
+log = logging.getLogger("service.sources.postgres")
+_cursor_ids = itertools.count(1)
+# What the server's text of a type is, for typed_batches (base.KINDS); psycopg's values for the
+# types the server does not write (floats, time, interval, json, arrays, ...).
+_TEXT_KINDS = {
+    **dict.fromkeys((20, 21, 23, 26), "integer"),
+    1700: "numeric",
+    16: "boolean",
+    1114: "timestamp",
+    1184: "timestamp",
+    1082: "date",
+    17: "bytes",
+}
+
+
+class PostgresStream(CursorRowStream):
+    """One stream of a PostgreSQL table: a server-side cursor, or for CSV a COPY."""
+
+    def __init__(
+        self,
+        pool: ConnectionPool,
+        conn: psycopg.Connection,
+        table: sql.Identifier,
+        params: tuple,
+        fetch_rows: int,
+        chosen: Sequence[str] | None = None,
+        tail: str = "",
+        typed: bool = False,
+    ) -> None:
+        self._pool = pool
+        self._conn: psycopg.Connection | None = conn
+        # The columns' types, in the stream's own transaction, decide what the server writes as
+        # text (pgtext); the cursor then reads that transaction's snapshot.
+        described = conn.execute(sql.SQL("SELECT * FROM {} LIMIT 0").format(table)).description
+        names = [d.name for d in described or []]
+        types = [d.type_code for d in described or []]
+        if chosen is not None:  # a query's columns, in its order (names checked by the query)
+            picked = [names.index(name) for name in chosen]
+            names, types = [names[i] for i in picked], [types[i] for i in picked]
+        if typed:  # NULL kept; typed_batches() hands the cells as they come
+            select, _ = text_select(names, types, keep_null=True)
+        else:
+            select, self._rows_are_text = text_select(names, types)
+        self.kinds = [
+            _TEXT_KINDS.get(t, "text") if typed and t in TEXT_OIDS else "value" for t in types
+        ]
+        self._from = (table, tail, params)
+        self._names, self._types = names, types
+        self._copy: CopyOut | None = None
+        self._cursor = conn.cursor(name=f"tablestream_{next(_cursor_ids)}")
+        try:
+            self._cursor.execute(self._query(select), params)
+        except BaseException:
+            # A backend that dies right here (killed, restarted) would leave the named cursor
+            # to the garbage collector, which warns; the caller gives the connection back.
+            self._cursor.close()
+            raise
+        self.columns = unique_columns(names)
+        self._ahead = FetchAhead(conn, self._cursor)
+        self._fetchmany = self._ahead.fetchmany
+        self._fetch_rows = fetch_rows
+        self.rows_read = 0
+
+    def _query(self, select: sql.Composable) -> sql.SQL:
+        assert self._conn is not None
+        table, tail, _ = self._from
+        # A "%" in a name would read as a placeholder: the names are doubled-% text here, as
+        # they are in ``tail`` (the query's WHERE/ORDER BY, service/query/sql.py).
+        names_sql = sql.SQL("SELECT {} FROM {}").format(select, table).as_string(self._conn)
+        return sql.SQL(names_sql.replace("%", "%%") + tail + " LIMIT %s OFFSET %s")
+
+    def csv_lines(self, marker: str, empty_is_null: bool) -> Iterator[str] | None:
+        """The rows as CSV lines written by PostgreSQL (``pgcopy``), NULL written as
+        ``marker`` and, with ``empty_is_null``, the empty string too; None when this table's
+        CSV is left to ``stream/csvnulls.py`` (a column whose text the server does not write,
+        one column only) or rows were already read."""
+        conn = self._conn
+        _, _, params = self._from
+        if conn is None or self.rows_read or len(self._names) < 2:
+            return None
+        select, all_text = text_select(
+            self._names, self._types, keep_null=True, empty_as_null=empty_is_null
+        )
+        if not all_text:
+            return None
+        query = psycopg.ClientCursor(conn).mogrify(self._query(select), params)
+        self._cursor.close()  # declared, never fetched from: the COPY runs the query instead
+        self._copy = CopyOut(conn, copy_statement(query, marker).as_bytes(conn))
+        return self._copy_lines(self._copy)
+
+    def _copy_lines(self, copy: CopyOut) -> Iterator[str]:
+        for text, count in copy.batches(BATCH_ROWS * 2):
+            self.rows_read += count
+            yield text
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        if self._copy is not None and not self._copy.done:
+            # A COPY cannot be left half-read on a connection: it goes, the pool replaces it.
+            conn.close()
+        try:
+            self._ahead.drain()
+            self._cursor.close()  # on a dead connection this only marks the cursor closed
+            if not conn.closed:
+                conn.rollback()
+        except psycopg.Error as exc:  # the server went away: the pool discards the connection
+            log.warning("PostgreSQL connection broken while closing a stream: %s", exc)
+        finally:
+            self._pool.putconn(conn)
