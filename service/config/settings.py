@@ -167,12 +167,12 @@ class Settings:
     )
     outbuf_high_watermark: int = setting(
         integer(64 * KIB, 1024 * MIB, "bytes"),
-        str(2 * MIB),
+        str(512 * KIB),
         "unsent bytes per connection at which the stream waits for the client (bounds memory)",
     )
     outbuf_overflow: int = setting(
         integer(64 * KIB, 1024 * MIB, "bytes"),
-        str(1 * MIB),
+        str(256 * KIB),
         "unsent bytes per connection kept in RAM before waitress spills to a temp file",
     )
     max_request_header_size: int = setting(
