@@ -6,12 +6,15 @@ trust); CI must have it, so there a missing server fails the test instead of ski
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
+from collections.abc import Iterator
 
 import psycopg
 import pytest
 
-__all__ = ["DSN", "PG_PORT", "admin_connection"]
+__all__ = ["DSN", "PG_PORT", "admin_connection", "scratch_schema"]
 
 DSN = os.environ.get(
     "TABLESTREAM_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test"
@@ -27,3 +30,17 @@ def admin_connection() -> psycopg.Connection:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"PostgreSQL must run in CI at {DSN}: {exc}")
         pytest.skip(f"no PostgreSQL at {DSN}: {exc}")
+
+
+@contextlib.contextmanager
+def scratch_schema(prefix: str) -> Iterator[tuple[psycopg.Connection, str]]:
+    """An admin connection and a new schema named ``prefix`` and a random suffix, dropped with
+    everything in it at the end (a module's tables, never another run's)."""
+    admin = admin_connection()
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    admin.execute(f"CREATE SCHEMA {name}")
+    try:
+        yield admin, name
+    finally:
+        admin.execute(f"DROP SCHEMA {name} CASCADE")
+        admin.close()

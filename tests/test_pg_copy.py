@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-import secrets
 import socket
 import time
 from collections.abc import Iterator
@@ -28,7 +27,7 @@ from service.sources.postgres import PostgresSource  # noqa: E402
 from service.stream.formats import csv_pieces  # noqa: E402
 from service.testing import httpraw  # noqa: E402
 
-from .pg import DSN, admin_connection  # noqa: E402
+from .pg import DSN, scratch_schema  # noqa: E402
 from .test_pg_text import SERVER_TEXT, _create  # noqa: E402
 
 pytestmark = pytest.mark.postgres
@@ -54,22 +53,23 @@ TRICKY = [
 
 @pytest.fixture(scope="module")
 def schema() -> Iterator[str]:
-    admin = admin_connection()
-    name = f"ts_copy_{secrets.token_hex(4)}"
-    admin.execute(f"CREATE SCHEMA {name}")
-    _create(admin, f"{name}.server_text", SERVER_TEXT)
-    _create(admin, f"{name}.tricky", {"a": ("text", TRICKY), "b": ("varchar(40)", TRICKY[::-1])})
-    admin.execute(f"CREATE TABLE {name}.lone (a text); INSERT INTO {name}.lone VALUES (''), (NULL)")
-    admin.execute(
-        f"CREATE TABLE {name}.floats (a int, f float8); INSERT INTO {name}.floats VALUES (1, 0.1)"
-    )
-    admin.execute(
-        f"CREATE TABLE {name}.big AS SELECT i AS id, 'row ' || i AS name, i * 1.5 AS amount "
-        "FROM generate_series(1, 1000000) i"
-    )
-    yield name
-    admin.execute(f"DROP SCHEMA {name} CASCADE")
-    admin.close()
+    with scratch_schema("ts_copy") as (admin, name):
+        _create(admin, f"{name}.server_text", SERVER_TEXT)
+        _create(
+            admin, f"{name}.tricky", {"a": ("text", TRICKY), "b": ("varchar(40)", TRICKY[::-1])}
+        )
+        admin.execute(
+            f"CREATE TABLE {name}.lone (a text); INSERT INTO {name}.lone VALUES (''), (NULL)"
+        )
+        admin.execute(
+            f"CREATE TABLE {name}.floats (a int, f float8);"
+            f"INSERT INTO {name}.floats VALUES (1, 0.1)"
+        )
+        admin.execute(
+            f"CREATE TABLE {name}.big AS SELECT i AS id, 'row ' || i AS name, i * 1.5 AS amount "
+            "FROM generate_series(1, 1000000) i"
+        )
+        yield name
 
 
 @pytest.fixture(scope="module")

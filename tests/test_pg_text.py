@@ -8,14 +8,13 @@ zones with half-hour, negative and seconds offsets. Needs the PostgreSQL of test
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 
 import pytest
 
 psycopg = pytest.importorskip("psycopg")
 
-from .pg import DSN, admin_connection  # noqa: E402
+from .pg import DSN, scratch_schema  # noqa: E402
 
 pytestmark = pytest.mark.postgres
 
@@ -121,23 +120,19 @@ def _create(conn: psycopg.Connection, table: str, columns: dict) -> None:
 
 @pytest.fixture(scope="module")
 def schema() -> Iterator[str]:
-    admin = admin_connection()
-    name = f"ts_text_{secrets.token_hex(4)}"
-    admin.execute(f"CREATE SCHEMA {name}")
-    _create(admin, f"{name}.server_text", SERVER_TEXT)
-    _create(admin, f"{name}.every_type", {**SERVER_TEXT, **PYTHON_FORMATTED})
-    admin.execute(
-        f"CREATE TABLE {name}.beyond_python (d date, ts timestamp, tz timestamptz);"
-        f"INSERT INTO {name}.beyond_python VALUES ('infinity', '-infinity', 'infinity'),"
-        "('0044-03-15 BC', '10000-01-01 00:00', '0001-01-01 00:00:00+00 BC')"
-    )
-    admin.execute(
-        f'CREATE TABLE {name}.odd_names ("a%s" int, "b%%" text, "c{{0}}" date, "d""q" bool);'
-        f"INSERT INTO {name}.odd_names VALUES (1, 'x', '2024-01-02', true)"
-    )
-    yield name
-    admin.execute(f"DROP SCHEMA {name} CASCADE")
-    admin.close()
+    with scratch_schema("ts_text") as (admin, name):
+        _create(admin, f"{name}.server_text", SERVER_TEXT)
+        _create(admin, f"{name}.every_type", {**SERVER_TEXT, **PYTHON_FORMATTED})
+        admin.execute(
+            f"CREATE TABLE {name}.beyond_python (d date, ts timestamp, tz timestamptz);"
+            f"INSERT INTO {name}.beyond_python VALUES ('infinity', '-infinity', 'infinity'),"
+            "('0044-03-15 BC', '10000-01-01 00:00', '0001-01-01 00:00:00+00 BC')"
+        )
+        admin.execute(
+            f'CREATE TABLE {name}.odd_names ("a%s" int, "b%%" text, "c{{0}}" date, "d""q" bool);'
+            f"INSERT INTO {name}.odd_names VALUES (1, 'x', '2024-01-02', true)"
+        )
+        yield name
 
 
 def _dsn(zone: str) -> str:

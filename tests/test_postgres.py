@@ -7,7 +7,6 @@ Every test session works in its own schema, dropped at the end.
 from __future__ import annotations
 
 import os
-import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -25,7 +24,7 @@ from service.sources.postgres import PostgresTable  # noqa: E402
 from service.testing import httpraw, rss_bytes  # noqa: E402
 from service.testing.metricsread import value  # noqa: E402
 
-from .pg import DSN, PG_PORT, admin_connection  # noqa: E402
+from .pg import DSN, PG_PORT, scratch_schema  # noqa: E402
 from .tablehtml import parse_table  # noqa: E402
 
 MIB = 1024 * 1024
@@ -33,28 +32,24 @@ MIB = 1024 * 1024
 
 @pytest.fixture(scope="module")
 def schema() -> Iterator[str]:
-    admin = admin_connection()
-    name = f"ts_test_{secrets.token_hex(4)}"
-    admin.execute(f"CREATE SCHEMA {name}")
-    admin.execute(
-        f"""
-        CREATE TABLE {name}.big AS
-            SELECT g AS id, 'name ' || g AS name, (g::bigint * 7919 % 100000) / 100.0 AS amount,
-                   timestamp '2024-01-01' + g * interval '37 seconds' AS created
-            FROM generate_series(1, 1000000) AS g;
-        CREATE TABLE {name}.types (
-            id int, note text, big numeric, at_tz timestamptz, at timestamp, day date,
-            flag boolean, raw bytea, doc jsonb);
-        INSERT INTO {name}.types VALUES
-            (1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
-            (2, '<b>ünïcödé</b> & "表"', 123456789012345678901234567890.123456789,
-             '2024-05-06 07:08:09.5+02', '2024-05-06 07:08:09', '2024-05-06', true,
-             '\\xdeadbeef', '{{"a": [1, "x"]}}');
-        """
-    )
-    yield name
-    admin.execute(f"DROP SCHEMA {name} CASCADE")
-    admin.close()
+    with scratch_schema("ts_test") as (admin, name):
+        admin.execute(
+            f"""
+            CREATE TABLE {name}.big AS
+                SELECT g AS id, 'name ' || g AS name, (g::bigint * 7919 % 100000) / 100.0 AS amount,
+                       timestamp '2024-01-01' + g * interval '37 seconds' AS created
+                FROM generate_series(1, 1000000) AS g;
+            CREATE TABLE {name}.types (
+                id int, note text, big numeric, at_tz timestamptz, at timestamp, day date,
+                flag boolean, raw bytea, doc jsonb);
+            INSERT INTO {name}.types VALUES
+                (1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+                (2, '<b>ünïcödé</b> & "表"', 123456789012345678901234567890.123456789,
+                 '2024-05-06 07:08:09.5+02', '2024-05-06 07:08:09', '2024-05-06', true,
+                 '\\xdeadbeef', '{{"a": [1, "x"]}}');
+            """
+        )
+        yield name
 
 
 def _settings(schema: str, **extra: str) -> dict[str, str]:

@@ -13,7 +13,6 @@ import datetime as dt
 import io
 import json
 import math
-import secrets
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -33,7 +32,7 @@ from service.stream.csvnulls import csv_batch_writer
 from service.stream.ndjson import batch_encoder
 from service.testing import httpraw
 
-from .pg import DSN, admin_connection
+from .pg import DSN, admin_connection, scratch_schema
 
 SQLITE_ROWS = [
     # id, i INTEGER, r REAL, t TEXT, b BLOB, n NUMERIC, d DATE, x (no type: any value)
@@ -408,22 +407,18 @@ PG_TYPES = {
 
 @pytest.fixture(scope="module")
 def pg_table() -> Iterator[str]:
-    admin = admin_connection()
-    schema = f"programs_{secrets.token_hex(4)}"
-    admin.execute(f"CREATE SCHEMA {schema}")
-    defs = ", ".join(f"{name} {kind}" for name, (kind, _) in PG_TYPES.items())
-    admin.execute(f"CREATE TABLE {schema}.every_type (id int PRIMARY KEY, {defs})")
-    admin.execute(f"INSERT INTO {schema}.every_type (id) VALUES (0)")  # every column NULL
-    for i in range(max(len(values) for _, values in PG_TYPES.values())):
-        names = [n for n, (_, v) in PG_TYPES.items() if i < len(v)]
-        values = [PG_TYPES[n][1][i] for n in names]
-        admin.execute(
-            f"INSERT INTO {schema}.every_type (id, {', '.join(names)}) "
-            f"VALUES ({i + 1}, {', '.join(values)})"
-        )
-    yield schema
-    admin.execute(f"DROP SCHEMA {schema} CASCADE")
-    admin.close()
+    with scratch_schema("programs") as (admin, schema):
+        defs = ", ".join(f"{name} {kind}" for name, (kind, _) in PG_TYPES.items())
+        admin.execute(f"CREATE TABLE {schema}.every_type (id int PRIMARY KEY, {defs})")
+        admin.execute(f"INSERT INTO {schema}.every_type (id) VALUES (0)")  # every column NULL
+        for i in range(max(len(values) for _, values in PG_TYPES.values())):
+            names = [n for n, (_, v) in PG_TYPES.items() if i < len(v)]
+            values = [PG_TYPES[n][1][i] for n in names]
+            admin.execute(
+                f"INSERT INTO {schema}.every_type (id, {', '.join(names)}) "
+                f"VALUES ({i + 1}, {', '.join(values)})"
+            )
+        yield schema
 
 
 def _pg_dsn() -> str:
