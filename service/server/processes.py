@@ -79,11 +79,11 @@ def supervise(settings: Settings) -> int:
         prefix="tablestream-metrics-"
     )
     clean_multiprocess_dir(metrics_dir)
-    shared_dir = tempfile.mkdtemp(prefix="tablestream-shared-")  # mode 0700: this user's only
     with bind_errors_exit(settings.host, settings.port, "TABLESTREAM_HOST or TABLESTREAM_PORT"):
         listener = listening_socket(
             settings.host, settings.port, settings.backlog, settings.reuse_port
         )
+    shared_dir = tempfile.mkdtemp(prefix="tablestream-shared-")  # mode 0700: this user's only
     host, port = listener.getsockname()[:2]
     env = {
         **os.environ,
