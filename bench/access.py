@@ -23,11 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from service import create_app
-from service.access.gate import Access
-from service.access.tokens import add_token, hash_token
-from service.config import Settings
-from service.testing import ServerProcess
+from tablestream import create_app
+from tablestream.access.gate import Access
+from tablestream.access.tokens import add_token, hash_token
+from tablestream.config import Settings
+from tablestream.testing import ServerProcess
 
 from .measure import fetch
 from .run import server_env

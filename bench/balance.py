@@ -16,7 +16,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from service.testing import ServerProcess, process_cpu_seconds
+from tablestream.testing import ServerProcess, process_cpu_seconds
 
 from .measure import fetch, steady_load, wire_bytes
 from .run import server_env

@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from service.sources import cells, cursor
-from service.stream import compression, csvnulls
+from tablestream.sources import cells, cursor
+from tablestream.stream import compression, csvnulls
 
 __all__ = ["format_batch_cell_by_cell", "format_column_cell_by_cell", "install"]
 
@@ -42,7 +42,7 @@ def install() -> None:
     try:
         from psycopg import sql
 
-        from service.sources import pgstream
+        from tablestream.sources import pgstream
     except ImportError:  # no pg extra: nothing PostgreSQL to put back
         return
     pgstream.TEXT_OIDS = frozenset()  # typed streams: every column a psycopg value

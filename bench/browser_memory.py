@@ -1,6 +1,6 @@
 """The reader's memory: a big table page in Debian's Chromium, from the first byte to `complete`.
 
-    .venv/bin/python bench/browser_memory.py [--rows 10000000] [--page-rows N] [--timeout 900]
+    .venv-dev/bin/python bench/browser_memory.py [--rows 10000000] [--page-rows N] [--timeout 900]
 
 Starts ``tablestream serve`` as its own process with a ``synthetic`` table of ROWS rows, opens
 ``/tables/synthetic`` in headless Chromium (Playwright, the page's real Content-Security-Policy)
@@ -33,9 +33,9 @@ sys.path.insert(0, str(ROOT))
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-from service.sources.synthetic import synthetic_row  # noqa: E402
-from service.stream.markup import rows_html  # noqa: E402
-from service.testing import ServerProcess  # noqa: E402
+from tablestream.sources.synthetic import synthetic_row  # noqa: E402
+from tablestream.stream.markup import rows_html  # noqa: E402
+from tablestream.testing import ServerProcess  # noqa: E402
 
 GIB = 1024**3
 RSS_LIMIT = 1.5 * GIB

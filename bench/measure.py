@@ -1,4 +1,4 @@
-"""Timing fetches and steady loads against a server (``service.testing.ServerProcess`` runs it).
+"""Timing fetches and steady loads against a server (``tablestream.testing.ServerProcess`` runs it).
 
 The client is curl writing to /dev/null: a C client that costs the shared 2-core machine far
 less than the server it measures, and reports time to first byte itself. Aggregate throughput

@@ -20,9 +20,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from service.query.spec import encode_after
-from service.sources.demo import create_demo_db
-from service.testing import ServerProcess
+from tablestream.query.spec import encode_after
+from tablestream.sources.demo import create_demo_db
+from tablestream.testing import ServerProcess
 
 from .measure import fetch
 

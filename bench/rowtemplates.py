@@ -31,8 +31,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from service.sources.demo import create_demo_db
-from service.testing import ServerProcess
+from tablestream.sources.demo import create_demo_db
+from tablestream.testing import ServerProcess
 
 from .measure import fetch
 
@@ -169,12 +169,12 @@ def _measure_baseline(
         "this branch": ServerProcess(
             _env(plan.rows, ""),
             logs / "rowtemplates-branch.log",
-            argv=[py, "-m", "service", "serve"],
+            argv=[py, "-m", "tablestream", "serve"],
         ),
         ref: ServerProcess(
             {**_env(plan.rows, ""), "PYTHONPATH": str(code)},
             logs / "rowtemplates-baseline.log",
-            argv=[py, "-m", "service", "serve"],
+            argv=[py, "-m", "tablestream", "serve"],
             cwd=code,
         ),
     }

@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from service.testing import ServerProcess
+from tablestream.testing import ServerProcess
 
 from . import rowtemplates
 from .measure import fetch, fetch_many, steady_load, wire_bytes
@@ -239,7 +239,7 @@ def phase_a(plan: Plan, py: str, logs: Path) -> tuple[list[Cell], list[str]]:
 def _serve(py: str, logs: Path, rows: int, **env: str) -> ServerProcess:
     argv = [str(Path(py).with_name("tablestream")), "serve"]
     return ServerProcess(
-        {**server_env(rows), **env}, logs / "service.log", argv=argv, stop_timeout=40
+        {**server_env(rows), **env}, logs / "tablestream.log", argv=argv, stop_timeout=40
     )
 
 

@@ -13,8 +13,8 @@ import logging
 import os
 import sys
 
-from service import ConfigError, Settings, create_app
-from service.server.cli import serve_app
+from tablestream import ConfigError, Settings, create_app
+from tablestream.server.cli import serve_app
 
 from .variants import bp, install_row_template_tables
 

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from service.sources.demo import create_demo_db, create_demo_pg
-from service.testing import ServerProcess
+from tablestream.sources.demo import create_demo_db, create_demo_pg
+from tablestream.testing import ServerProcess
 
 __all__ = ["SourcesResult", "phase_f", "report_lines", "source_verdicts"]
 

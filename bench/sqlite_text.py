@@ -26,9 +26,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from service.sources.demo import create_demo_db
-from service.sources.sqlite import SQLiteTable, quote_identifier
-from service.stream.formats import csv_pieces
+from tablestream.sources.demo import create_demo_db
+from tablestream.sources.sqlite import SQLiteTable, quote_identifier
+from tablestream.stream.formats import csv_pieces
 
 FETCH_ROWS = 128  # the service's default for SQLite (TABLESTREAM_FETCH_ROWS=0)
 

@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterable, Iterator
 
 from jinja2 import Environment
 
-from service.sources.base import BATCH_ROWS
-from service.sources.synthetic import synthetic_batch, synthetic_row
-from service.stream.chunker import Chunker
-from service.stream.markup import rows_html
+from tablestream.sources.base import BATCH_ROWS
+from tablestream.sources.synthetic import synthetic_batch, synthetic_row
+from tablestream.stream.chunker import Chunker
+from tablestream.stream.markup import rows_html
 
 __all__ = ["measure_steps"]
 

@@ -36,17 +36,17 @@ from flask import (
 )
 from markupsafe import Markup, escape
 
-from service.observe.requestlog import REQUEST_ID_KEY
-from service.query import Query
-from service.query.links import PageLinks, Tracked
-from service.sources import RowStream
-from service.sources.synthetic import SyntheticTable, synthetic_row
-from service.stream.chunker import Chunker
-from service.stream.fragments import MAX_ROWS as FRAGMENT_ROWS
-from service.stream.fragments import rows_url
-from service.stream.markup import ROW_MARKUP
-from service.stream.rowtemplate import BatchRenderer, RowTemplates
-from service.views import ROW_TEMPLATES_KEY
+from tablestream.observe.requestlog import REQUEST_ID_KEY
+from tablestream.query import Query
+from tablestream.query.links import PageLinks, Tracked
+from tablestream.sources import RowStream
+from tablestream.sources.synthetic import SyntheticTable, synthetic_row
+from tablestream.stream.chunker import Chunker
+from tablestream.stream.fragments import MAX_ROWS as FRAGMENT_ROWS
+from tablestream.stream.fragments import rows_url
+from tablestream.stream.markup import ROW_MARKUP
+from tablestream.stream.rowtemplate import BatchRenderer, RowTemplates
+from tablestream.views import ROW_TEMPLATES_KEY
 
 __all__ = ["HandRowTemplates", "bp", "install_row_template_tables"]
 

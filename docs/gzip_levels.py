@@ -17,7 +17,7 @@ import zlib
 
 os.environ.setdefault("TABLESTREAM_DB", "")  # the synthetic table alone; no demo file needed
 
-from service import create_app
+from tablestream import create_app
 
 CHUNK = 32 * 1024
 RUNS = 3

@@ -1,6 +1,6 @@
 """Open a big table in Debian's Chromium while it streams: screenshot it, print what it cost.
 
-    .venv/bin/python docs/streaming_page.py [--rows 1000000] [--screenshot docs/streaming-page.png]
+    .venv-dev/bin/python docs/streaming_page.py [--rows N] [--screenshot docs/streaming-page.png]
 
 Starts ``tablestream serve`` as its own process (so the server does not share a GIL with the
 browser driver), opens ``/tables/synthetic?limit=ROWS`` in headless Chromium with the page's
@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-from service.testing import ServerProcess  # noqa: E402
+from tablestream.testing import ServerProcess  # noqa: E402
 
 PROBE = """
 window.__probe = {fcp: null, firstRow: null, dcl: null, longTasks: [], lagMax: 0};

@@ -17,8 +17,8 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from service.testing import httpraw
-from service.testing.metricsread import value
+from tablestream.testing import httpraw
+from tablestream.testing.metricsread import value
 
 __all__ = ["DrainFigures", "drain_under_load", "in_progress"]
 

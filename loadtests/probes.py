@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from service.testing import rss_bytes, temp_file_bytes
+from tablestream.testing import rss_bytes, temp_file_bytes
 
 __all__ = ["HEALTH_TIMEOUT", "Probe", "ProbeFigures", "Probes", "get", "percentile"]
 

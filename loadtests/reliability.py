@@ -31,10 +31,10 @@ from pathlib import Path
 from loadtests import attacks, drain
 from loadtests.probes import ProbeFigures, Probes, get, percentile
 from loadtests.reliability_report import Check, Row, render, verdict_lines, write_docs
-from service.config import Settings
-from service.sources.demo import create_demo_db
-from service.testing import ServerProcess, httpraw, temp_file_bytes
-from service.testing.metricsread import value
+from tablestream.config import Settings
+from tablestream.sources.demo import create_demo_db
+from tablestream.testing import ServerProcess, httpraw, temp_file_bytes
+from tablestream.testing.metricsread import value
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from loadtests.steps import parse_plan
-from service.testing import ServerProcess
+from tablestream.testing import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,7 +68,7 @@ def _start_server(db: Path, folder: Path) -> ServerProcess:
     if not db.exists():
         db.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run(
-            [sys.executable, "-m", "service", "demo-db", str(db), "--rows", str(DEMO_ROWS)],
+            [sys.executable, "-m", "tablestream", "demo-db", str(db), "--rows", str(DEMO_ROWS)],
             cwd=ROOT,
             check=True,
         )

@@ -34,9 +34,9 @@ from .stream.rowfilters import FILTERS as ROW_FILTERS
 from .stream.rowtemplate import RowTemplates
 from .views import PACERS_KEY, ROW_TEMPLATES_KEY, bp
 
-__all__ = ["ConfigError", "Settings", "create_app", "template_folder"]
+__all__ = ["ConfigError", "Settings", "__version__", "create_app", "template_folder"]
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one place: pyproject.toml reads it (dynamic version)
 
 
 def template_folder() -> Path:

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from service import create_app
-from service.sources.demo import create_demo_db
-from service.testing import ServerProcess
+from tablestream import create_app
+from tablestream.sources.demo import create_demo_db
+from tablestream.testing import ServerProcess
 
 from .servers import ThreadServer
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from service.sources.base import RowStream, Table
+from tablestream.sources.base import RowStream, Table
 
 __all__ = ["FailingStream", "FailingTable"]
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import waitress
 
-from service import create_app
-from service.config import Settings
-from service.server.connections import waitress_options
+from tablestream import create_app
+from tablestream.config import Settings
+from tablestream.server.connections import waitress_options
 
 __all__ = ["leaking"]
 

@@ -18,7 +18,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from service.testing import free_port, wait_ready
+from tablestream.testing import free_port, wait_ready
 
 from .servers import ROOT
 

@@ -1,7 +1,7 @@
 """waitress in a thread of the test process, around an app a test built (to inject tables).
 
 It listens on 127.0.0.1 only, on a free port, and is stopped by the fixture that started it.
-A real ``tablestream serve`` process comes from ``service.testing.ServerProcess``, the harness
+A real ``tablestream serve`` process comes from ``tablestream.testing.ServerProcess``, the harness
 tests, benchmarks, load tests and docs share.
 """
 
@@ -15,8 +15,8 @@ from pathlib import Path
 import waitress
 from flask import Flask
 
-from service.server.connections import waitress_options
-from service.testing import wait_ready
+from tablestream.server.connections import waitress_options
+from tablestream.testing import wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 

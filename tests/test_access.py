@@ -20,11 +20,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service import ConfigError, create_app
-from service.access.tokens import TokenFile, add_token, hash_token, remove_token
-from service.server.cli import main as cli_main
-from service.server.cli import warn_if_open
-from service.testing import httpraw
+from tablestream import ConfigError, create_app
+from tablestream.access.tokens import TokenFile, add_token, hash_token, remove_token
+from tablestream.server.cli import main as cli_main
+from tablestream.server.cli import warn_if_open
+from tablestream.testing import httpraw
 
 from .servers import wait_for
 from .tablehtml import parse_table

@@ -2,7 +2,7 @@
 
 import pytest
 
-from service.server.admission import CLIENT_LIMIT, DRAINING, SLOTS_FULL, Admission, Rejected
+from tablestream.server.admission import CLIENT_LIMIT, DRAINING, SLOTS_FULL, Admission, Rejected
 
 
 def test_streams_beyond_the_slots_are_refused_and_a_finished_stream_frees_its_slot():

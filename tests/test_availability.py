@@ -19,7 +19,7 @@ import waitress
 
 from loadtests import attacks, drain
 from loadtests.probes import Probes, get
-from service.testing.metricsread import value
+from tablestream.testing.metricsread import value
 
 from .servers import wait_for
 

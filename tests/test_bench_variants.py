@@ -9,7 +9,7 @@ import sqlite3
 import pytest
 
 from bench.variants import bp, install_row_template_tables
-from service import create_app
+from tablestream import create_app
 
 
 @pytest.fixture

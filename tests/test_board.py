@@ -10,9 +10,9 @@ import logging
 import threading
 import time
 
-from service.observe.board import Board
-from service.observe.status import RecentStreams
-from service.stream.pacing import PATIENCE, Pacers
+from tablestream.observe.board import Board
+from tablestream.observe.status import RecentStreams
+from tablestream.stream.pacing import PATIENCE, Pacers
 
 
 class _Rows:

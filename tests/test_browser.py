@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from service import create_app
-from service.sources.base import RowStream, Table
-from service.sources.synthetic import COLUMNS, synthetic_row
-from service.stream.markup import rows_html
-from service.testing import httpraw
+from tablestream import create_app
+from tablestream.sources.base import RowStream, Table
+from tablestream.sources.synthetic import COLUMNS, synthetic_row
+from tablestream.stream.markup import rows_html
+from tablestream.testing import httpraw
 
 from .servers import ROOT
 

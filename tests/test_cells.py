@@ -10,8 +10,8 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.sources.cells import format_batch, format_value
-from service.sources.sqlite import SQLiteTable
+from tablestream.sources.cells import format_batch, format_value
+from tablestream.sources.sqlite import SQLiteTable
 
 
 class _Custom:

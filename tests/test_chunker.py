@@ -1,6 +1,6 @@
 """The chunker alone: pure function from template pieces to byte chunks."""
 
-from service.stream.chunker import Chunker, StreamCut
+from tablestream.stream.chunker import Chunker, StreamCut
 
 
 def test_pieces_are_coalesced_into_chunks_of_at_least_the_target_size():

@@ -7,8 +7,8 @@ import zlib
 
 import pytest
 
-from service.stream import compression
-from service.stream.compression import GzipChunks, compressor_for
+from tablestream.stream import compression
+from tablestream.stream.compression import GzipChunks, compressor_for
 
 CHUNKS = [(f"<tr><td>{i}</td><td>Zoë &amp; café</td></tr>\n" * 700).encode() for i in range(40)]
 

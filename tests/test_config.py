@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from service import ConfigError, create_app
-from service.config import SETTINGS, Settings
+from tablestream import ConfigError, create_app
+from tablestream.config import SETTINGS, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,7 +78,7 @@ def test_unknown_setting_names_are_refused():
 def test_serve_refuses_to_start_on_a_bad_variable_with_one_clear_line(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "TABLESTREAM_DB": "", "TABLESTREAM_CHUNK_BYTES": "lots"}
     done = subprocess.run(
-        [sys.executable, "-m", "service", "serve"],
+        [sys.executable, "-m", "tablestream", "serve"],
         env=env,
         cwd=tmp_path,
         capture_output=True,
@@ -94,7 +94,7 @@ def test_serve_refuses_to_start_on_a_bad_variable_with_one_clear_line(tmp_path):
 
 def test_serve_help_lists_every_setting():
     done = subprocess.run(
-        [sys.executable, "-m", "service", "serve", "--help"],
+        [sys.executable, "-m", "tablestream", "serve", "--help"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from service.testing import httpraw
-from service.testing.metricsread import value
+from tablestream.testing import httpraw
+from tablestream.testing.metricsread import value
 
 
 def _closed_by_server(sock: socket.socket, within: float) -> bool:

@@ -31,8 +31,8 @@ from pathlib import Path
 
 import pytest
 
-from service.sources.synthetic import KINDS, synthetic_row
-from service.testing import ServerProcess
+from tablestream.sources.synthetic import KINDS, synthetic_row
+from tablestream.testing import ServerProcess
 
 from .conftest import ndjson_values
 from .nginx import Nginx

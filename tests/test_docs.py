@@ -15,7 +15,7 @@ from types import ModuleType
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.config import SETTINGS, settings_markdown
+from tablestream.config import SETTINGS, settings_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"

@@ -16,9 +16,9 @@ import time
 
 import pytest
 
-from service import create_app
-from service.testing import free_port, httpraw, refuses_connections, wait_ready
-from service.testing.metricsread import value
+from tablestream import create_app
+from tablestream.testing import free_port, httpraw, refuses_connections, wait_ready
+from tablestream.testing.metricsread import value
 
 from .faulty import FailingTable
 from .tablehtml import parse_table
@@ -53,14 +53,14 @@ def test_a_source_failing_mid_stream_gives_a_visibly_cut_page_counted_as_error(
     metrics = f"{server.url}/metrics"
     assert _wait(lambda: value(metrics, "tablestream_streams_total", outcome="error") == 1)
     request_id = response.headers["x-request-id"]
-    errors = [r for r in caplog.records if r.name == "service.stream.body"]
+    errors = [r for r in caplog.records if r.name == "tablestream.stream.body"]
     assert errors and request_id in errors[0].getMessage()
 
 
 def test_a_source_failing_before_the_first_byte_is_a_503_page_without_traceback(client, app):
     class Broken(FailingTable):
         def open(self, limit=None, offset=0):
-            from service.sources import SourceError
+            from tablestream.sources import SourceError
 
             raise SourceError("cannot connect")
 
@@ -153,7 +153,7 @@ def test_sigterm_stops_a_server_whose_parent_ignored_sigint(settings_for, tmp_pa
     env.update(os.environ, TABLESTREAM_PORT=str(port), TABLESTREAM_SHUTDOWN_GRACE="2")
     with (tmp_path / "server.log").open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "service", "serve"],
+            [sys.executable, "-m", "tablestream", "serve"],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -10,10 +10,10 @@ import zlib
 
 import pytest
 
-from service import create_app
-from service.sources.synthetic import COLUMNS, KINDS, synthetic_row
-from service.testing import httpraw
-from service.testing.metricsread import value
+from tablestream import create_app
+from tablestream.sources.synthetic import COLUMNS, KINDS, synthetic_row
+from tablestream.testing import httpraw
+from tablestream.testing.metricsread import value
 
 from .conftest import NASTY, ndjson_values
 from .faulty import FailingTable

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from service import create_app
-from service.access.tokens import add_token
-from service.stream.fragments import MAX_ROWS
-from service.stream.pacing import Pacers
-from service.testing import httpraw
-from service.testing.metricsread import value
+from tablestream import create_app
+from tablestream.access.tokens import add_token
+from tablestream.stream.fragments import MAX_ROWS
+from tablestream.stream.pacing import Pacers
+from tablestream.testing import httpraw
+from tablestream.testing.metricsread import value
 
 from .tablehtml import parse_table
 

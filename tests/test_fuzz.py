@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from service import create_app
+from tablestream import create_app
 
 ALLOWED = {200, 400, 404, 405}
 
@@ -28,7 +28,7 @@ params = st.lists(
 
 @pytest.fixture(scope="module")
 def fuzz_client(tmp_path_factory):
-    from service.sources.demo import create_demo_db
+    from tablestream.sources.demo import create_demo_db
 
     db = create_demo_db(tmp_path_factory.mktemp("fuzz") / "f.sqlite3", rows=300, customers=20)
     return create_app({"db": str(db), "synthetic_rows": "500"}).test_client()

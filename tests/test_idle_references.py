@@ -13,8 +13,8 @@ import threading
 import time
 import weakref
 
-from service.server.connections import _Dispatcher
-from service.server.watchdog import Watchdog
+from tablestream.server.connections import _Dispatcher
+from tablestream.server.watchdog import Watchdog
 
 
 class _Task:

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from service.testing import ServerProcess, httpraw
+from tablestream.testing import ServerProcess, httpraw
 
 from .servers import ROOT
 from .tablehtml import parse_table
@@ -28,7 +28,7 @@ def test_a_non_editable_install_serves_a_table_page(tmp_path):
     elsewhere.mkdir()
     env = {"PYTHONPATH": str(site), "TABLESTREAM_DB": "", "TABLESTREAM_SYNTHETIC_ROWS": "100"}
     where = subprocess.run(
-        [sys.executable, "-c", "import service; print(service.__file__)"],
+        [sys.executable, "-c", "import tablestream; print(service.__file__)"],
         env={**env, "PATH": "/usr/bin:/bin"},
         cwd=elsewhere,
         capture_output=True,

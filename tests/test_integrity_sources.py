@@ -23,10 +23,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from service import create_app
-from service.sources.base import unique_columns
-from service.sources.demo import create_demo_db
-from service.testing import httpraw
+from tablestream import create_app
+from tablestream.sources.base import unique_columns
+from tablestream.sources.demo import create_demo_db
+from tablestream.testing import httpraw
 
 from .servers import ROOT
 from .tablehtml import parse_table
@@ -344,7 +344,7 @@ def test_serve_refuses_a_database_file_that_is_not_a_sqlite_database(tmp_path, c
     path.write_bytes(content)
     env = {**os.environ, "TABLESTREAM_DB": str(path), "TABLESTREAM_PORT": "0"}
     done = subprocess.run(
-        [sys.executable, "-m", "service", "serve"],
+        [sys.executable, "-m", "tablestream", "serve"],
         env=env,
         cwd=ROOT,
         capture_output=True,

@@ -17,7 +17,7 @@ PREFIX = "tablestream: "
 
 def _serve(tmp_path, env: dict[str, str], pass_fds=()) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "service", "serve"],
+        [sys.executable, "-m", "tablestream", "serve"],
         env={"PATH": "/usr/bin:/bin", "TABLESTREAM_DB": "", **env},
         pass_fds=pass_fds,
         cwd=tmp_path,

@@ -16,7 +16,7 @@ import pytest
 
 from loadtests.pagecount import PageCount
 from loadtests.verdict import MIB, Sample, Thresholds, judge
-from service.testing import ServerProcess, free_port
+from tablestream.testing import ServerProcess, free_port
 
 from .servers import ROOT
 

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 from jinja2 import Environment
 from markupsafe import escape
 
-from service.sources.synthetic import synthetic_batch, synthetic_row
-from service.stream.markup import has_markup_characters, rows_html
+from tablestream.sources.synthetic import synthetic_batch, synthetic_row
+from tablestream.stream.markup import has_markup_characters, rows_html
 
 _PER_CELL = Environment(autoescape=True).from_string(
     "{% for row in batch %}<tr>{% for cell in row %}<td>{{ cell }}</td>{% endfor %}</tr>\n"

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from service.config import Settings
-from service.sources import build_catalog
-from service.sources.demo import create_demo_db
-from service.testing import httpraw
+from tablestream.config import Settings
+from tablestream.sources import build_catalog
+from tablestream.sources.demo import create_demo_db
+from tablestream.testing import httpraw
 
 MIB = 1024 * 1024
 

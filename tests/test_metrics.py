@@ -9,9 +9,9 @@ import urllib.request
 
 import pytest
 
-from service import create_app
-from service.testing import httpraw
-from service.testing.metricsread import samples, value
+from tablestream import create_app
+from tablestream.testing import httpraw
+from tablestream.testing.metricsread import samples, value
 
 
 @pytest.fixture

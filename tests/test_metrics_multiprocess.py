@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from service.testing import free_port, httpraw
-from service.testing.metricsread import samples, value
+from tablestream.testing import free_port, httpraw
+from tablestream.testing.metricsread import samples, value
 
 
 @pytest.mark.slow

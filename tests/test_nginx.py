@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from service.testing import ServerProcess
-from service.testing.metricsread import value
+from tablestream.testing import ServerProcess
+from tablestream.testing.metricsread import value
 
 from .nginx import Nginx
 from .servers import wait_for

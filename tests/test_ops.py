@@ -18,8 +18,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from service import create_app
-from service.testing import free_port, httpraw
+from tablestream import create_app
+from tablestream.testing import free_port, httpraw
 
 from .servers import ROOT
 
@@ -229,7 +229,7 @@ def test_prometheus_scrapes_a_token_protected_service_with_a_metrics_token(
     process_server, tmp_path
 ):
     # The setup ops/prometheus.yml describes: a token with the metrics scope, from a file.
-    from service.access.tokens import add_token
+    from tablestream.access.tokens import add_token
 
     tokens = tmp_path / "tokens.toml"
     token = add_token(str(tokens), "prometheus", tables=[], scopes=["metrics"])

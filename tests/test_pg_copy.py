@@ -20,12 +20,12 @@ import pytest
 
 psycopg = pytest.importorskip("psycopg")
 
-from service import create_app  # noqa: E402
-from service.config.settings import CSV_NULLS  # noqa: E402
-from service.sources.base import WrappedRows  # noqa: E402
-from service.sources.postgres import PostgresSource  # noqa: E402
-from service.stream.formats import csv_pieces  # noqa: E402
-from service.testing import httpraw  # noqa: E402
+from tablestream import create_app  # noqa: E402
+from tablestream.config.settings import CSV_NULLS  # noqa: E402
+from tablestream.sources.base import WrappedRows  # noqa: E402
+from tablestream.sources.postgres import PostgresSource  # noqa: E402
+from tablestream.stream.formats import csv_pieces  # noqa: E402
+from tablestream.testing import httpraw  # noqa: E402
 
 from .pg import DSN, scratch_schema  # noqa: E402
 from .test_pg_text import SERVER_TEXT, _create  # noqa: E402

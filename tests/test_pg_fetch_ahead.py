@@ -17,7 +17,7 @@ from .pg import admin_connection  # noqa: E402
 
 pytestmark = pytest.mark.postgres
 
-from service.sources.pgfetch import FetchAhead  # noqa: E402
+from tablestream.sources.pgfetch import FetchAhead  # noqa: E402
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ from .pg import DSN, scratch_schema  # noqa: E402
 
 pytestmark = pytest.mark.postgres
 
-from service.sources.cells import format_value  # noqa: E402
-from service.sources.postgres import PostgresSource  # noqa: E402
+from tablestream.sources.cells import format_value  # noqa: E402
+from tablestream.sources.postgres import PostgresSource  # noqa: E402
 
 # Types the server writes as text: (column type, values as SQL literals). Every table gets a
 # row of NULLs too.

@@ -18,11 +18,11 @@ psycopg = pytest.importorskip("psycopg")
 
 pytestmark = pytest.mark.postgres
 
-from service import create_app  # noqa: E402
-from service.sources.cells import format_batch  # noqa: E402
-from service.sources.postgres import PostgresTable  # noqa: E402
-from service.testing import httpraw, rss_bytes  # noqa: E402
-from service.testing.metricsread import value  # noqa: E402
+from tablestream import create_app  # noqa: E402
+from tablestream.sources.cells import format_batch  # noqa: E402
+from tablestream.sources.postgres import PostgresTable  # noqa: E402
+from tablestream.testing import httpraw, rss_bytes  # noqa: E402
+from tablestream.testing.metricsread import value  # noqa: E402
 
 from .pg import DSN, PG_PORT, scratch_schema  # noqa: E402
 from .tablehtml import parse_table  # noqa: E402
@@ -288,7 +288,7 @@ def test_a_database_down_at_start_leaves_named_tables_served_with_503_and_not_re
 
 
 def test_a_schema_wildcard_with_the_database_down_stops_start_up():
-    from service import ConfigError
+    from tablestream import ConfigError
 
     with pytest.raises(ConfigError, match=r"needs the database at start-up"):
         create_app(

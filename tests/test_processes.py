@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from service.sources.demo import create_demo_db
-from service.testing import httpraw, refuses_connections
-from service.testing.metricsread import value
+from tablestream.sources.demo import create_demo_db
+from tablestream.testing import httpraw, refuses_connections
+from tablestream.testing.metricsread import value
 
 TCP_LISTEN, TCP_ESTABLISHED = "0A", "01"
 

@@ -8,8 +8,8 @@ import sqlite3
 
 import pytest
 
-from service import create_app
-from service.testing import httpraw
+from tablestream import create_app
+from tablestream.testing import httpraw
 
 from .test_browser import browser  # noqa: F401 - the Chromium fixture, shared
 

@@ -9,10 +9,10 @@ import logging
 import pytest
 from waitress.adjustments import Adjustments
 
-from service import ConfigError, create_app
-from service.config import Settings
-from service.security import relative_location
-from service.server.connections import waitress_options
+from tablestream import ConfigError, create_app
+from tablestream.config import Settings
+from tablestream.security import relative_location
+from tablestream.server.connections import waitress_options
 
 from .servers import wait_for
 

@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service import create_app
-from service.testing import httpraw
+from tablestream import create_app
+from tablestream.testing import httpraw
 
 from .servers import wait_for
 from .tablehtml import parse_table
@@ -233,7 +233,7 @@ def test_the_access_log_names_the_filters_and_hides_their_values_when_told(
 
 
 def test_a_hidden_column_cannot_be_filtered_sorted_or_chosen(thread_server, settings_for, tmp_path):
-    from service.access.tokens import add_token
+    from tablestream.access.tokens import add_token
 
     tokens = tmp_path / "t.toml"
     token = add_token(str(tokens), "a", tables=["*"], hide=["orders.note"])

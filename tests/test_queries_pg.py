@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service import create_app
-from service.testing import httpraw
+from tablestream import create_app
+from tablestream.testing import httpraw
 
 from .pg import DSN, scratch_schema
 from .tablehtml import parse_table

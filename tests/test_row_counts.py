@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from service import create_app
-from service.sources.counts import RowCounts
-from service.sources.synthetic import SyntheticTable
-from service.testing import httpraw
+from tablestream import create_app
+from tablestream.sources.counts import RowCounts
+from tablestream.sources.synthetic import SyntheticTable
+from tablestream.testing import httpraw
 
 
 @pytest.fixture

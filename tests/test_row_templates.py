@@ -18,20 +18,20 @@ from hypothesis import strategies as st
 from jinja2 import DictLoader, Environment
 from markupsafe import Markup
 
-from service import create_app
-from service.sources.cells import format_batch
-from service.sources.synthetic import SyntheticTable
-from service.stream.markup import rows_html
-from service.stream.rowfilters import FILTERS, date, money, money_column
-from service.stream.rowtemplate import (
+from tablestream import create_app
+from tablestream.sources.cells import format_batch
+from tablestream.sources.synthetic import SyntheticTable
+from tablestream.stream.markup import rows_html
+from tablestream.stream.rowfilters import FILTERS, date, money, money_column
+from tablestream.stream.rowtemplate import (
     RowTemplateError,
     RowTemplates,
     compile_row_block,
     render_row_by_row,
     row_block,
 )
-from service.testing import httpraw
-from service.views import ROW_TEMPLATES_KEY
+from tablestream.testing import httpraw
+from tablestream.views import ROW_TEMPLATES_KEY
 
 from .conftest import DEMO_ORDERS
 from .tablehtml import parse_table

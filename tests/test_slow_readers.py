@@ -20,8 +20,8 @@ import time
 
 import pytest
 
-from service.testing import httpraw, temp_file_bytes
-from service.testing.metricsread import value
+from tablestream.testing import httpraw, temp_file_bytes
+from tablestream.testing.metricsread import value
 
 MIB = 1024 * 1024
 READERS = 50

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from service.testing import httpraw
+from tablestream.testing import httpraw
 
 from .nginx import Nginx
 from .servers import ROOT

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from service import create_app
-from service.observe.status import IN_PROGRESS, RecentStreams
-from service.testing import httpraw
+from tablestream import create_app
+from tablestream.observe.status import IN_PROGRESS, RecentStreams
+from tablestream.testing import httpraw
 
 from .faulty import FailingTable
 

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from service import create_app
-from service.sources.base import RowStream, Table
-from service.sources.synthetic import synthetic_row
-from service.testing import httpraw
+from tablestream import create_app
+from tablestream.sources.base import RowStream, Table
+from tablestream.sources.synthetic import synthetic_row
+from tablestream.testing import httpraw
 
 from .conftest import DEMO_ORDERS, NASTY
 from .tablehtml import parse_table

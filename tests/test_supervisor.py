@@ -2,7 +2,7 @@
 
 import signal
 
-from service.server.supervisor import (
+from tablestream.server.supervisor import (
     MAX_QUICK_DEATHS,
     QUICK_DEATH_S,
     RELOAD_OVERLAP_S,

@@ -26,11 +26,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service import ConfigError, create_app
-from service.sources.cells import format_value
-from service.stream.csvnulls import csv_batch_writer
-from service.stream.ndjson import batch_encoder
-from service.testing import httpraw
+from tablestream import ConfigError, create_app
+from tablestream.sources.cells import format_value
+from tablestream.stream.csvnulls import csv_batch_writer
+from tablestream.stream.ndjson import batch_encoder
+from tablestream.testing import httpraw
 
 from .pg import DSN, admin_connection, scratch_schema
 

@@ -21,12 +21,12 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.sources.base import BatchedRowStream
-from service.sources.cells import format_value
-from service.sources.sqlite import SQLiteTable
-from service.stream.csvnulls import csv_batch_writer
-from service.stream.formats import csv_pieces, ndjson_pieces
-from service.stream.ndjson import batch_encoder
+from tablestream.sources.base import BatchedRowStream
+from tablestream.sources.cells import format_value
+from tablestream.sources.sqlite import SQLiteTable
+from tablestream.stream.csvnulls import csv_batch_writer
+from tablestream.stream.formats import csv_pieces, ndjson_pieces
+from tablestream.stream.ndjson import batch_encoder
 
 NULLS = ("empty", "copy", "\\N", "NULL")
 _FLOATS = st.one_of(

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from flask import Flask
 
-from .. import create_app
+from .. import __version__, create_app
 from ..config import SETTINGS, ConfigError, Settings, settings_markdown
 from .allocator import limit_malloc_arenas
 from .connections import make_server, waitress_options
@@ -46,6 +46,7 @@ def _settings_epilog() -> str:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tablestream", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"tablestream {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser(
         "serve",
@@ -134,11 +135,12 @@ def serve_app(app: Flask, settings: Settings) -> int:
     if settings.metrics_port and not (settings.listen_fd or settings.reuse_port):
         serve_metrics_port(settings, registry=runtime.metrics.registry)
     log.info(
-        "tablestream serving %d tables on http://%s:%s/ with waitress %s; %d stream slots; "
-        "malloc arenas %s",
+        "tablestream serving %d tables on http://%s:%s/ (version %s) with waitress %s; "
+        "%d stream slots; malloc arenas %s",
         len(runtime.catalog),
         settings.host,
         settings.port,
+        __version__,
         " ".join(f"{k}={v}" for k, v in sorted(options.items())),
         runtime.admission.slots,
         settings.malloc_arenas if arenas_capped else "glibc default",

@@ -112,7 +112,9 @@ def supervise(settings: Settings) -> int:
                 _signal(action.pid, action.signum)
                 continue
             proc = subprocess.Popen(
-                [sys.executable, "-m", "service", "serve"], env=env, pass_fds=[listener.fileno()]
+                [sys.executable, "-m", "tablestream", "serve"],
+                env=env,
+                pass_fds=[listener.fileno()],
             )
             if action.replaces:
                 (log.info if is_clean(action.code) else log.error)(

@@ -25,7 +25,7 @@ from .pgtext import TEXT_OIDS, text_select
 
 __all__ = ["PostgresStream"]
 
-log = logging.getLogger("service.sources.postgres")
+log = logging.getLogger("tablestream.sources.postgres")
 _cursor_ids = itertools.count(1)
 # What the server's text of a type is, for typed_batches (base.KINDS); psycopg's values for the
 # types the server does not write (floats, time, interval, json, arrays, ...).

@@ -111,7 +111,7 @@ class ServerProcess:
     env: dict[str, str]
     log_path: Path
     args: tuple[str, ...] = ()  # command-line flags after ``serve``
-    module: str = "service"  # ``python -m MODULE serve``; tests.leakyserver for controls
+    module: str = "tablestream"  # ``python -m MODULE serve``; tests.leakyserver for controls
     argv: Sequence[str] = ()  # instead of ``python -m MODULE serve ARGS``
     cwd: Path | None = None
     port: int = field(default_factory=free_port)
