@@ -2,11 +2,13 @@
 
 It listens on 127.0.0.1 only, on a free port, and is stopped by the fixture that started it.
 A real ``tablestream serve`` process comes from ``tablestream.testing.ServerProcess``, the harness
-tests, benchmarks, load tests and docs share.
+tests, benchmarks, load tests and docs share; `clean_copy` gives the checkout as a clone would.
 """
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import threading
 import time
 from dataclasses import dataclass
@@ -20,7 +22,7 @@ from tablestream.testing import wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 
-__all__ = ["ROOT", "ThreadServer", "wait_for"]
+__all__ = ["ROOT", "ThreadServer", "clean_copy", "wait_for"]
 
 
 def wait_for(predicate, timeout: float, what: str, step: float = 0.02):
@@ -31,6 +33,22 @@ def wait_for(predicate, timeout: float, what: str, step: float = 0.02):
             return value
         time.sleep(step)
     raise TimeoutError(f"{what} not seen within {timeout} s")
+
+
+def clean_copy(dest: Path) -> Path:
+    """The checkout's tracked and new files (nothing git ignores), copied to ``dest``."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = ROOT / name
+        if source.is_file():  # a tracked file deleted in the work tree is not copied
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+    return dest
 
 
 @dataclass

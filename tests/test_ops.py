@@ -18,6 +18,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+import tablestream
 from tablestream import create_app
 from tablestream.testing import free_port, httpraw
 
@@ -127,6 +128,41 @@ def test_deployment_probes_and_grace_period_fit_the_service():
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert pod["terminationGracePeriodSeconds"] >= 60
     assert {"requests", "limits"} <= set(container["resources"])
+
+
+def _dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of ops/Dockerfile, continuation lines joined, comments dropped."""
+    text = re.sub(r"\\\n\s*", " ", (OPS / "Dockerfile").read_text())
+    lines = [line.strip() for line in text.splitlines()]
+    return [tuple(line.split(None, 1)) for line in lines if line and not line.startswith("#")]
+
+
+def test_the_container_image_is_the_one_the_deployment_runs():
+    """No engine builds the image here, so what can be checked without one is: it installs the
+    wheel the way tests/test_install.py proves, and its user, ports, command and tag are the
+    ones ops/k8s/deployment.yaml expects."""
+    steps = _dockerfile_instructions()
+    froms = [args for op, args in steps if op == "FROM"]
+    assert len(froms) == 2 and all(f.startswith("python:3.11-slim") for f in froms)
+    runs = " ".join(args for op, args in steps if op == "RUN")
+    assert "python -m build --outdir /dist ." in runs
+    assert "pip install --no-cache-dir /tmp/wheels/tablestream-*.whl" in runs
+    assert "pip install -e" not in runs
+    (user,) = [args for op, args in steps if op == "USER"]
+    exposed = {int(p) for op, args in steps if op == "EXPOSE" for p in args.split()}
+    assert dict(steps)["STOPSIGNAL"] == "SIGTERM"
+    assert json.loads(dict(steps)["CMD"])[:2] == ["tablestream", "serve"]
+
+    deployment = next(doc for _, doc in _k8s_documents() if doc["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["image"] == f"tablestream:{tablestream.__version__}"
+    assert container["command"] == ["tablestream", "serve"]
+    assert user == f"{pod['securityContext']['runAsUser']}:{pod['securityContext']['fsGroup']}"
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert set(ports.values()) <= exposed
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert ports[container[probe]["httpGet"]["port"]] in exposed
 
 
 def test_kubernetes_scrape_config_passes_promtool(tmp_path):
