@@ -71,6 +71,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
         settings.write_timeout,
         min_rate=settings.min_send_rate,
         rate_window=settings.send_rate_window,
+        marker_timeout=settings.cut_marker_timeout,
         on_idle=trim_heap,
     )
     # Behind --processes, what a page asks may reach a sibling: the siblings share a board.

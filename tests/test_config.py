@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -128,3 +129,15 @@ def test_stream_slots_leave_a_reserve_of_threads_for_probes_by_default():
     )
     with pytest.raises(ConfigError, match="TABLESTREAM_STREAM_SLOTS=13 is above"):
         Settings.from_mapping({"threads": "12", "stream_slots": "13"})
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    ["postgresql://reader:s3cr3t@127.0.0.1/test", "host=127.0.0.1 password=s3cr3t dbname=test"],
+)
+def test_the_start_up_settings_line_names_every_setting_and_hides_the_dsn_password(dsn):
+    line = Settings.from_mapping({"pg_dsn": dsn, "pg_tables": "public.orders", "db": ""}).to_log()
+    assigned = dict(pair.split("=", 1) for pair in shlex.split(line))
+    assert set(assigned) == {s.env for s in SETTINGS}
+    assert assigned["TABLESTREAM_DB"] == ""
+    assert "s3cr3t" not in line and "***" in line

@@ -145,6 +145,42 @@ def test_sigterm_refuses_new_connections_lets_short_streams_finish_and_marks_cut
     assert re.search(rb"(</tr>|<tbody>)\n\n<!-- tablestream:error", cut.tail)  # whole rows first
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("rate", ["200k", "1M"])
+def test_a_slow_reader_cut_by_a_drain_gets_whole_rows_then_the_marker_counted_cut(
+    process_server, rate, tmp_path
+):
+    """Deploys cut the slow readers: they must get the marker too, and count as cut, not as
+    client aborts (curl --limit-rate, as a browser on a slow link or a throttled job reads)."""
+    server = process_server(
+        TABLESTREAM_DB="", TABLESTREAM_SYNTHETIC_ROWS="100000000", TABLESTREAM_SHUTDOWN_GRACE="1"
+    )
+    body = tmp_path / "body.html"
+    curl = subprocess.Popen(
+        ["curl", "-s", "--limit-rate", rate, "-o", body, f"{server.url}/tables/synthetic"]
+    )
+    try:
+        metrics = f"{server.url}/metrics"
+        assert _wait(lambda: value(metrics, "tablestream_streams_in_progress") == 1)
+        time.sleep(1.5)  # the reader is the bottleneck: waitress and the kernel hold bytes for it
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(timeout=30) == 0
+        assert curl.wait(timeout=120) == 18  # the body ends without its terminating chunk
+    finally:
+        if curl.poll() is None:
+            curl.kill()
+            curl.wait()
+    tail = body.read_bytes()[-2000:]
+    assert b"<!-- tablestream:error after " in tail and b"shutting down" in tail, tail[-300:]
+    assert tail.rstrip().endswith(b"the table is incomplete.</p>")
+    assert re.search(rb"</tr>\n\n<!-- tablestream:error", tail)  # whole rows first
+    log = server.log_path.read_text()
+    (line,) = [json.loads(x.split(" ", 4)[4]) for x in log.splitlines() if '"outcome"' in x]
+    assert line["outcome"] == "cut", line
+    assert "its error marker went out" in log
+    assert "Traceback" not in log
+
+
 def test_sigterm_stops_a_server_whose_parent_ignored_sigint(settings_for, tmp_path):
     # `tablestream serve &` from a script, nohup and some supervisors start it with SIGINT
     # ignored; the drain must still end the process.

@@ -13,6 +13,8 @@ children of ``--processes`` get their parent's settings whole.
 from __future__ import annotations
 
 import os
+import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -315,6 +317,12 @@ class Settings:
         "30",
         "on SIGTERM, seconds in-flight streams get to finish before they are cut",
     )
+    cut_marker_timeout: float = setting(
+        number(0.5, 600, "seconds"),
+        "5",
+        "seconds a stream the server cuts gets for the bytes queued before its error marker and "
+        "the marker to go out (a drain waits for them); then its socket is shut",
+    )
     # -- PostgreSQL (extra "pg")
     pg_dsn: str = setting(
         text,
@@ -391,12 +399,28 @@ class Settings:
         exact settings with ``from_env`` (command-line flags included)."""
         return {s.env: s.render(getattr(self, s.attr)) for s in SETTINGS}
 
+    def to_log(self) -> str:
+        """Every setting as ``NAME=value`` for the start-up log: what this process really runs
+        with, defaults included, quoted as a shell would take them back, a PostgreSQL DSN's
+        password replaced by ``***``."""
+        return " ".join(
+            f"{env}={shlex.quote(_no_password(value))}" for env, value in self.to_env().items()
+        )
+
     @property
     def effective_stream_slots(self) -> int:
         """Stream slots: as set, or the threads minus a reserve of up to 4 (at least 1 slot)."""
         if self.stream_slots:
             return self.stream_slots
         return max(1, self.threads - min(4, max(1, self.threads // 3)))
+
+
+_PASSWORD = re.compile(r"(password\s*=\s*)('[^']*'|\S+)|(://[^:/@\s]+:)[^@\s]+(@)", re.IGNORECASE)
+
+
+def _no_password(value: str) -> str:
+    """A DSN (key=value or URL form) with its password shown as ``***``."""
+    return _PASSWORD.sub(lambda m: f"{m[1]}***" if m[1] else f"{m[3]}***{m[4]}", value)
 
 
 # Read off the fields: the one list of settings, in declaration order.

@@ -100,15 +100,18 @@ def _serve(args: argparse.Namespace) -> int:
             environ[f"TABLESTREAM_{flag.upper()}"] = value
     try:
         settings = Settings.from_env(environ)
+        # Before create_app: Flask gives its logger a handler of its own only when none is
+        # configured, and both printed every line of the service's loggers once each.
+        logging.basicConfig(
+            level=settings.log_level.upper(),
+            format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        )
         if settings.processes > 1 and settings.prometheus_multiproc_dir:
             clean_multiprocess_dir(settings.prometheus_multiproc_dir)  # before any value is read
         app = create_app(settings)
     except ConfigError as exc:
         print(f"tablestream: configuration error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
     if settings.processes > 1:
         return supervise(settings)
     return serve_app(app, settings)
@@ -145,6 +148,7 @@ def serve_app(app: Flask, settings: Settings) -> int:
         runtime.admission.slots,
         settings.malloc_arenas if arenas_capped else "glibc default",
     )
+    log.info("settings: %s", settings.to_log())
     warn_if_open(runtime.access.enabled, settings.host)
     if runtime.access.tokens is not None:
         signal.signal(signal.SIGHUP, lambda _n, _f: runtime.access.tokens.request_reload())

@@ -28,6 +28,7 @@ closes channels, so they never race with it; a channel being served is never tou
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import time
@@ -40,12 +41,20 @@ from waitress.server import TcpWSGIServer
 from waitress.task import ThreadedTaskDispatcher
 
 from ..config import Settings
+from ..stream.body import StreamAborted
 
 __all__ = ["GuardedServer", "make_server", "waitress_options"]
 
 log = logging.getLogger("tablestream")
 
 HEALTH_PATH = "/healthz"
+# Unsent bytes the kernel holds for a connection before it says "not writable" (Linux's
+# TCP_NOTSENT_LOWAT; unset, a slow reader's socket took ~4 MB and signalled room only when a
+# third of that had gone, so waitress's buffer drained in bursts seconds apart). A cut stream's
+# connection has the limit lifted (hand_over), so its marker can leave waitress's buffer for
+# the kernel's, which still delivers it after the process has exited.
+NOTSENT_LOWAT = 128 * 1024
+NOTSENT_UNLIMITED = 2**31 - 1
 TICK_S = 1.0  # how often deadlines are checked; a deadline is kept to within about this
 
 
@@ -61,8 +70,13 @@ class _GuardedChannel(HTTPChannel):
 
     def __init__(self, server: Any, sock: socket.socket, addr: Any, adj: Any, map=None) -> None:
         self.waiting_since = time.monotonic()  # connect, first byte of a request, or last reply
+        _notsent_lowat(sock, NOTSENT_LOWAT)
         self.served = False
         super().__init__(server, sock, addr, adj, map)
+
+    def hand_over(self) -> None:
+        """Let the kernel take everything queued for this client (the stream was cut)."""
+        _notsent_lowat(self.socket, NOTSENT_UNLIMITED)
 
     def received(self, data: bytes) -> bool:
         if self.request is None and data and self.served:
@@ -219,6 +233,23 @@ class GuardedServer(TcpWSGIServer):
                 channel.will_close = True
 
 
+def _notsent_lowat(sock: socket.socket, limit: int) -> None:
+    with contextlib.suppress(OSError, AttributeError):  # not Linux, not TCP, or closed
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT, limit)
+
+
+class _CutsAreNotCrashes(logging.Filter):
+    """waitress logs every exception out of a response as a crash, with its traceback; a stream
+    ended on purpose (``StreamAborted``: a cut, or a failed source) was already logged by its
+    body as one line, so waitress's copy is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], StreamAborted))
+
+
+_CUTS_ARE_NOT_CRASHES = _CutsAreNotCrashes()
+
+
 def make_server(
     app: Any,
     sock: socket.socket,
@@ -228,6 +259,7 @@ def make_server(
 ) -> GuardedServer:
     """A GuardedServer on the listening socket ``sock`` with waitress ``options``."""
     adj = Adjustments(**{k: v for k, v in options.items() if k not in ("host", "port")})
+    logging.getLogger("waitress").addFilter(_CUTS_ARE_NOT_CRASHES)  # once: filters are a set
     return GuardedServer(app, sock, adj, header_timeout, keepalive_timeout)
 
 

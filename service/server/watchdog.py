@@ -10,8 +10,13 @@ chunk) and ends a stream in two ways:
   the batch of rows it is cutting up, with its format's error marker, and the connection is cut
   without the terminating chunk. Used when the shutdown grace runs out and when a client reads,
   but slower than ``TABLESTREAM_MIN_SEND_RATE`` over ``TABLESTREAM_SEND_RATE_WINDOW``: something
-  can still be written, so the client is told. ``CUT_GRACE`` seconds later a stream that has not
-  ended (its worker is stuck in a write) is shut down at the socket.
+  can still be written, so the client is told. The marker is queued behind what waitress holds
+  for the client already (at most the output buffer's watermark and a chunk), and gets
+  ``TABLESTREAM_CUT_MARKER_TIMEOUT`` seconds of its own, counted from the cut, to be handed to
+  the connection: the process waits for it even in a drain. Once in the kernel's socket buffer
+  it reaches the client after the process has exited (close() sends FIN after the data). A
+  stream still not ended then (a client slower than the queued bytes allow) is shut down at the
+  socket: its body ends where the kernel stopped, and the stream still counts as ``cut``.
 - **Shut down at the socket**: after ``TABLESTREAM_WRITE_TIMEOUT`` seconds with no chunk
   accepted, nothing more can reach the client anyway. ``shutdown()``, not ``close()``: the
   descriptor stays valid for waitress's poll loop, which then sees the end of the connection,
@@ -36,11 +41,9 @@ from typing import Any
 
 from ..stream.body import STOP_KEY, StreamObserver
 
-__all__ = ["CUT_GRACE", "Watchdog", "install_graceful_shutdown"]
+__all__ = ["Watchdog", "install_graceful_shutdown"]
 
 log = logging.getLogger("tablestream")
-
-CUT_GRACE = 2.0  # seconds between asking a stream to stop and shutting its socket down
 
 
 class _Entry:
@@ -85,8 +88,10 @@ class Watchdog:
         on_idle: Callable[[], object] | None = None,
         min_rate: int = 0,
         rate_window: float = 60.0,
+        marker_timeout: float = 5.0,
     ) -> None:
         self.write_timeout = write_timeout
+        self.marker_timeout = marker_timeout
         self.interval = interval
         self.min_rate = min_rate
         self.rate_window = rate_window
@@ -96,9 +101,9 @@ class Watchdog:
         self._started = False
         self._draining_until: float | None = None
         self._on_drained: Callable[[], None] | None = None
-        # Channels of ended streams that still hold unsent bytes (the cut marker among them),
-        # each with the time after which it is no longer waited for.
-        self._flushing: dict[Any, float] = {}
+        # Channels of ended streams that still hold unsent bytes (the cut marker among them):
+        # the time after which each is no longer waited for, and the table of a cut stream.
+        self._flushing: dict[Any, tuple[float, str]] = {}
 
     def observer(self, table: str, environ: dict[str, Any]) -> StreamObserver:
         """Watch one stream; its waitress channel is found through the disconnect hook."""
@@ -129,19 +134,35 @@ class Watchdog:
     def _remove(self, entry: _Entry) -> None:
         with self._lock:
             self._entries.discard(entry)
+            cut = entry.cut_at is not None and entry.cut_at != float("inf")
             if entry.channel is not None and entry.client_bound():
-                self._flushing[entry.channel] = time.monotonic() + CUT_GRACE
+                until = entry.cut_at if cut else time.monotonic() + self.marker_timeout
+                self._flushing[entry.channel] = (until, entry.table if cut else "")
+            elif cut:
+                log.info("cut stream of %s: its error marker went out", entry.table)
 
     def _still_flushing(self, now: float) -> bool:
-        """Does an ended stream's channel still hold bytes for its client (for up to CUT_GRACE)?
+        """Does an ended stream's channel still hold bytes for its client (for a bounded time)?
 
         A stream's iterator ends before waitress has sent what it wrote last, the error marker
         of a cut stream included; exiting then would drop those bytes with the process.
         """
         with self._lock:
-            for channel, until in list(self._flushing.items()):
-                if now >= until or not channel.connected or not channel.total_outbufs_len:
-                    del self._flushing[channel]
+            for channel, (until, cut_table) in list(self._flushing.items()):
+                sent = not channel.total_outbufs_len
+                if not (now >= until or not channel.connected or sent):
+                    continue
+                del self._flushing[channel]
+                if cut_table and sent:
+                    log.info("cut stream of %s: its error marker went out", cut_table)
+                elif cut_table:
+                    log.warning(
+                        "cut stream of %s: its error marker did not go out within %g s (%d "
+                        "bytes still queued; the client reads too slowly or left)",
+                        cut_table,
+                        self.marker_timeout,
+                        channel.total_outbufs_len,
+                    )
             return bool(self._flushing)
 
     def _run(self) -> None:
@@ -179,7 +200,7 @@ class Watchdog:
                 _shut(entry)
             return
         if grace_over:
-            _stop(entry, now, "the server is shutting down")
+            _stop(entry, now + self.marker_timeout, "the server is shutting down")
             return
         bound = entry.client_bound()
         if now - entry.last > self.write_timeout and bound:
@@ -213,17 +234,24 @@ class Watchdog:
                 now - since,
                 self.min_rate,
             )
-            _stop(entry, now, f"the client read slower than {self.min_rate} bytes/s")
+            _stop(
+                entry,
+                now + self.marker_timeout,
+                f"the client read slower than {self.min_rate} bytes/s",
+            )
 
 
-def _stop(entry: _Entry, now: float, reason: str) -> None:
-    """Ask the stream to end at a row boundary with its error marker; shut it later if stuck."""
+def _stop(entry: _Entry, shut_at: float, reason: str) -> None:
+    """Ask the stream to end at a row boundary with its error marker; shut it at ``shut_at``."""
     stop = entry.environ.get(STOP_KEY)
     if stop is None:
         _shut(entry)
         return
     stop(reason)
-    entry.cut_at = now + CUT_GRACE
+    entry.cut_at = shut_at
+    hand_over = getattr(entry.channel, "hand_over", None)
+    if hand_over is not None:
+        hand_over()
     server = getattr(entry.channel, "server", None)
     if server is not None:
         server.pull_trigger()  # let the loop flush, so a waiting write can go on

@@ -150,7 +150,7 @@ class TableStreamBody:
             if isinstance(exc, StreamCut):
                 self._outcome, reason = CUT, str(exc)
                 log.warning(
-                    "stream %s cut after %d rows: %s; the client gets an error marker",
+                    "stream %s cut after %d rows: %s; its error marker is queued",
                     self._label,
                     rows.rows_read,
                     reason,
@@ -177,6 +177,18 @@ class TableStreamBody:
         if self._released:
             return
         self._released = True
+        if self._outcome == ABORTED and self._chunker.stop_reason:
+            # The server asked it to stop, and the client was too slow to take even the rows
+            # queued before the marker: still a cut, not the client's hang-up (deploys must not
+            # look like client aborts).
+            self._outcome = CUT
+            log.warning(
+                "stream %s cut after %d rows: %s; its error marker could not be sent (the "
+                "client had not read what was queued before it)",
+                self._label,
+                self._rows.rows_read,
+                self._chunker.stop_reason,
+            )
         try:
             self._rows.close()
         finally:

@@ -54,6 +54,11 @@ class Chunker:
         """Ask the stream to end after the rows it is cutting up now (any thread may call)."""
         self._stop_reason = reason or "stopped"
 
+    @property
+    def stop_reason(self) -> str:
+        """Why the stream was asked to stop; empty if it was not."""
+        return self._stop_reason
+
     def chunks(self, pieces: Iterable[str]) -> Iterator[bytes]:
         limit = self.chunk_bytes
         buffer: list[str] = []
