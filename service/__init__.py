@@ -14,7 +14,7 @@ from typing import Any
 
 from flask import Flask, request
 
-from .access import Access, PeerMiddleware, install_access
+from .access import Access, PeerMiddleware, install_access, read_proxy_secret
 from .config import ConfigError, Settings
 from .errors import register_error_pages
 from .observe.board import Board
@@ -57,6 +57,12 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     else:
         settings = Settings.from_mapping(config)
 
+    # Read before anything starts: a missing or weak secret stops start-up (access/peer.py).
+    secret = (
+        read_proxy_secret(settings.auth_proxy_secret_file)
+        if settings.auth_proxy_secret_file
+        else None
+    )
     templates = template_folder()
     app = Flask(
         __name__,
@@ -107,6 +113,8 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
         settings.trusted_proxy_count,
         settings.trusted_proxy_headers,
         identity_headers=(settings.auth_user_header, settings.auth_groups_header),
+        proxy_secret=secret,
+        unproven=metrics.identity_headers_ignored.inc if secret is not None else None,
     )
     app.add_template_filter(rows_html)
     app.jinja_env.filters.update(ROW_FILTERS)

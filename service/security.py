@@ -11,6 +11,14 @@ merges doubled slashes (``/tables//orders`` → 308) as an absolute URL from the
 ``http://evil.example/tables/orders`` — to a cache or a proxy that keys on the path, a redirect
 off-site. A relative reference (RFC 9110 §10.2.2) is resolved by the client against the URL it
 asked for, so it is right behind any proxy and names no host at all.
+
+Nothing the service answers may be kept by a shared cache, because almost everything depends on
+who asks: the index and a 404 page list the caller's tables, a table or ``/metrics`` is the
+caller's to read, a 401 names what was wrong with its credentials. ``Vary: Authorization`` does
+not help when the caller is named by a proxy's headers or a cookie (issue 28). So every response
+gets ``Cache-Control: private, no-store`` here, unless its view says otherwise: the table
+description (``.json``) is ``private, no-cache`` with an ETag (the caller's own browser may
+revalidate it) and the page's CSS and script keep Flask's ``no-cache`` (the same for everyone).
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from flask import Flask, Response
 
-__all__ = ["SECURITY_HEADERS", "install_security_headers", "relative_location"]
+__all__ = ["NOT_STORED", "SECURITY_HEADERS", "install_security_headers", "relative_location"]
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -30,12 +38,16 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 
+NOT_STORED = "private, no-store"
+"""Cache-Control of every response whose view sets none; the separate metrics port's too."""
+
 
 def install_security_headers(app: Flask) -> None:
     @app.after_request
     def add_headers(response: Response) -> Response:
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+        response.headers.setdefault("Cache-Control", NOT_STORED)
         location = response.headers.get("Location")
         if location is not None:
             response.headers["Location"] = relative_location(location)

@@ -301,24 +301,43 @@ def _policy(tmp_path: Path) -> str:
     return str(path)
 
 
+PROXY_SECRET = "s3cret-" + "0123456789abcdef" * 4  # what the sign-in site sends
+
+
+def proxy_settings(tmp_path: Path, trusted: str = "127.0.0.1") -> dict[str, str]:
+    """The settings of a service behind a sign-in proxy: policy, trusted peer, proxy secret."""
+    secret = tmp_path / "proxy-secret"
+    secret.write_text(PROXY_SECRET + "\n")
+    return {
+        "auth_policy_file": _policy(tmp_path),
+        "trusted_proxy": trusted,
+        "auth_proxy_secret_file": str(secret),
+    }
+
+
 @pytest.mark.parametrize("trusted", ["127.0.0.1", "10.9.9.9"])
 def test_the_proxy_user_is_believed_only_from_the_trusted_proxy(
     settings_for, thread_server, tmp_path, trusted
 ):
-    app = create_app(settings_for(auth_policy_file=_policy(tmp_path), trusted_proxy=trusted))
+    app = create_app(settings_for(**proxy_settings(tmp_path, trusted)))
     server = thread_server(app)
-    signed_in = {"X-Forwarded-User": "alice@example.com", "X-Forwarded-Groups": "staff, analysts"}
+    proof = {"X-Tablestream-Proxy-Secret": PROXY_SECRET}
+    signed_in = {
+        "X-Forwarded-User": "alice@example.com",
+        "X-Forwarded-Groups": "staff, analysts",
+        **proof,
+    }
     orders = _get(server.url + "/tables/orders?limit=2", **signed_in)
     if trusted == "127.0.0.1":
         assert orders.status == 200
         assert _get(server.url + "/tables/customers?limit=2", **signed_in).status == 404
         carol = _get(
             server.url + "/tables/customers.csv?limit=2",
-            **{"X-Forwarded-User": "carol@example.com"},
+            **{"X-Forwarded-User": "carol@example.com", **proof},
         )
         assert carol.status == 200 and carol.text.splitlines()[0] == "id,name,city,signed_up"
         assert _get(server.url + "/metrics", **signed_in).status == 403
-        sre = {"X-Forwarded-User": "bob", "X-Forwarded-Groups": "sre"}
+        sre = {"X-Forwarded-User": "bob", "X-Forwarded-Groups": "sre", **proof}
         assert _get(server.url + "/metrics", **sre).status == 200
     else:
         # From a peer that is not the proxy the headers are stripped: no credentials at all.

@@ -106,7 +106,7 @@ def test_a_report_reaches_the_siblings_stream_only_for_its_caller_while_it_runs(
     serving, sibling = Board(tmp_path, pid=101), Board(tmp_path, pid=102)
     recent = RecentStreams(board=serving)
     recorder = recent.observer("t", "page-1", owner="token:alice")
-    poll = serving.reports("page-1")
+    poll = serving.reports("page-1", "token:alice")
     assert poll() is None
     assert not sibling.report("page-1", "token:mallory", 5)
     assert not sibling.report("page-2", "token:alice", 5)

@@ -270,7 +270,8 @@ def test_every_response_carries_the_security_headers(client):
 
 
 def test_one_json_log_line_per_request_with_the_stream_facts(thread_server, settings_for, caplog):
-    server = thread_server(create_app(settings_for()))
+    # From the trusted proxy's address: its X-Request-ID is kept (anyone else's is replaced).
+    server = thread_server(create_app(settings_for(trusted_proxy="127.0.0.1")))
     with caplog.at_level(logging.INFO, logger="tablestream.access"):
         response = httpraw.get(
             f"{server.url}/tables/synthetic?limit=1234", headers={"X-Request-ID": "abc-123"}

@@ -22,7 +22,8 @@ from .tablehtml import parse_table
 
 @pytest.fixture
 def served(thread_server, settings_for):
-    app = create_app(settings_for())
+    # As behind nginx (the trusted proxy's address), so a test's X-Request-ID is kept.
+    app = create_app(settings_for(trusted_proxy="127.0.0.1"))
     app.extensions["tablestream"].catalog["failing"] = FailingTable(fail_after=20_000)
     return thread_server(app)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import re
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -28,12 +29,14 @@ pytestmark = pytest.mark.system  # Debian's nginx
 CLIENT = "127.0.0.2"  # the test client's own loopback address; nginx reaches the service from .1
 
 
-def curl_bytes(url: str, *headers: str) -> tuple[int, bytes]:
-    command = ["curl", "-sS", "--max-time", "30", url]
+def curl_bytes(url: str, *headers: str) -> tuple[int, bytes, str]:
+    """curl's exit status, the body as it came, and the response's X-Request-ID."""
+    command = ["curl", "-sS", "--max-time", "30", "-D", "/dev/stderr", url]
     for header in headers:
         command += ["-H", header]
     done = subprocess.run(command, capture_output=True, timeout=40)
-    return done.returncode, done.stdout
+    found = re.search(rb"(?im)^x-request-id: *(\S+)\r?$", done.stderr)
+    return done.returncode, done.stdout, found.group(1).decode() if found else ""
 
 
 @pytest.fixture
@@ -64,25 +67,30 @@ def test_a_complete_stream_through_nginx_is_byte_identical_to_direct(
 ):
     server, http10, http11 = behind_nginx(TABLESTREAM_DB=str(demo_db))
     path = f"/tables/orders.{fmt}"
-    # The page names its request id, so all three ask under one id.
-    headers = ("X-Request-ID: same-id", f"Accept-Encoding: {encoding}")
-    direct = curl_bytes(server.url + path, *headers)
-    assert direct[0] == 0
-    if fmt == "html" and encoding == "identity":
-        assert b'data-rows-sent="20000"' in direct[1]
-    assert len(direct[1]) > 100_000
-    assert curl_bytes(http10.url + path, *headers) == direct
-    assert curl_bytes(http11.url + path, *headers) == direct
+    accept = f"Accept-Encoding: {encoding}"
+    for proxy in (http10, http11):
+        through = curl_bytes(proxy.url + path, accept, "X-Request-ID: chosen-by-the-client")
+        # nginx names the request itself ($request_id, 32 hex digits), whatever the client says.
+        assert re.fullmatch(r"[0-9a-f]{32}", through[2]), through[2]
+        # The page names its request id: asked directly under the id nginx gave (the test runs
+        # on the trusted proxy's address), the service sends the very same bytes.
+        direct = curl_bytes(server.url + path, accept, f"X-Request-ID: {through[2]}")
+        assert direct[0] == 0 and direct[2] == through[2]
+        if fmt == "html" and encoding == "identity":
+            assert b'data-rows-sent="20000"' in direct[1]
+        assert len(direct[1]) > 100_000
+        assert through == direct
 
 
-def _get_from(address: str, url: str, path: str, headers: dict[str, str]) -> int:
+def _get_from(address: str, url: str, path: str, headers: dict[str, str]) -> tuple[int, str]:
+    """The status and X-Request-ID of a GET sent from ``address``."""
     port = int(url.rsplit(":", 1)[1])
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(address, 0))
     try:
         conn.request("GET", path, headers=headers)
         response = conn.getresponse()
         response.read()
-        return response.status
+        return response.status, response.getheader("X-Request-ID", "")
     finally:
         conn.close()
 
@@ -110,26 +118,26 @@ def test_behind_the_shipped_nginx_the_access_log_names_the_client_not_nginx(
     behind_nginx, count, logged
 ):
     server, _, nginx = behind_nginx(TABLESTREAM_DB="", TABLESTREAM_TRUSTED_PROXY_COUNT=count)
-    request_id = f"through-nginx-{count}"
-    headers = {"X-Forwarded-For": "203.0.113.7", "X-Request-ID": request_id}
-    assert _get_from(CLIENT, nginx.url, "/tables/synthetic.csv?limit=5", headers) == 200
+    headers = {"X-Forwarded-For": "203.0.113.7"}
+    status, request_id = _get_from(CLIENT, nginx.url, "/tables/synthetic.csv?limit=5", headers)
+    assert status == 200
     line = wait_for(lambda: _access_line(server, request_id), 10, "the access log line")
     assert line["remote"] == logged
     assert line["remote"] != "127.0.0.1"  # nginx's address
 
 
 @contextlib.contextmanager
-def _stalled_client(proxy: Nginx, request_id: str) -> Iterator[None]:
+def _stalled_client(proxy: Nginx) -> Iterator[str]:
     """A client that asks for the 10M-row table (~750 MB of CSV), takes the headers, then
-    reads nothing more until the block ends."""
+    reads nothing more until the block ends; the stream's request id (nginx's)."""
     with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
-        sock.sendall(
-            b"GET /tables/synthetic.csv HTTP/1.1\r\nHost: x\r\n"
-            + f"X-Request-ID: {request_id}\r\n\r\n".encode()
-        )
-        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
-        yield
+        sock.sendall(b"GET /tables/synthetic.csv HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = sock.recv(65536)
+        assert head.startswith(b"HTTP/1.1 200")
+        found = re.search(rb"(?im)^x-request-id: *(\S+)\r?$", head)
+        assert found is not None, head[:500]
+        yield found.group(1).decode()
 
 
 def _ended(server: ServerProcess, request_id: str) -> str:
@@ -145,9 +153,9 @@ def test_a_client_that_stops_reading_through_two_shipped_tiers_holds_the_stream_
 ):
     server, _, inner = behind_nginx(TABLESTREAM_DB="", TABLESTREAM_WRITE_TIMEOUT="1")
     outer = behind_nginx.tier(inner.port)  # a second nginx with the same site file in front
-    with _stalled_client(outer, "stalled"):
+    with _stalled_client(outer) as request_id:
         # No tier reads ahead, so the service sees its client stall and cuts it after 1 s.
-        ended = wait_for(lambda: _ended(server, "stalled"), 30, "the stalled stream's end")
+        ended = wait_for(lambda: _ended(server, request_id), 30, "the stalled stream's end")
         assert ended != "completed"
         assert outer.temp_bytes() == 0 and inner.temp_bytes() == 0
     sent = value(f"{server.url}/metrics", "tablestream_stream_bytes_total", table="synthetic")
@@ -166,14 +174,14 @@ def test_an_outer_tier_without_its_own_buffering_off_spools_the_stream_to_disk(b
         return site
 
     outer = behind_nginx.tier(inner.port, edit=without_buffering_lines)
-    with _stalled_client(outer, "spooled"):
+    with _stalled_client(outer) as request_id:
         spooled = wait_for(
             lambda: outer.temp_bytes() > 32 * 1024 * 1024 and outer.temp_bytes(),
             30,
             "the outer tier's temp files",
         )
         assert inner.temp_bytes() == 0
-        assert _ended(server, "spooled") == ""  # the service is still rendering for it
+        assert _ended(server, request_id) == ""  # the service is still rendering for it
     assert spooled > 32 * 1024 * 1024
 
 

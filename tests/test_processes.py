@@ -140,7 +140,10 @@ def _paused(pid: int) -> Iterator[None]:
 def test_a_stream_status_question_is_answered_by_the_process_that_did_not_serve_the_stream(
     process_server,
 ):
-    server = process_server(TABLESTREAM_DB="", TABLESTREAM_PROCESSES="2")
+    # From the trusted proxy's address, so the test's X-Request-IDs are kept.
+    server = process_server(
+        TABLESTREAM_DB="", TABLESTREAM_PROCESSES="2", TABLESTREAM_TRUSTED_PROXY="127.0.0.1"
+    )
     first, second = _all_serving(server)
     for serving, other in ((first, second), (second, first)):
         request_id = f"served-by-{serving}"

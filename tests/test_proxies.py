@@ -135,11 +135,14 @@ def test_the_access_log_shows_the_client_only_a_trusted_proxy_names(
     conn.request(
         "GET", "/healthz", headers={"X-Forwarded-For": forwarded_for, "X-Request-ID": "xff-1"}
     )
-    assert conn.getresponse().read() == b"ok\n"
+    response = conn.getresponse()
+    assert response.read() == b"ok\n"
+    request_id = response.getheader("X-Request-ID")  # xff-1 from the trusted proxy only
+    assert (request_id == "xff-1") == (trusted == "127.0.0.1")
     conn.close()
     # The line is written when waitress closes the response, just after the client has it.
     lines = wait_for(
-        lambda: [line for line in _access_lines(caplog) if line["request_id"] == "xff-1"],
+        lambda: [line for line in _access_lines(caplog) if line["request_id"] == request_id],
         10,
         "the request's access log line",
     )

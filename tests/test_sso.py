@@ -1,17 +1,14 @@
 """The shipped sign-in config (ops/nginx/tablestream-sso.conf) with Debian's nginx, for real.
 
-oauth2-proxy itself is not packaged in Debian; a stand-in on 127.0.0.1 answers nginx's
-``auth_request`` the way oauth2-proxy does with ``--set-xauthrequest``: 202 with
-``X-Auth-Request-Email`` / ``X-Auth-Request-Groups`` for a signed-in cookie, 401 otherwise, and
-a sign-in page. What is proven is everything on this side of it: nginx passes who the sign-in
-says, overwrites what a client claims, and tablestream reads only what the policy grants.
+The sign-in is a stand-in for oauth2-proxy (tests/signin.py). What is proven is everything on
+this side of it: nginx passes who the sign-in says, with the proxy secret the service asks for,
+overwrites what a client claims, and tablestream reads only what the policy grants. Both shipped
+sites in one nginx, attacked through each: test_attacks_nginx.py.
 """
 
 from __future__ import annotations
 
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -19,64 +16,27 @@ import pytest
 from tablestream.testing import httpraw
 
 from .nginx import Nginx
-from .servers import ROOT
+from .signin import SIGN_IN_PAGE, ProxySecret, running_sign_in, sso_site
 from .tablehtml import parse_table
 
 pytestmark = pytest.mark.system  # Debian's nginx
-
-SSO_SITE = ROOT / "ops" / "nginx" / "tablestream-sso.conf"
-SIGNED_IN = {"alice-cookie": ("alice@example.com", "staff,analysts")}
-
-
-class _SignIn(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        if self.path.startswith("/oauth2/auth"):
-            cookie = self.headers.get("Cookie", "")
-            who = SIGNED_IN.get(cookie.removeprefix("_oauth2_proxy="))
-            if who is None:
-                self.send_response(401)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            self.send_response(202)
-            self.send_header("X-Auth-Request-Email", who[0])
-            self.send_header("X-Auth-Request-Groups", who[1])
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        body = b"<p>sign in with the company account</p>"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 @pytest.fixture
 def sso(process_server, tmp_path: Path, demo_db: Path):
     policy = tmp_path / "policy.toml"
     policy.write_text('[groups.analysts]\ntables = ["orders"]\nhide = ["orders.note"]\n')
+    secret = ProxySecret(tmp_path / "secret")
     server = process_server(
         TABLESTREAM_TRUSTED_PROXY="127.0.0.1",
         TABLESTREAM_AUTH_POLICY_FILE=str(policy),
+        TABLESTREAM_AUTH_PROXY_SECRET_FILE=str(secret.service_file),
         TABLESTREAM_DB=str(demo_db),
     )
-    signin = ThreadingHTTPServer(("127.0.0.1", 0), _SignIn)
-    threading.Thread(target=signin.serve_forever, daemon=True).start()
-    port = signin.server_address[1]
-    proxy = Nginx(
-        tmp_path / "nginx",
-        server.port,
-        site=SSO_SITE,
-        edit=lambda text: text.replace("127.0.0.1:4180", f"127.0.0.1:{port}"),
-    )
-    yield server, proxy
-    proxy.stop()
-    signin.shutdown()
-    signin.server_close()
+    with running_sign_in() as port:
+        proxy = Nginx(tmp_path / "nginx", server.port, sites=[sso_site(port, secret)])
+        yield server, proxy
+        proxy.stop()
 
 
 def _get(url: str, **headers: str) -> httpraw.RawResponse:
@@ -87,7 +47,7 @@ def test_a_person_not_signed_in_gets_the_sign_in_page_and_no_table_bytes(sso):
     _, proxy = sso
     for path in ("/", "/tables/orders?limit=5", "/tables/orders.csv"):
         response = _get(proxy.url + path)
-        assert b"sign in with the company account" in response.body, path
+        assert SIGN_IN_PAGE in response.body, path
         assert b"customer_id" not in response.body
         # Naming oneself does not help: nginx asks the sign-in, which knows no such person.
         claimed = _get(proxy.url + path, **{"X-Forwarded-User": "admin"})

@@ -17,7 +17,8 @@ def _status(url: str) -> tuple[int, dict]:
 
 
 def test_the_page_links_to_its_stream_status_which_reports_the_outcome(thread_server, settings_for):
-    app = create_app(settings_for())
+    # From the trusted proxy's address, so the test's X-Request-IDs are kept.
+    app = create_app(settings_for(trusted_proxy="127.0.0.1"))
     app.extensions["tablestream"].catalog["failing"] = FailingTable(fail_after=5_000)
     server = thread_server(app)
     page = httpraw.get(f"{server.url}/tables/synthetic?limit=10", headers={"X-Request-ID": "ok-1"})

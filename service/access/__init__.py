@@ -6,6 +6,13 @@ believe) and ``gate`` (the check before every view). docs/production.md shows bo
 """
 
 from .gate import CALLER_KEY, REASONS, Access, install_access
-from .peer import PeerMiddleware
+from .peer import PeerMiddleware, read_proxy_secret
 
-__all__ = ["CALLER_KEY", "REASONS", "Access", "PeerMiddleware", "install_access"]
+__all__ = [
+    "CALLER_KEY",
+    "REASONS",
+    "Access",
+    "PeerMiddleware",
+    "install_access",
+    "read_proxy_secret",
+]

@@ -77,6 +77,18 @@ def validate(settings: Settings) -> None:
             "proxy's user and group headers are believed only from the trusted proxy: expected "
             "its address in TABLESTREAM_TRUSTED_PROXY (docs/production.md)"
         )
+    if settings.auth_policy_file and not settings.auth_proxy_secret_file:
+        raise ConfigError(
+            "TABLESTREAM_AUTH_POLICY_FILE is set but TABLESTREAM_AUTH_PROXY_SECRET_FILE is "
+            "empty; the proxy's user and group headers are believed only with the secret the "
+            "sign-in proxy sends: expected the file holding it (docs/production.md)"
+        )
+    if settings.auth_proxy_secret_file and not settings.auth_policy_file:
+        raise ConfigError(
+            "TABLESTREAM_AUTH_PROXY_SECRET_FILE is set but TABLESTREAM_AUTH_POLICY_FILE is "
+            "empty; the secret only proves the proxy's user headers, which only the policy "
+            "file gives tables to: expected both, or neither"
+        )
     if settings.auth_user_header.lower() == settings.auth_groups_header.lower():
         raise ConfigError(
             f"TABLESTREAM_AUTH_USER_HEADER and TABLESTREAM_AUTH_GROUPS_HEADER are both "

@@ -218,7 +218,15 @@ class Settings:
         text,
         "",
         "TOML file mapping the authenticating proxy's groups (and users) to tables; needs "
-        "TABLESTREAM_TRUSTED_PROXY; empty = no proxy sign-in",
+        "TABLESTREAM_TRUSTED_PROXY and TABLESTREAM_AUTH_PROXY_SECRET_FILE; empty = no proxy "
+        "sign-in",
+    )
+    auth_proxy_secret_file: str = setting(
+        text,
+        "",
+        "file holding the secret (32+ printable characters) the authenticating proxy sends in "
+        "X-Tablestream-Proxy-Secret; its user and group headers are believed only with it; "
+        "required with TABLESTREAM_AUTH_POLICY_FILE",
     )
     auth_user_header: str = setting(
         header_name,

@@ -13,11 +13,13 @@ directory they share (``TABLESTREAM_SHARED_DIR``, made by the parent, removed at
 - ``<key>.parsed``: the last report of its page that a sibling received; the serving process's
   pacer looks for a new one every ``POLL_S`` while its page reports.
 
-``key`` is a hash of the request id, so client-chosen text never becomes a path. A process
-removes its records when it forgets the stream (after its last ``capacity`` streams); the parent
-removes those of a child that ended. Records are a few hundred bytes, two writes a stream, and
-only with ``--processes``; a failed write (a full disk) is logged and costs only the siblings'
-view, never the stream.
+``key`` is a hash of the stream's owner (the caller, with access control on) and request id,
+so client-chosen text never becomes a path, and a caller that sends another's request id posts
+beside the other's record, never over it (issue 28); ``owner`` is still checked on every read.
+A process removes its records when it forgets the stream (after its last ``capacity``
+streams); the parent removes those of a child that ended. Records are a few hundred bytes, two
+writes a stream, and only with ``--processes``; a failed write (a full disk) is logged and costs
+only the siblings' view, never the stream.
 """
 
 from __future__ import annotations
@@ -52,39 +54,42 @@ class Board:
     def post(self, request_id: str, record: dict[str, Any]) -> None:
         """Show ``record`` (table, outcome, rows_sent, owner) of this process's stream."""
         self._write(
-            self._path(request_id, ".json"), {**record, "request_id": request_id, "pid": self._pid}
+            self._path(request_id, record["owner"], ".json"),
+            {**record, "request_id": request_id, "pid": self._pid},
         )
 
-    def find(self, request_id: str) -> dict[str, Any] | None:
-        """The last record posted for ``request_id`` by any process (``pid`` says which)."""
-        found = self._read(self._path(request_id, ".json"))
-        return found if found is not None and found.get("request_id") == request_id else None
+    def find(self, request_id: str, owner: str | None = None) -> dict[str, Any] | None:
+        """The last record posted for ``owner``'s ``request_id`` by any process (``pid`` says
+        which)."""
+        found = self._read(self._path(request_id, owner, ".json"))
+        if found is None or found.get("request_id") != request_id or found.get("owner") != owner:
+            return None
+        return found
 
-    def remove(self, request_id: str) -> None:
-        """Take down this process's record of ``request_id`` (a sibling's later one stays)."""
-        found = self.find(request_id)
+    def remove(self, request_id: str, owner: str | None = None) -> None:
+        """Take down this process's record of ``owner``'s ``request_id`` (a sibling's later one
+        stays)."""
+        found = self.find(request_id, owner)
         if found is not None and found.get("pid") == self._pid:
-            self._path(request_id, ".json").unlink(missing_ok=True)
-            self._path(request_id, ".parsed").unlink(missing_ok=True)
+            self._path(request_id, owner, ".json").unlink(missing_ok=True)
+            self._path(request_id, owner, ".parsed").unlink(missing_ok=True)
 
     def report(self, request_id: str, owner: str | None, parsed: int) -> bool:
         """Pass a page's report on to the sibling serving its stream; False if none does (or
         the stream is this process's, or another caller's, or over)."""
-        found = self.find(request_id)
-        if (
-            found is None
-            or found.get("pid") == self._pid
-            or found.get("owner") != owner
-            or found.get("outcome") != IN_PROGRESS
-        ):
+        found = self.find(request_id, owner)
+        if found is None or found.get("pid") == self._pid or found.get("outcome") != IN_PROGRESS:
             return False
-        self._write(self._path(request_id, ".parsed"), {"request_id": request_id, "parsed": parsed})
+        self._write(
+            self._path(request_id, owner, ".parsed"), {"request_id": request_id, "parsed": parsed}
+        )
         return True
 
-    def reports(self, request_id: str) -> Callable[[], int | None]:
-        """A poll for reports of ``request_id`` received by siblings: each call gives the
-        parsed count of a report not seen before, else None (one ``stat`` when nothing new)."""
-        path = self._path(request_id, ".parsed")
+    def reports(self, request_id: str, owner: str | None = None) -> Callable[[], int | None]:
+        """A poll for reports of ``owner``'s ``request_id`` received by siblings: each call gives
+        the parsed count of a report not seen before, else None (one ``stat`` when nothing
+        new)."""
+        path = self._path(request_id, owner, ".parsed")
         seen: list[tuple[int, int] | None] = [None]
 
         def poll() -> int | None:
@@ -116,8 +121,10 @@ class Board:
                 removed += 1
         return removed
 
-    def _path(self, request_id: str, suffix: str) -> Path:
-        key = hashlib.sha256(request_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    def _path(self, request_id: str, owner: str | None, suffix: str) -> Path:
+        # The owner and the id as one JSON array: no two pairs give the same text.
+        named = json.dumps([owner, request_id]).encode("utf-8", "surrogatepass")
+        key = hashlib.sha256(named).hexdigest()[:32]
         return self._dir / f"{key}{suffix}"
 
     def _write(self, path: Path, data: dict[str, Any]) -> None:

@@ -132,6 +132,13 @@ class Metrics:
             "from a client over its failure budget (throttled)",
             ["reason"],
         )
+        self.identity_headers_ignored = counter(
+            "tablestream_auth_identity_headers_ignored",
+            "Requests from the trusted proxy's address whose user or group headers came "
+            "without the sign-in proxy's secret and were dropped (a site that does not clear "
+            "them, or a client on the proxy's host)",
+            [],
+        )
         self.chunk_size = Histogram(
             "tablestream_stream_chunk_size_bytes",
             "Size of each HTTP chunk",

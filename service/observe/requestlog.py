@@ -3,7 +3,11 @@
 Written when waitress closes the response, so a streamed table's line carries what actually
 went out — rows, bytes, chunks, duration, outcome — and the same ``request_id`` that the
 ``X-Request-ID`` response header shows and that an error log line names. A sane incoming
-``X-Request-ID`` (from a load balancer) is kept, so one id follows the request end to end.
+``X-Request-ID`` is kept only from the trusted proxy (nginx sends its own ``$request_id``), so
+one id follows the request end to end; from any other peer the id is a fresh random one. A
+client that could choose its id could choose another's: the id names the stream's record
+(``/streams/<id>``, the board of ``--processes``), which is also keyed by the caller
+(``status.py``), but an open service has no callers to tell apart (issue 28).
 """
 
 from __future__ import annotations
@@ -20,11 +24,19 @@ from urllib.parse import parse_qsl, urlencode
 from ..stream.body import StreamObserver
 from .closing import ClosingBody
 
-__all__ = ["CALLER_KEY", "FILTERS_KEY", "REQUEST_ID_KEY", "RequestLogMiddleware", "StreamFacts"]
+__all__ = [
+    "CALLER_KEY",
+    "FILTERS_KEY",
+    "REQUEST_ID_KEY",
+    "TRUSTED_PEER_KEY",
+    "RequestLogMiddleware",
+    "StreamFacts",
+]
 
 REQUEST_ID_KEY = "tablestream.request_id"
 FILTERS_KEY = "tablestream.filters"  # set by views: the filter parameters a table request used
 CALLER_KEY = "tablestream.caller"  # set by access/gate.py: who the request was
+TRUSTED_PEER_KEY = "tablestream.trusted_peer"  # set by access/peer.py: from the trusted proxy
 STREAM_KEY = "tablestream.stream"
 _SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
@@ -64,7 +76,7 @@ class RequestLogMiddleware:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]):
         started = time.perf_counter()
-        incoming = environ.get("HTTP_X_REQUEST_ID", "")
+        incoming = environ.get("HTTP_X_REQUEST_ID", "") if environ.get(TRUSTED_PEER_KEY) else ""
         request_id = incoming if _SANE_ID.fullmatch(incoming) else uuid.uuid4().hex
         environ[REQUEST_ID_KEY] = request_id
         status: list[str] = []

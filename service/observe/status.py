@@ -24,60 +24,71 @@ __all__ = ["IN_PROGRESS", "RecentStreams"]
 
 
 class _Recorder:
-    def __init__(self, recent: RecentStreams, request_id: str) -> None:
+    def __init__(self, recent: RecentStreams, key: tuple[str | None, str]) -> None:
         self._recent = recent
-        self._id = request_id
+        self.key = key
 
     def chunk_sent(self, nbytes: int, rows_read: int, uncompressed: int) -> None:
         pass
 
     def finished(self, outcome: str, rows_read: int) -> None:
-        self._recent._update(self._id, outcome, rows_read)
+        self._recent._update(self, outcome, rows_read)
 
 
 class RecentStreams:
-    """A bounded map from request id to ``{table, outcome, rows_sent}``; also on ``board``
-    (the ``--processes`` siblings' shared one) when there is one."""
+    """A bounded map from (owner, request id) to ``{table, outcome, rows_sent}``; also on
+    ``board`` (the ``--processes`` siblings' shared one) when there is one.
+
+    Keyed by the owner too (issue 28): a caller that sends another's ``X-Request-ID`` (only
+    possible through a proxy that passes clients' ids on) starts a record of its own beside the
+    other's, never in its place, and its stream's end is written only into its own record."""
 
     def __init__(self, capacity: int = 1024, board: Board | None = None) -> None:
         self._capacity = capacity
         self.board = board
         self._lock = threading.Lock()
-        self._streams: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._streams: OrderedDict[tuple[str | None, str], dict[str, Any]] = OrderedDict()
+        self._recorders: dict[tuple[str | None, str], _Recorder] = {}
 
     def observer(self, table: str, request_id: str, owner: str | None = None) -> StreamObserver:
         """Record a new stream; ``owner`` (the caller, with access control on) alone may ask."""
+        key = (owner, request_id)
         record = {"table": table, "outcome": IN_PROGRESS, "rows_sent": 0, "owner": owner}
+        recorder = _Recorder(self, key)
         forgotten = []
         with self._lock:
-            self._streams[request_id] = record
-            self._streams.move_to_end(request_id)
+            self._streams[key] = record
+            self._streams.move_to_end(key)
+            self._recorders[key] = recorder  # the newest stream under a key writes its record
             while len(self._streams) > self._capacity:
-                forgotten.append(self._streams.popitem(last=False)[0])
+                old = self._streams.popitem(last=False)[0]
+                self._recorders.pop(old, None)
+                forgotten.append(old)
         if self.board is not None:
             self.board.post(request_id, record)
-            for old in forgotten:
-                self.board.remove(old)
-        return _Recorder(self, request_id)
+            for old_owner, old_id in forgotten:
+                self.board.remove(old_id, old_owner)
+        return recorder
 
     def get(self, request_id: str, owner: str | None = None) -> dict[str, Any] | None:
         """The stream's table, outcome and rows sent, if it is recent and ``owner``'s."""
         with self._lock:
-            found = self._streams.get(request_id)
+            found = self._streams.get((owner, request_id))
             if found is not None:
                 found = dict(found)
         if found is None and self.board is not None:
-            found = self.board.find(request_id)  # a sibling's stream
+            found = self.board.find(request_id, owner)  # a sibling's stream
         if found is None or found.get("owner") != owner:
             return None
         return {k: found[k] for k in ("table", "outcome", "rows_sent")}
 
-    def _update(self, request_id: str, outcome: str, rows_read: int) -> None:
+    def _update(self, recorder: _Recorder, outcome: str, rows_read: int) -> None:
+        key = recorder.key
         with self._lock:
-            found = self._streams.get(request_id)
-            if found is None:
-                return
+            found = self._streams.get(key)
+            if found is None or self._recorders.get(key) is not recorder:
+                return  # forgotten, or a newer stream of the same caller took the id
             found.update(outcome=outcome, rows_sent=rows_read)
             record = dict(found)
         if self.board is not None:
-            self.board.post(request_id, record)
+            self.board.post(key[1], record)

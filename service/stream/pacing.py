@@ -48,12 +48,10 @@ PATIENCE = 2.0
 class _Pacer:
     def __init__(
         self,
-        owner: str | None,
         budget: int,
         stuck: float,
         siblings: Callable[[], int | None] | None = None,
     ) -> None:
-        self.owner = owner
         self.budget = budget
         self.stuck = stuck
         self._siblings = siblings  # reports the --processes siblings received (Board.reports)
@@ -106,7 +104,8 @@ class _Pacer:
 
 
 class Pacers:
-    """The pacers of this process's paced streams, by request id; one per stream, while it runs.
+    """The pacers of this process's paced streams, by owner and request id; one per stream,
+    while it runs (a caller reusing another's request id gets a pacer of its own, issue 28).
 
     ``stuck``: seconds a stream waits for a parser that does not move before it goes on
     unpaced (the app gives ``TABLESTREAM_WRITE_TIMEOUT``, the same patience as for a client
@@ -116,17 +115,15 @@ class Pacers:
         self._stuck = stuck
         self._board = board
         self._lock = threading.Lock()
-        self._by_id: dict[str, _Pacer] = {}
+        self._by_id: dict[tuple[str | None, str], _Pacer] = {}
 
     def heard(self, request_id: str, owner: str | None, parsed: int) -> bool:
         """The page of ``request_id`` has parsed ``parsed`` rows; False if no such paced stream
         of this caller runs here or (passed on by the board) in a sibling."""
         with self._lock:
-            pacer = self._by_id.get(request_id)
+            pacer = self._by_id.get((owner, request_id))
         if pacer is None:
             return self._board is not None and self._board.report(request_id, owner, parsed)
-        if pacer.owner != owner:
-            return False
         pacer.heard(parsed)
         return True
 
@@ -134,16 +131,17 @@ class Pacers:
         """``rows``, handed on a batch at a time while at most ``budget`` rows ahead."""
         if not request_id or budget <= 0:
             return rows
-        siblings = self._board.reports(request_id) if self._board is not None else None
-        pacer = _Pacer(owner, budget, self._stuck, siblings)
+        siblings = self._board.reports(request_id, owner) if self._board is not None else None
+        pacer = _Pacer(budget, self._stuck, siblings)
+        key = (owner, request_id)
         with self._lock:
-            self._by_id[request_id] = pacer
-        return Paced(rows, pacer, lambda: self._forget(request_id, pacer))
+            self._by_id[key] = pacer
+        return Paced(rows, pacer, lambda: self._forget(key, pacer))
 
-    def _forget(self, request_id: str, pacer: _Pacer) -> None:
+    def _forget(self, key: tuple[str | None, str], pacer: _Pacer) -> None:
         with self._lock:
-            if self._by_id.get(request_id) is pacer:
-                del self._by_id[request_id]
+            if self._by_id.get(key) is pacer:
+                del self._by_id[key]
 
     def __len__(self) -> int:
         with self._lock:

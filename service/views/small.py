@@ -44,16 +44,9 @@ def stream_status(request_id: str) -> Response:
     found = runtime.recent.get(request_id, owner)
     if found is None:
         body = {"request_id": request_id, "error": "no such recent stream"}
-        return Response(
-            json.dumps(body),
-            404,
-            mimetype="application/json",
-            headers={"Cache-Control": "no-store"},
-        )
+        return Response(json.dumps(body), 404, mimetype="application/json")
     body = {"request_id": request_id, **found}
-    return Response(
-        json.dumps(body), mimetype="application/json", headers={"Cache-Control": "no-store"}
-    )
+    return Response(json.dumps(body), mimetype="application/json")  # never stored: security.py
 
 
 @bp.get("/healthz")

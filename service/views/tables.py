@@ -18,6 +18,7 @@ from ..observe.requestlog import REQUEST_ID_KEY
 from ..query import DIALECTS, QueryError, open_query
 from ..query.links import PageLinks, Tracked
 from ..runtime import Runtime
+from ..security import NOT_STORED
 from ..server.admission import Rejected, Ticket
 from ..sources import RowStream, SourceBusy, SourceError, Table
 from ..stream.body import STOP_KEY, TableStreamBody
@@ -139,7 +140,7 @@ def table(name: str) -> Response:
         current_app.logger.error("cannot open table %s: %s", name, exc)
         abort(503, f"The table {name!r} cannot be read right now; try again later.")
     headers = {
-        "Cache-Control": "no-store",
+        "Cache-Control": NOT_STORED,
         "X-Accel-Buffering": "no",
         "Vary": "Accept-Encoding, Accept",
     }
@@ -259,7 +260,8 @@ def _description(runtime: Runtime, asked_for: str) -> Response:
         current_app.logger.error("cannot describe table %s: %s", name, exc)
         abort(503, f"The table {name!r} cannot be read right now; try again later.")
     tag = etag(body)
-    headers = {"ETag": tag, "Cache-Control": "no-cache", "Vary": "Authorization"}
+    # The caller's own browser may revalidate it; no shared cache may keep it (security.py).
+    headers = {"ETag": tag, "Cache-Control": "private, no-cache", "Vary": "Authorization"}
     if request.if_none_match.contains(tag.strip('"')):
         return Response(status=304, headers=headers)
     return Response(body, mimetype="application/json", headers=headers)
