@@ -27,7 +27,7 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from .base import RowStream, SourceBusy, SourceError, Table, unique_columns
+from .base import BadValue, RowStream, SourceBusy, SourceError, Table, unique_columns
 from .pgstream import PostgresStream
 
 __all__ = ["PostgresSource", "PostgresTable"]
@@ -147,6 +147,11 @@ class PostgresTable(Table):
             )
         except psycopg.Error as exc:
             self._source.pool.putconn(conn)
+            if params and isinstance(exc, psycopg.DataError):
+                # A value of the request that the column's type refuses (a uuid, an enum, ...
+                # that the query compares as text): the caller's mistake, a 400, not a 503.
+                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise BadValue(reason) from exc
             raise SourceError(f"cannot read table {self.name!r}: {exc}") from exc
 
     def check(self) -> None:
