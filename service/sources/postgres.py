@@ -144,14 +144,13 @@ class PostgresTable(Table):
                 chosen=columns,
                 tail=tail,
                 typed=typed,
+                request_values=bool(params),
             )
+        except BadValue:
+            self._source.pool.putconn(conn)
+            raise
         except psycopg.Error as exc:
             self._source.pool.putconn(conn)
-            if params and isinstance(exc, psycopg.DataError):
-                # A value of the request that the column's type refuses (a uuid, an enum, ...
-                # that the query compares as text): the caller's mistake, a 400, not a 503.
-                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                raise BadValue(reason) from exc
             raise SourceError(f"cannot read table {self.name!r}: {exc}") from exc
 
     def check(self) -> None:
