@@ -85,7 +85,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
         watchdog=watchdog,
         admission=Admission(settings.effective_stream_slots, settings.streams_per_client),
         access=Access(settings, metrics.auth_failures),
-        keysets=_keysets(settings, app.logger),
+        keysets=_keysets(settings),
         recent=RecentStreams(board=board),
     )
     app.extensions["tablestream"] = runtime
@@ -129,16 +129,9 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     return app
 
 
-def _keysets(settings: Settings, logger: logging.Logger) -> Keysets:
-    """The signer of "next rows" links: the secret file's, or a secret made for this process."""
+def _keysets(settings: Settings) -> Keysets:
+    """The signer of "next rows" links: the secret file's, or a random secret for this process
+    (``tablestream serve`` says so in one line; ``--processes`` children are given a file)."""
     if settings.secret_file:
         return Keysets(read_secrets(settings.secret_file))
-    if settings.processes > 1:
-        # The supervisor writes one secret file for its children (server/processes.py); this
-        # app only checks the settings and never serves.
-        return Keysets([secrets.token_bytes(32)])
-    logger.info(
-        "next rows links (_after) are signed with a secret made at start: they stop working "
-        "when this process ends; set TABLESTREAM_SECRET_FILE to keep them (docs/production.md)"
-    )
     return Keysets([secrets.token_bytes(32)])
