@@ -20,7 +20,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tablestream.query.spec import encode_after
+from tablestream.config.secretfile import read_secrets, write_secret
+from tablestream.query import Query
+from tablestream.query.keyset import Keysets, query_scope
 from tablestream.sources.demo import create_demo_db
 from tablestream.testing import ServerProcess
 
@@ -38,7 +40,15 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         db = create_demo_db(work / "demo.sqlite3", rows=args.rows)
-        env = {"TABLESTREAM_DB": str(db), "TABLESTREAM_LOG_LEVEL": "warning"}
+        # The server's secret, so this bench can sign the _after a page's link would carry.
+        secret_file = str(work / "secret")
+        write_secret(secret_file)
+        keysets = Keysets(read_secrets(secret_file))
+        env = {
+            "TABLESTREAM_DB": str(db),
+            "TABLESTREAM_LOG_LEVEL": "warning",
+            "TABLESTREAM_SECRET_FILE": secret_file,
+        }
         server = ServerProcess(env, work / "server.log")
         try:
             base = server.url + "/tables/orders"
@@ -52,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             )
 
             deep = max(0, args.rows - args.rows // 10)
-            after = encode_after((str(deep),))
+            after = keysets.sign(query_scope("orders", "id", Query()), [str(deep)])
             firsts, afters, offsets = [], [], []
             for _ in range(args.rounds):
                 firsts.append(fetch(base + "?limit=1000").ttfb)

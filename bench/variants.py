@@ -57,10 +57,11 @@ _MARK = "\x00rows\x00"
 
 def _open() -> tuple[RowStream, dict, int]:
     """The synthetic table's rows for ``?limit=``, the template context, and the row count."""
-    table = current_app.extensions["tablestream"].catalog["synthetic"]
+    runtime = current_app.extensions["tablestream"]
+    table = runtime.catalog["synthetic"]
     limit = request.args.get("limit", default=1000, type=int)
     rows = Tracked(table.open(limit=limit))
-    settings = current_app.extensions["tablestream"].settings
+    settings = runtime.settings
     context = {
         "table": table,
         "columns": rows.columns,
@@ -79,10 +80,12 @@ def _open() -> tuple[RowStream, dict, int]:
             list(request.args.items(multi=True)),
             Query(),
             table,
+            table.key_column(),
             limit,
             0,
             settings.sort_rows,
             pushed_down=False,
+            keysets=runtime.keysets,
         ),
     }
     return rows, context, min(limit, table.row_count())

@@ -8,6 +8,7 @@ returns, so a bad setting stops start-up instead of failing the first request.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,12 +17,14 @@ from flask import Flask, request
 
 from .access import Access, PeerMiddleware, install_access, read_proxy_secret
 from .config import ConfigError, Settings
+from .config.secretfile import read_secrets
 from .errors import register_error_pages
 from .observe.board import Board
 from .observe.instrumentation import install_metrics
 from .observe.metrics import Metrics
 from .observe.requestlog import REQUEST_ID_KEY, RequestLogMiddleware, stream_facts
 from .observe.status import RecentStreams
+from .query.keyset import Keysets
 from .runtime import Runtime
 from .security import install_security_headers
 from .server.admission import REASONS, Admission
@@ -89,6 +92,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
         watchdog=watchdog,
         admission=Admission(settings.effective_stream_slots, settings.streams_per_client),
         access=Access(settings, metrics.auth_failures),
+        keysets=_keysets(settings),
         recent=RecentStreams(board=board),
     )
     app.extensions["tablestream"] = runtime
@@ -132,3 +136,11 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     # Pages kept near their reader's parser, never longer than a client may stall a stream.
     app.extensions[PACERS_KEY] = Pacers(settings.write_timeout, board)
     return app
+
+
+def _keysets(settings: Settings) -> Keysets:
+    """The signer of "next rows" links: the secret file's, or a random secret for this process
+    (``tablestream serve`` says so in one line; ``--processes`` children are given a file)."""
+    if settings.secret_file:
+        return Keysets(read_secrets(settings.secret_file))
+    return Keysets([secrets.token_bytes(32)])

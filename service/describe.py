@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
+from .query import visible_key
 from .query.spec import LOOKUPS, RESERVED, Query
 from .sources.base import Table
 from .stream.formats import FORMATS
@@ -29,12 +30,12 @@ def describe(
 ) -> dict[str, Any]:
     """The description of ``table`` without the ``hidden`` columns (SourceError if unreadable)."""
     columns = [c for c in table.column_details() if c["name"] not in hidden]
-    key = table.key_column()
+    key = visible_key(table, hidden)
     return {
         "name": table.name,
         "source": table.kind,
         "columns": columns,
-        "key": key if key not in hidden else None,
+        "key": key,
         "row_count": row_count,
         "formats": {
             name: f"/tables/{quote(table.name)}" + ("" if name == "html" else f".{name}")
@@ -47,7 +48,7 @@ def describe(
             "sort": "by the database"
             if pushed_down
             else f"in memory, with limit and offset + limit <= {sort_rows}",
-            "keyset": key is not None and key not in hidden,
+            "keyset": key is not None,
             "docs": "docs/queries.md",
         },
     }

@@ -16,6 +16,7 @@ from .access import Access
 from .config import Settings
 from .observe.metrics import Metrics
 from .observe.status import RecentStreams
+from .query.keyset import Keysets
 from .server.admission import Admission
 from .server.watchdog import Watchdog
 from .sources import SourceError, Table
@@ -36,6 +37,7 @@ class Runtime:
     watchdog: Watchdog
     admission: Admission
     access: Access
+    keysets: Keysets  # signs and opens the "next rows" links' _after tokens
     # Each factory is called once per stream, inside the request, with the table name; what
     # it returns is told about every chunk and the outcome. Metrics and logs register here.
     observer_factories: list[Callable[[str], StreamObserver]] = field(default_factory=list)

@@ -245,6 +245,14 @@ class Settings:
         "failed authentications a client address may make per minute before its requests get "
         "429 at once (the budget refills continuously); 0 = no limit",
     )
+    secret_file: str = setting(
+        text,
+        "",
+        "file of the deployment's secrets that sign 'next rows' links (_after), one per line, "
+        "each at least 32 bytes (e.g. `openssl rand -hex 32`); the first signs, every one "
+        "verifies (rotation); every instance of a deployment reads the same file; empty = a "
+        "random secret made at start (one per server with --processes): links end at restart",
+    )
     malloc_arenas: int = setting(
         integer(0, 64),
         "1",

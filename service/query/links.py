@@ -2,9 +2,10 @@
 
 Plain links, so the page works without scripts. "next rows" is offered when the stream ended
 because of ``limit`` (so more rows may follow) and is written once the last row has gone out:
-from the last row's key (``_after``), when the rows came in key order and the page shows the key
-and sort columns, else as the next ``offset``. Its row is taken from the last batch only: one
-assignment per batch, nothing per row.
+from the last row's key (``_after``, signed for this query by ``keyset.py``), when the rows came
+in key order and the page shows the key and sort columns, else as the next ``offset``. The key is
+the caller's (``visible_key``): a caller who may not see the table's key gets ``offset`` links.
+Its row is taken from the last batch only: one assignment per batch, nothing per row.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from urllib.parse import urlencode
 from markupsafe import Markup
 
 from ..sources.base import Row, RowStream, Table, WrappedRows
-from .spec import Query, encode_after
+from .keyset import Keysets, query_scope
+from .spec import Query
 
 __all__ = ["PageLinks", "Tracked"]
 
@@ -50,16 +52,20 @@ class PageLinks:
         args: Sequence[tuple[str, str]],
         q: Query,
         table: Table,
+        key: str | None,
         limit: int | None,
         offset: int,
         sort_rows: int,
         pushed_down: bool,
+        keysets: Keysets,
     ) -> None:
         self._path = path
         self._args = list(args)
         self.q = q
         self._limit, self._offset = limit, offset
-        self._key = table.key_column()
+        self._key = key
+        self._table_name = table.name
+        self._keysets = keysets
         # The rows come in key order when a sort (tie-broken by the key) or SQL with any
         # query orders them so, or when the source's own order is the key's.
         self._key_ordered = self._key is not None and (
@@ -124,7 +130,9 @@ class PageLinks:
             return None
         after = self._after(rows)
         if after is not None:
-            return self._url({"_after", "offset"}, [("_after", encode_after(after))])
+            assert self._key is not None
+            token = self._keysets.sign(query_scope(self._table_name, self._key, self.q), after)
+            return self._url({"_after", "offset"}, [("_after", token)])
         return self._url({"offset", "_after"}, [("offset", str(self._offset + self._limit))])
 
     def _after(self, rows: Tracked) -> tuple[Any, ...] | None:

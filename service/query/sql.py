@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .keyset import NO_KEYSET
 from .spec import Filter, Query, QueryError, convert_value
 
 __all__ = ["POSTGRES", "SQLITE", "Dialect", "clauses"]
@@ -109,9 +110,7 @@ def clauses(
     where = [_condition(d, f, params, col) for f in q.filters]
     if q.after is not None:
         if key is None:
-            raise QueryError(
-                "this table has no key to continue from (_after); expected offset= instead."
-            )
+            raise QueryError(NO_KEYSET)
         where.append(_keyset(d, q, key, params, col))
     text = ""
     if where:

@@ -150,6 +150,11 @@ def serve_app(app: Flask, settings: Settings) -> int:
     )
     log.info("settings: %s", settings.to_log())
     warn_if_open(runtime.access.enabled, settings.host)
+    if not settings.secret_file:
+        log.info(
+            "next rows links (_after) are signed with a secret made at start: they stop working "
+            "when this process ends; set TABLESTREAM_SECRET_FILE to keep them (docs/production.md)"
+        )
     if runtime.access.tokens is not None:
         signal.signal(signal.SIGHUP, lambda _n, _f: runtime.access.tokens.request_reload())
     install_graceful_shutdown(server, runtime, settings.shutdown_grace)

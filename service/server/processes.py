@@ -14,7 +14,9 @@ backlog until the drain ends.
 
 What a page asks about its stream (its outcome, its progress reports) may reach any child, so
 the children share a board (``TABLESTREAM_SHARED_DIR``, observe/board.py): the parent makes it,
-removes the records of a child that ends, and the directory at its own end.
+removes the records of a child that ends, and the directory at its own end. Without
+``TABLESTREAM_SECRET_FILE`` the parent also writes one random secret there for the children, so
+a "next rows" link made by one child is taken by every other (``config/secretfile.py``).
 
 Metrics are aggregated through PROMETHEUS_MULTIPROC_DIR, which the parent empties once before
 any child starts (a child cleaning it would wipe its siblings' values), and the parent — not a
@@ -46,6 +48,7 @@ import time
 from pathlib import Path
 
 from ..config import Settings
+from ..config.secretfile import write_secret
 from ..observe.board import Board
 from .listening import bind_errors_exit, listening_socket
 from .metricsport import serve_metrics_port
@@ -85,11 +88,17 @@ def supervise(settings: Settings) -> int:
         )
     shared_dir = tempfile.mkdtemp(prefix="tablestream-shared-")  # mode 0700: this user's only
     host, port = listener.getsockname()[:2]
+    secret_file = settings.secret_file
+    if not secret_file:
+        # One secret for every child, so a "next rows" link made by one is taken by the others.
+        secret_file = os.path.join(shared_dir, "keyset.secret")
+        write_secret(secret_file)
     env = {
         **os.environ,
         **settings.to_env(),  # the parent's settings whole, flags included, not just its env
         "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
         "TABLESTREAM_SHARED_DIR": shared_dir,
+        "TABLESTREAM_SECRET_FILE": secret_file,
         "TABLESTREAM_PROCESSES": "1",
         "TABLESTREAM_LISTEN_FD": str(listener.fileno()),
         "TABLESTREAM_HOST": host,

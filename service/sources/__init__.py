@@ -7,12 +7,12 @@ from a request ever reaches a file system or a database.
 from __future__ import annotations
 
 from ..config import ConfigError, Settings
-from .base import RowStream, SourceBusy, SourceError, Table
+from .base import BadValue, RowStream, SourceBusy, SourceError, Table
 from .csv import CSVTable
 from .sqlite import sqlite_tables
 from .synthetic import SyntheticTable
 
-__all__ = ["RowStream", "SourceBusy", "SourceError", "Table", "build_catalog"]
+__all__ = ["BadValue", "RowStream", "SourceBusy", "SourceError", "Table", "build_catalog"]
 
 
 SQLITE_FETCH_ROWS = 128

@@ -16,6 +16,7 @@ from typing import Any
 
 __all__ = [
     "KINDS",
+    "BadValue",
     "BatchedRowStream",
     "RowStream",
     "SourceBusy",
@@ -82,6 +83,11 @@ def unique_columns(names: Sequence[str]) -> list[str]:
 
 class SourceError(RuntimeError):
     """A source cannot be opened or read; the message is safe to show to an operator."""
+
+
+class BadValue(SourceError):
+    """The source refused a value the request gave (PostgreSQL's SQLSTATE class 22, "data
+    exception", with the request's parameters): the request is wrong, not the source."""
 
 
 class SourceBusy(SourceError):

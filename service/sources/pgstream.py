@@ -17,7 +17,7 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
-from .base import BATCH_ROWS, unique_columns
+from .base import BATCH_ROWS, BadValue, unique_columns
 from .cursor import CursorRowStream
 from .pgcopy import CopyOut, copy_statement
 from .pgfetch import FetchAhead
@@ -53,6 +53,7 @@ class PostgresStream(CursorRowStream):
         chosen: Sequence[str] | None = None,
         tail: str = "",
         typed: bool = False,
+        request_values: bool = False,
     ) -> None:
         self._pool = pool
         self._conn: psycopg.Connection | None = conn
@@ -77,10 +78,15 @@ class PostgresStream(CursorRowStream):
         self._cursor = conn.cursor(name=f"tablestream_{next(_cursor_ids)}")
         try:
             self._cursor.execute(self._query(select), params)
-        except BaseException:
+        except BaseException as exc:
             # A backend that dies right here (killed, restarted) would leave the named cursor
             # to the garbage collector, which warns; the caller gives the connection back.
             self._cursor.close()
+            if request_values and isinstance(exc, psycopg.DataError):
+                # SQLSTATE class 22 where the table itself just answered (the columns above):
+                # a value of the request that its column's type refuses (a uuid, an enum, ...
+                # compared as text), so the caller's mistake, a 400, not the table's 503.
+                raise BadValue(str(exc).split("\n", 1)[0]) from exc
             raise
         self.columns = unique_columns(names)
         self._ahead = FetchAhead(conn, self._cursor)

@@ -27,7 +27,7 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from .base import RowStream, SourceBusy, SourceError, Table, unique_columns
+from .base import BadValue, RowStream, SourceBusy, SourceError, Table, unique_columns
 from .pgstream import PostgresStream
 
 __all__ = ["PostgresSource", "PostgresTable"]
@@ -144,7 +144,11 @@ class PostgresTable(Table):
                 chosen=columns,
                 tail=tail,
                 typed=typed,
+                request_values=bool(params),
             )
+        except BadValue:
+            self._source.pool.putconn(conn)
+            raise
         except psycopg.Error as exc:
             self._source.pool.putconn(conn)
             raise SourceError(f"cannot read table {self.name!r}: {exc}") from exc

@@ -63,7 +63,7 @@ def cheap_offset(table: Table, offset: int, small_rows: int) -> bool:
 
 
 def ranges_are_stable(
-    table: Table, plain: bool, sorted_: bool, limit: int | None, sql: bool
+    table: Table, key: str | None, plain: bool, sorted_: bool, limit: int | None, sql: bool
 ) -> bool:
     """Whether a fragment (a query with ``limit``) returns the rows the page streamed there.
 
@@ -71,10 +71,10 @@ def ranges_are_stable(
     Python is stable. A database page is in key order when it has a query or a ``limit``
     (``query.open_query``), or when its plain scan is (SQLite's rowid tables); with no key,
     SQLite's plain scan is still in rowid order, but a sort on a column with ties is not fixed.
+    ``key`` is the caller's (``query.visible_key``): without it the table is as one without a key.
     """
     if not sql:
         return True
-    key = table.key_column()
     if key is not None:
         return not plain or limit is not None or bool(getattr(table, "natural_key_order", False))
     return table.kind == "sqlite" and not sorted_

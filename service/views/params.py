@@ -12,7 +12,8 @@ from dataclasses import replace
 from flask import abort, current_app, request
 
 from ..observe.requestlog import FILTERS_KEY
-from ..query import Query, QueryError, parse_query
+from ..query import Query, QueryError, parse_query, visible_key
+from ..query.keyset import NO_KEYSET, query_scope
 from ..runtime import Runtime
 from ..sources import SourceError, Table
 from ..stream.formats import FORMATS, Format
@@ -98,24 +99,33 @@ def _negotiated() -> str:
     return _BY_MIMETYPE.get(best or "text/html", "html")
 
 
-def table_query(runtime: Runtime, source: Table) -> Query:
-    """The filters, sort, columns and continuation asked for; a 400 saying what is allowed.
+def table_query(runtime: Runtime, source: Table) -> tuple[Query, str | None]:
+    """The filters, sort, columns and continuation asked for, and the key this caller pages
+    by (``query.visible_key``); a 400 saying what is allowed.
 
     Columns the caller may not see are not there to ask for: naming one is the 400 of a
-    column the table does not have, and the rows come without them.
+    column the table does not have, and the rows come without them. ``_after`` is opened
+    here, against this query's scope (``query/keyset.py``): a forged, altered or foreign token
+    is a 400, and so is any token when the caller has no key to continue by.
     """
     hidden = runtime.access.hidden(request.environ, source.name)
     try:
         columns = [c for c in source.columns() if c not in hidden]
         types = {c: t for c, t in source.column_types().items() if c not in hidden}
+        key = visible_key(source, hidden)
     except SourceError as exc:
         current_app.logger.error("cannot read the columns of %s: %s", source.name, exc)
         abort(503, f"The table {source.name!r} cannot be read right now; try again later.")
     try:
         q = parse_query(request.args.to_dict(flat=False), columns, types)
+        if q.after_token is not None:
+            if key is None:
+                raise QueryError(NO_KEYSET)
+            scope = query_scope(source.name, key, q)
+            q = replace(q, after=runtime.keysets.open(q.after_token, scope))
     except QueryError as exc:
         abort(400, f"{exc}")
     if hidden and q.columns is None:
         q = replace(q, columns=tuple(columns))
     request.environ[FILTERS_KEY] = [f.param for f in q.filters]
-    return q
+    return q, key

@@ -20,7 +20,7 @@ from ..query.links import PageLinks, Tracked
 from ..runtime import Runtime
 from ..security import NOT_STORED
 from ..server.admission import Rejected, Ticket
-from ..sources import RowStream, SourceBusy, SourceError, Table
+from ..sources import BadValue, RowStream, SourceBusy, SourceError, Table
 from ..stream.body import STOP_KEY, TableStreamBody
 from ..stream.chunker import Chunker
 from ..stream.compression import GzipChunks
@@ -110,7 +110,7 @@ def table(name: str) -> Response:
     name = source.name
     limit = query_int("limit", settings.max_rows, default=None)
     offset = query_int("offset", settings.max_offset, default=0)
-    q = table_query(runtime, source)
+    q, key = table_query(runtime, source)
     # How NULL is written in CSV and decimals in NDJSON; either may be given with any format.
     options = {
         "null": query_choice("null", CSV_NULLS, settings.csv_null),
@@ -124,10 +124,18 @@ def table(name: str) -> Response:
     cheap = fragment is None or cheap_offset(source, offset or 0, settings.small_rows)
     ticket = _admit(runtime, limit if cheap else None)
     try:
-        rows = open_query(source, q, limit, offset or 0, settings.sort_rows, typed=typed)
+        rows = open_query(source, q, key, limit, offset or 0, settings.sort_rows, typed=typed)
     except QueryError as exc:
         _release(ticket)
         abort(400, f"{exc}")
+    except BadValue as exc:
+        _release(ticket)
+        current_app.logger.info("table %s refused a value of the request: %s", name, exc)
+        abort(
+            400,
+            f"A value in this query does not fit its column: {exc}. Expected a value "
+            "of the column's type.",
+        )
     except SourceBusy as exc:
         _release(ticket)
         runtime.metrics.source_busy.labels(name).inc()
@@ -163,7 +171,7 @@ def table(name: str) -> Response:
     try:
         context: dict[str, Any] = {"limit": limit, "offset": offset}
         stable = ranges_are_stable(
-            source, q.is_plain, q.sort is not None, limit, source.kind in DIALECTS
+            source, key, q.is_plain, q.sort is not None, limit, source.kind in DIALECTS
         )
         if fmt.name == "html":
             if stable and settings.page_rows:
@@ -183,10 +191,12 @@ def table(name: str) -> Response:
                 list(request.args.items(multi=True)),
                 q,
                 source,
+                key,
                 limit,
                 offset or 0,
                 settings.sort_rows,
                 pushed_down=source.kind in DIALECTS,
+                keysets=runtime.keysets,
             )
             context["rows_url"] = (
                 rows_url(request.path, list(request.args.items(multi=True))) if stable else ""
