@@ -132,6 +132,15 @@ class Metrics:
             "from a client over its failure budget (throttled)",
             ["reason"],
         )
+        self.access_file_broken = Gauge(
+            "tablestream_access_file_broken",
+            "1 while the tokens or policy file (label file) cannot be read or parsed since it "
+            "changed: only its unchanged entries are in force, everything it removed or edited "
+            "is refused; 0 when it read whole",
+            ["file"],
+            multiprocess_mode="livemax",
+            registry=own,
+        )
         self.chunk_size = Histogram(
             "tablestream_stream_chunk_size_bytes",
             "Size of each HTTP chunk",
