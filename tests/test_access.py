@@ -425,9 +425,7 @@ def test_a_malformed_tokens_file_stops_start_up_with_where_and_why(tmp_path, cap
         create_app({"tokens_file": str(path), "db": ""})
 
 
-def test_a_typo_in_one_token_keeps_the_others_working_and_refuses_the_one_edited(
-    secured, tokens
-):
+def test_a_typo_in_one_token_keeps_the_others_working_and_refuses_the_one_edited(secured, tokens):
     server = secured()
     path = Path(tokens["file"])
     assert _get(server.url + "/tables/orders?limit=1", tokens["orders"]).status == 200
@@ -439,7 +437,7 @@ def test_a_typo_in_one_token_keeps_the_others_working_and_refuses_the_one_edited
         "the edited token refused",
     )
     assert _get(server.url + "/tables/orders?limit=1", tokens["orders"]).status == 200
-    assert "tablestream_access_file_broken{file=\"tokens\"} 1.0" in _metrics(server)
+    assert 'tablestream_access_file_broken{file="tokens"} 1.0' in _metrics(server)
 
 
 def test_token_add_prints_the_token_once_and_stores_only_its_hash(tmp_path, capsys):
