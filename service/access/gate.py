@@ -89,6 +89,8 @@ class Access:
     def __init__(self, settings: Settings, metrics: Any, catalog: Mapping[str, Any]) -> None:
         served = ServedColumns(catalog, lambda table: catalog[table].columns())
         broken = metrics.access_file_broken
+        for file in ("tokens", "policy"):  # both series exist, at 0: a file not set is not broken
+            broken.labels(file).set(0)
         try:
             self.tokens = (
                 TokenFile(settings.tokens_file, served, broken) if settings.tokens_file else None
