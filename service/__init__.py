@@ -85,13 +85,14 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     )
     # Behind --processes, what a page asks may reach a sibling: the siblings share a board.
     board = Board(settings.shared_dir) if settings.shared_dir else None
+    catalog = build_catalog(settings)
     runtime = Runtime(
         settings=settings,
-        catalog=build_catalog(settings),
+        catalog=catalog,
         metrics=metrics,
         watchdog=watchdog,
         admission=Admission(settings.effective_stream_slots, settings.streams_per_client),
-        access=Access(settings, metrics.auth_failures),
+        access=Access(settings, metrics, catalog),
         keysets=_keysets(settings),
         recent=RecentStreams(board=board),
     )

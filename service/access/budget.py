@@ -1,55 +1,164 @@
-"""A bounded budget of authentication failures per client: guessing is slowed, never costly.
+"""A bounded budget of authentication failures per client: a guesser is told to back off.
 
-Each client address has a bucket of ``per_minute`` failures that refills continuously. Once it
-is empty the client's requests are refused with 429 and ``Retry-After`` before any credential
-is looked at, so a guesser gets a few dozen tries a minute and costs the server a dictionary
-lookup per request. The answer is immediate on purpose: sleeping before answering would hold a
-worker thread per guess, which is how a slow-down becomes a denial of service.
+What protects a token is its 256 random bits (2^255 guesses on average), not this budget. The
+budget only tells a client that keeps presenting wrong credentials to stop, cheaply: it is
+consulted **after** the credential was checked and **only** when a presented credential was
+wrong (malformed, unknown, expired). So a valid credential is let in from any address whatever
+that address spent, a request without credentials spends nothing (it guesses nothing), and a
+stranger behind the same NAT or proxy cannot lock anyone out. Once a client's budget is spent its
+further failures are 429 + ``Retry-After`` instead of 401; the answer is immediate on purpose:
+sleeping would hold a worker thread per guess, which is how a slow-down becomes a denial of
+service.
 
-At most ``max_clients`` addresses are remembered (the least recently failing are forgotten), so
-a flood from many addresses costs bounded memory. Behind a trusted proxy the address is the
-client's (``X-Forwarded-For``), not the proxy's.
+Each client address has a bucket of ``per_minute`` failures that refills continuously. Two
+stores keep the buckets behind one method, ``fail(client) -> seconds to wait`` (count and check
+in one step, so concurrent failures cannot both slip through):
+
+- ``FailureBudget``: in memory, one process; at most ``max_clients`` addresses (the least
+  recently failing are forgotten), so a flood from many addresses costs bounded memory;
+- ``SharedFailureBudget``: SQLite in the directory the ``--processes`` children share
+  (``TABLESTREAM_SHARED_DIR``), so the budget holds per server, not per child. It is touched only
+  on failures, in one short ``BEGIN IMMEDIATE`` transaction (WAL, ~0.1 ms); rows idle for a
+  minute are full buckets again and are deleted, so it stays bounded too. Any SQLite error
+  degrades to "within budget" (401, never 500) with a warning at most once a minute: the budget
+  is a courtesy, the tokens are the lock.
+
+A store shared by several instances (Redis) would be a third class with the same ``fail``.
+Behind a trusted proxy the address is the client's (``X-Forwarded-For``), not the proxy's.
 """
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import threading
 import time
 from collections import OrderedDict
+from pathlib import Path
+from typing import Protocol
 
-__all__ = ["FailureBudget"]
+__all__ = ["Budget", "FailureBudget", "SharedFailureBudget", "budget_for"]
+
+log = logging.getLogger("tablestream.access")
+
+WINDOW_S = 60.0
+"""A bucket refills completely in this long; one untouched longer is as if never touched."""
+WARN_EVERY_S = 60.0
+
+
+class Budget(Protocol):
+    per_minute: int
+
+    def fail(self, client: str) -> int:
+        """Count one failure of ``client``: 0 while within budget, else Retry-After seconds."""
+        ...
+
+
+def _after(level: float, per_minute: int, elapsed: float) -> float:
+    """A bucket's level ``elapsed`` seconds after it was ``level``: refilled, capped."""
+    return min(float(per_minute), level + elapsed * per_minute / WINDOW_S)
+
+
+def _wait(level: float, per_minute: int) -> int:
+    """0 when a failure at ``level`` is within budget, else the seconds until one would be."""
+    if level >= 1.0:
+        return 0
+    return max(1, int((1.0 - level) * WINDOW_S / per_minute + 0.999))
 
 
 class FailureBudget:
+    """The buckets of one process, in memory."""
+
     def __init__(self, per_minute: int, max_clients: int = 10_000) -> None:
         self.per_minute = per_minute
-        self._rate = per_minute / 60.0
         self._max = max_clients
         self._lock = threading.Lock()
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # tokens, at
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # level, at
 
-    def _level(self, client: str, now: float) -> float:
-        tokens, at = self._buckets.get(client, (float(self.per_minute), now))
-        return min(float(self.per_minute), tokens + (now - at) * self._rate)
-
-    def exhausted(self, client: str) -> int:
-        """0 if ``client`` may try again now, else the seconds until it may (Retry-After)."""
+    def fail(self, client: str) -> int:
         if not self.per_minute:
             return 0
         with self._lock:
-            if client not in self._buckets:
-                return 0
-            level = self._level(client, time.monotonic())
-        return 0 if level >= 1.0 else max(1, int((1.0 - level) / self._rate + 0.999))
-
-    def spend(self, client: str) -> None:
-        """Count one failure of ``client``."""
-        if not self.per_minute:
-            return
-        with self._lock:
             now = time.monotonic()
-            level = self._level(client, now)
+            level, at = self._buckets.get(client, (float(self.per_minute), now))
+            level = _after(level, self.per_minute, now - at)
             self._buckets[client] = (max(0.0, level - 1.0), now)
             self._buckets.move_to_end(client)
             while len(self._buckets) > self._max:
                 self._buckets.popitem(last=False)
+        return _wait(level, self.per_minute)
+
+
+class SharedFailureBudget:
+    """The buckets of every process sharing ``path`` (an SQLite file), on wall-clock time."""
+
+    def __init__(self, path: str | Path, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._path = str(path)
+        self._local = threading.local()  # one connection per thread: sqlite3's own rule
+        self._warned = -WARN_EVERY_S
+        if per_minute:
+            self._db()  # made now: an unusable directory shows at start, not at a failure
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self._path, timeout=1.0, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=OFF")  # a lost bucket after a crash costs nothing
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS budget "
+                "(client TEXT PRIMARY KEY, level REAL NOT NULL, at REAL NOT NULL) WITHOUT ROWID"
+            )
+            self._local.db = db
+        return db
+
+    def fail(self, client: str) -> int:
+        if not self.per_minute:
+            return 0
+        now = time.time()  # shared by processes: monotonic clocks are per boot, not comparable
+        try:
+            db = self._db()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute(
+                    "SELECT level, at FROM budget WHERE client = ?", (client,)
+                ).fetchone()
+                level = (
+                    float(self.per_minute)
+                    if row is None
+                    else _after(row[0], self.per_minute, max(0.0, now - row[1]))
+                )
+                db.execute(
+                    "INSERT OR REPLACE INTO budget VALUES (?, ?, ?)",
+                    (client, max(0.0, level - 1.0), now),
+                )
+                if row is None:  # a new client: forget those whose buckets are full again
+                    db.execute("DELETE FROM budget WHERE at < ?", (now - WINDOW_S,))
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            self._degraded(exc)
+            return 0
+        return _wait(level, self.per_minute)
+
+    def _degraded(self, exc: sqlite3.Error) -> None:
+        now = time.monotonic()
+        if now - self._warned >= WARN_EVERY_S:
+            self._warned = now
+            log.warning(
+                "failure budget store %s unusable (%s): failures are answered 401 without a "
+                "budget until it works again",
+                self._path,
+                exc,
+            )
+
+
+def budget_for(per_minute: int, shared_dir: str) -> Budget:
+    """The shared store when the processes of a server share a directory, else memory."""
+    if shared_dir:
+        return SharedFailureBudget(Path(shared_dir) / "failure-budget.sqlite3", per_minute)
+    return FailureBudget(per_minute)

@@ -13,10 +13,14 @@ when a token was given). A caller without the ``metrics`` scope gets 403 from ``
 business (``readable``): a table it may not read is a 404 exactly like a table that does not
 exist, so nothing can be enumerated.
 
-Every refusal is counted in ``tablestream_auth_failures_total{reason}`` (a fixed set of
-reasons) and spends from the client's failure budget (``budget.py``); a client whose budget is
-spent gets 429 before its credentials are looked at. The token itself is never logged, never in
-a label, never in a page: messages name only what was wrong.
+The credential is checked first and a valid one is always let in. Every refusal is counted in
+``tablestream_auth_failures_total{reason}`` (a fixed set of reasons); only a credential that was
+presented and wrong (``malformed``, ``invalid``, ``expired``) spends from the client address's
+failure budget (``budget.py``), and once that is spent such failures are 429 + ``Retry-After``
+(``throttled``) instead of 401. A request without credentials guesses nothing and spends
+nothing, so no stranger sharing an address can lock anyone out; ``/healthz`` and ``/readyz``
+are never refused (a bad token on ``/readyz`` gets the anonymous answer). The token itself is
+never logged, never in a label, never in a page: messages name only what was wrong.
 """
 
 from __future__ import annotations
@@ -24,15 +28,15 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 from flask import Flask, request
 from werkzeug.exceptions import Forbidden, TooManyRequests, Unauthorized
 
 from ..config import ConfigError, Settings
 from ..observe.requestlog import CALLER_KEY
-from .budget import FailureBudget
-from .grants import Caller, GrantError
+from .budget import budget_for
+from .grants import Caller, GrantError, ServedColumns
 from .peer import FROM_TRUSTED_PROXY_KEY, environ_key
 from .policy import ProxyPolicy
 from .tokens import TokenFile
@@ -67,87 +71,116 @@ class _NoScope(Forbidden):
         return [*super().get_headers(*args, **kwargs), ("WWW-Authenticate", challenge)]
 
 
-class Access:
-    """The access control of one app, built from settings; ``enabled`` is False when open."""
+class _Bad(Exception):
+    """A credential was presented and is wrong: why (a ``REASONS`` value), for whom, what to say."""
 
-    def __init__(self, settings: Settings, failures: Any) -> None:
+    def __init__(self, reason: str, message: str, error: str | None = None) -> None:
+        super().__init__(message)
+        self.reason, self.message, self.error = reason, message, error
+
+
+class Access:
+    """The access control of one app, built from settings; ``enabled`` is False when open.
+
+    ``catalog`` (table name → table with ``columns()``) is what hide entries are checked
+    against; ``metrics`` gives the failure counter and the broken-file gauge.
+    """
+
+    def __init__(self, settings: Settings, metrics: Any, catalog: Mapping[str, Any]) -> None:
+        served = ServedColumns(catalog, lambda table: catalog[table].columns())
+        broken = metrics.access_file_broken
+        for file in ("tokens", "policy"):  # both series exist, at 0: a file not set is not broken
+            broken.labels(file).set(0)
         try:
-            self.tokens = TokenFile(settings.tokens_file) if settings.tokens_file else None
+            self.tokens = (
+                TokenFile(settings.tokens_file, served, broken) if settings.tokens_file else None
+            )
             self.policy = (
-                ProxyPolicy.load(settings.auth_policy_file) if settings.auth_policy_file else None
+                ProxyPolicy(settings.auth_policy_file, served, broken)
+                if settings.auth_policy_file
+                else None
             )
         except GrantError as exc:
             raise ConfigError(str(exc)) from None
         self.enabled = self.tokens is not None or self.policy is not None
         self._user_key = environ_key(settings.auth_user_header)
         self._groups_key = environ_key(settings.auth_groups_header)
-        self.budget = FailureBudget(settings.auth_failures_per_minute)
-        self._failures = failures
+        self.budget = budget_for(
+            settings.auth_failures_per_minute if self.enabled else 0, settings.shared_dir
+        )
+        self._failures = failures = metrics.auth_failures
         for reason in REASONS:  # every series exists from the start, at 0, so rate() works
             failures.labels(reason)
 
-    def _refuse(self, client: str, reason: str, message: str, error: str | None = None) -> _Refused:
-        self._failures.labels(reason).inc()
-        self.budget.spend(client)
-        return _Refused(message, error)
+    def request_reload(self) -> None:
+        """SIGHUP: read the tokens and policy files again before the next request's check."""
+        for watched in (self.tokens, self.policy):
+            if watched is not None:
+                watched.request_reload()
 
     def identify(self, environ: Mapping[str, Any]) -> Caller | None:
-        """The caller a request's credentials name, None if it brings none; raises if bad."""
-        client = environ.get("REMOTE_ADDR", "")
-        wait = self.budget.exhausted(client)
+        """The caller a request's credentials name, None if it brings none; _Bad if wrong."""
+        header = environ.get("HTTP_AUTHORIZATION")
+        if header is not None:
+            return self._bearer(header)
+        if self.policy is not None and environ.get(FROM_TRUSTED_PROXY_KEY):
+            user = environ.get(self._user_key, "").strip()
+            if user:
+                if not _USER.fullmatch(user):
+                    raise _Bad("malformed", "The proxy's user header is malformed.")
+                groups = [g.strip() for g in environ.get(self._groups_key, "").split(",")]
+                return self.policy.caller(user, [g for g in groups if g])
+        return None
+
+    def _bearer(self, header: str) -> Caller:
+        scheme, _, credentials = header.strip().partition(" ")
+        credentials = credentials.strip()
+        if scheme.lower() != "bearer" or not _TOKEN68.fullmatch(credentials):
+            raise _Bad(
+                "malformed", "The Authorization header is not 'Bearer <token>'.", "invalid_request"
+            )
+        if self.tokens is None:
+            raise _Bad("invalid", "This service takes no API tokens.", "invalid_token")
+        entry, expired = self.tokens.find(credentials)
+        if entry is None:
+            raise _Bad("invalid", "The token is not valid.", "invalid_token")
+        if expired:
+            raise _Bad("expired", f"The token {entry.name!r} has expired.", "invalid_token")
+        return Caller(name=entry.name, via="token", grants=(entry.grant,))
+
+    def require(self, environ: Mapping[str, Any]) -> Caller:
+        """The request's caller; 401 without one, 429 for a wrong one over its budget."""
+        try:
+            caller = self.identify(environ)
+        except _Bad as bad:
+            self._fail(environ.get("REMOTE_ADDR", ""), bad)
+        if caller is None:
+            self._failures.labels("missing").inc()  # no guess made: nothing spent
+            raise _Refused(
+                "This service needs credentials: send 'Authorization: Bearer <token>'"
+                + (" or sign in through the proxy" if self.policy is not None else "")
+                + ".",
+                None,
+            )
+        return caller
+
+    def _fail(self, client: str, bad: _Bad) -> NoReturn:
+        wait = self.budget.fail(client)
+        self._failures.labels("throttled" if wait else bad.reason).inc()
         if wait:
-            self._failures.labels("throttled").inc()
             raise TooManyRequests(
                 f"Too many failed attempts to authenticate from this address; try again in "
                 f"{wait} s.",
                 retry_after=wait,
             )
-        header = environ.get("HTTP_AUTHORIZATION")
-        if header is not None:
-            return self._bearer(client, header)
-        if self.policy is not None and environ.get(FROM_TRUSTED_PROXY_KEY):
-            user = environ.get(self._user_key, "").strip()
-            if user:
-                if not _USER.fullmatch(user):
-                    raise self._refuse(client, "malformed", "The proxy's user header is malformed.")
-                groups = [g.strip() for g in environ.get(self._groups_key, "").split(",")]
-                return self.policy.caller(user, [g for g in groups if g])
-        return None
+        raise _Refused(bad.message, bad.error)
 
-    def _bearer(self, client: str, header: str) -> Caller:
-        scheme, _, credentials = header.strip().partition(" ")
-        credentials = credentials.strip()
-        if scheme.lower() != "bearer" or not _TOKEN68.fullmatch(credentials):
-            raise self._refuse(
-                client,
-                "malformed",
-                "The Authorization header is not 'Bearer <token>'.",
-                "invalid_request",
-            )
-        if self.tokens is None:
-            raise self._refuse(
-                client, "invalid", "This service takes no API tokens.", "invalid_token"
-            )
-        entry, expired = self.tokens.find(credentials)
-        if entry is None:
-            raise self._refuse(client, "invalid", "The token is not valid.", "invalid_token")
-        if expired:
-            raise self._refuse(
-                client, "expired", f"The token {entry.name!r} has expired.", "invalid_token"
-            )
-        return Caller(name=entry.name, via="token", grants=(entry.grant,))
-
-    def require(self, environ: Mapping[str, Any]) -> Caller:
-        caller = self.identify(environ)
-        if caller is None:
-            raise self._refuse(
-                environ.get("REMOTE_ADDR", ""),
-                "missing",
-                "This service needs credentials: send 'Authorization: Bearer <token>'"
-                + (" or sign in through the proxy" if self.policy is not None else "")
-                + ".",
-            )
-        return caller
+    def soft_identify(self, environ: Mapping[str, Any]) -> Caller | None:
+        """For /readyz: the caller if its credentials are good, else anonymous; never refused."""
+        try:
+            return self.identify(environ)
+        except _Bad:
+            return None
 
     # -- what the views ask; fail closed: with access on, no caller may read nothing
 
@@ -191,7 +224,7 @@ def install_access(app: Flask, access: Access) -> None:
             return
         environ = request.environ
         if endpoint in SOFT_ENDPOINTS:
-            environ[CALLER_KEY] = access.identify(environ)
+            environ[CALLER_KEY] = access.soft_identify(environ)
             return
         caller = access.require(environ)
         environ[CALLER_KEY] = caller

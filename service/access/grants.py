@@ -7,18 +7,21 @@ readable when any grant names it, a column is hidden only when every grant that 
 hides it, a scope is held when any grant holds it.
 
 Table patterns are names or shell-style globs matched case-sensitively (``orders``,
-``reports.*``, ``*``), the way table names are matched everywhere else in the service.
+``reports.*``, ``*``), the way table names are matched everywhere else in the service. A hide
+entry is ``TABLE.COLUMN`` with the table's served name (a PostgreSQL table is served by its bare
+name; names may contain dots) and must name a column that exists (``ServedColumns``): a hide
+matching nothing would silently show the column it was written to hide.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
-__all__ = ["SCOPES", "Caller", "Grant", "GrantError", "grant_from"]
+__all__ = ["SCOPES", "Caller", "Grant", "GrantError", "ServedColumns", "grant_from"]
 
 SCOPES = frozenset({"metrics"})
 """Scopes beyond reading tables: ``metrics`` reads /metrics and /readyz's reasons."""
@@ -81,13 +84,47 @@ def _strings(where: str, key: str, value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
-def grant_from(where: str, entry: Mapping[str, Any]) -> Grant:
-    """The grant of one tokens-file or policy-file entry (``tables``, ``hide``, ``scopes``)."""
+class ServedColumns:
+    """The served tables' columns, to check hide entries against (``columns`` by table name).
+
+    ``columns(table)`` may raise (a database down at start): that table's entries are then
+    taken unchecked, as the table cannot be served either until it answers.
+    """
+
+    def __init__(self, tables: Iterable[str], columns: Callable[[str], Sequence[str]]) -> None:
+        self._tables = sorted(tables, key=len, reverse=True)  # "a.b" before "a"
+        self._columns = columns
+
+    def problem(self, entry: str) -> str | None:
+        """What is wrong with hide ``entry``, or None when it names a served column."""
+        tables = [t for t in self._tables if entry.startswith(t + ".")]
+        if not tables:
+            served = ", ".join(sorted(self._tables)[:20]) or "none"
+            return f"names no served table; served tables: {served}"
+        found: dict[str, list[str]] = {}
+        for table in tables:
+            try:
+                found[table] = list(self._columns(table))
+            except Exception:  # the source cannot say now (a database down): not checked
+                return None
+            if entry[len(table) + 1 :] in found[table]:
+                return None
+        return f"names no column of {tables[0]}; its columns: {', '.join(found[tables[0]])}"
+
+
+def grant_from(where: str, entry: Mapping[str, Any], served: ServedColumns | None = None) -> Grant:
+    """The grant of one tokens-file or policy-file entry (``tables``, ``hide``, ``scopes``).
+
+    With ``served``, every hide entry must name a column of a served table.
+    """
     tables = _strings(where, "tables", entry.get("tables"))
     hide = _strings(where, "hide", entry.get("hide"))
     for column in hide:
         if "." not in column.strip(".") or column.startswith(".") or column.endswith("."):
             raise GrantError(f"{where}: hide entry {column!r} is not TABLE.COLUMN")
+        problem = served.problem(column) if served is not None else None
+        if problem:
+            raise GrantError(f"{where}: hide entry {column!r} {problem}")
     scopes = _strings(where, "scopes", entry.get("scopes"))
     unknown = sorted(set(scopes) - SCOPES)
     if unknown:

@@ -18,10 +18,11 @@ without stopping at a match, so the time taken says nothing about which bytes or
 were close; its length only changes the hashing by nanoseconds (one SHA-256 block up to 55
 bytes).
 
-The file is read again when it changes (checked at most once a second, by its size, mtime and
-inode) or on SIGHUP. A file that no longer parses is logged and the tokens read before stay in
-force, as nginx keeps its old configuration when a reload fails: a typo must not lock every
-client out. Streams already running are never cut by a reload.
+The file is read again when it changes or on SIGHUP (``watched.py``). A change that does not
+parse fails closed for what it changed: the tokens written unchanged in it keep working, a token
+removed or edited in it is refused at once, a deleted file refuses every token. Streams already
+running are never cut by a reload. Every ``hide`` entry must name a column of a served table
+(``grants.ServedColumns``), at start and on reload: a hide that hides nothing is refused.
 """
 
 from __future__ import annotations
@@ -29,27 +30,21 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import logging
 import os
 import secrets
-import threading
-import time
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .grants import Grant, GrantError, check_name, grant_from
+from .grants import Grant, GrantError, ServedColumns, check_name, grant_from
+from .watched import WatchedFile
 
 __all__ = ["TOKEN_PREFIX", "TokenEntry", "TokenFile", "add_token", "hash_token", "remove_token"]
 
-log = logging.getLogger("tablestream.access")
-
 TOKEN_PREFIX = "tst_"
 """Marks a tablestream token, so secret scanners and people can recognise one."""
-
-_CHECK_EVERY = 1.0
 
 
 def hash_token(token: str) -> bytes:
@@ -84,8 +79,11 @@ def parse_expiry(where: str, value: Any) -> dt.datetime | None:
     return value
 
 
-def parse_tokens(text: str, source: str) -> list[TokenEntry]:
-    """The entries of a tokens file; GrantError names the first bad one."""
+def parse_tokens(text: str, source: str, served: ServedColumns | None = None) -> list[TokenEntry]:
+    """The entries of a tokens file; GrantError names the first bad one.
+
+    With ``served``, every hide entry must name a column of a served table.
+    """
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -117,70 +115,32 @@ def parse_tokens(text: str, source: str) -> list[TokenEntry]:
             raise GrantError(f"{where} ({name}): the same hash is given twice")
         names.add(name)
         digests.add(digest)
-        entries.append(
-            TokenEntry(
-                name, digest, grant_from(where, entry), parse_expiry(where, entry.get("expires"))
-            )
-        )
+        where = f"{where} ({name})"
+        grant = grant_from(where, entry, served)
+        entries.append(TokenEntry(name, digest, grant, parse_expiry(where, entry.get("expires"))))
     return entries
 
 
 class TokenFile:
-    """The tokens of ``path``, kept current; ``find`` checks a presented token."""
+    """The tokens of ``path``, kept current (``watched.py``); ``find`` checks a presented token."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, served: ServedColumns | None = None, broken: Any = None) -> None:
         self.path = path
-        self._lock = threading.Lock()
-        self._stamp = self._stat()
-        self._entries = parse_tokens(self._read(), path)  # a bad file stops start-up
-        self._checked = time.monotonic()
-        self._reload_asked = False
-
-    def _read(self) -> str:
-        try:
-            return Path(self.path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise GrantError(f"{self.path}: cannot be read: {exc}") from None
-
-    def _stat(self) -> tuple[int, int, int] | None:
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return None
-        return (st.st_size, st.st_mtime_ns, st.st_ino)
+        self._file = WatchedFile(
+            path,
+            "tokens",
+            lambda text, source: parse_tokens(text, source, served),
+            lambda entries: [e.name for e in entries],
+            broken,
+        )
 
     @property
     def entries(self) -> list[TokenEntry]:
-        return list(self._entries)
+        return list(self._file.current())
 
     def request_reload(self) -> None:
         """Read the file again before the next check (SIGHUP); safe from a signal handler."""
-        self._reload_asked = True
-
-    def _refresh(self) -> None:
-        now = time.monotonic()
-        if not self._reload_asked and now - self._checked < _CHECK_EVERY:
-            return
-        with self._lock:
-            if not self._reload_asked and now - self._checked < _CHECK_EVERY:
-                return
-            forced, self._reload_asked = self._reload_asked, False
-            self._checked = now
-            stamp = self._stat()
-            if stamp == self._stamp and not forced:
-                return
-            self._stamp = stamp
-            try:
-                entries = parse_tokens(self._read(), self.path)
-            except GrantError as exc:
-                log.error(
-                    "tokens file not reloaded, the %d tokens read before stay: %s",
-                    len(self._entries),
-                    exc,
-                )
-                return
-            self._entries = entries
-            log.info("tokens file reloaded: %d tokens", len(entries))
+        self._file.request_reload()
 
     def find(self, token: str) -> tuple[TokenEntry | None, bool]:
         """The entry whose hash matches ``token`` (or None), and whether it has expired.
@@ -188,10 +148,10 @@ class TokenFile:
         Every stored hash is compared, match or not, so the time does not depend on which
         entry matched or how close a wrong token came.
         """
-        self._refresh()
+        entries = self._file.current()
         digest = hash_token(token)
         found = None
-        for entry in self._entries:
+        for entry in entries:
             if hmac.compare_digest(digest, entry.digest):
                 found = entry
         if found is None:
@@ -246,8 +206,13 @@ def add_token(
     scopes: Sequence[str] = (),
     hide: Sequence[str] = (),
     expires: dt.datetime | None = None,
+    served: ServedColumns | None = None,
 ) -> str:
-    """Make a new token for ``name``, store its hash in ``path``; return the token (once)."""
+    """Make a new token for ``name``, store its hash in ``path``; return the token (once).
+
+    With ``served`` (the catalogue the server will have), each ``hide`` must name one of its
+    columns, so the server will not refuse the file.
+    """
     file = Path(path)
     text = file.read_text(encoding="utf-8") if file.exists() else _HEADER
     existing = parse_tokens(text, path)
@@ -265,7 +230,7 @@ def add_token(
         "hide": list(hide),
         "expires": expires,
     }
-    grant_from("the new token", entry)
+    grant_from(f"the new token ({name})", entry, served)
     new_text = text.rstrip("\n") + "\n\n" + _entry_text(entry)
     parse_tokens(new_text, path)  # never write a file the server would refuse
     _write_atomically(file, new_text)

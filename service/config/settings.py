@@ -218,8 +218,8 @@ class Settings:
         text,
         "",
         "TOML file mapping the authenticating proxy's groups (and users) to tables; needs "
-        "TABLESTREAM_TRUSTED_PROXY and TABLESTREAM_AUTH_PROXY_SECRET_FILE; empty = no proxy "
-        "sign-in",
+        "TABLESTREAM_TRUSTED_PROXY and TABLESTREAM_AUTH_PROXY_SECRET_FILE; reloaded when it "
+        "changes or on SIGHUP; empty = no proxy sign-in",
     )
     auth_proxy_secret_file: str = setting(
         text,
@@ -242,8 +242,10 @@ class Settings:
     auth_failures_per_minute: int = setting(
         integer(0, 100_000),
         "30",
-        "failed authentications a client address may make per minute before its requests get "
-        "429 at once (the budget refills continuously); 0 = no limit",
+        "wrong credentials (malformed, unknown, expired; never a missing one) a client address "
+        "may present per minute before further wrong ones get 429 instead of 401 (the budget "
+        "refills continuously, is shared by the --processes children, and never refuses a "
+        "valid credential); 0 = no limit",
     )
     secret_file: str = setting(
         text,
@@ -375,8 +377,9 @@ class Settings:
     shared_dir: str = setting(
         text,
         "",
-        "directory where --processes children leave recent streams' outcomes and pages' "
-        "progress reports for each other (set by --processes for its children); empty = none",
+        "directory where --processes children leave recent streams' outcomes, pages' "
+        "progress reports and the failure budget for each other (set by --processes for its "
+        "children); empty = none",
     )
 
     @classmethod

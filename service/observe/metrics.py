@@ -139,6 +139,15 @@ class Metrics:
             "them, or a client on the proxy's host)",
             [],
         )
+        self.access_file_broken = Gauge(
+            "tablestream_access_file_broken",
+            "1 while the tokens or policy file (label file) cannot be read or parsed since it "
+            "changed: only its unchanged entries are in force, everything it removed or edited "
+            "is refused; 0 when it read whole",
+            ["file"],
+            multiprocess_mode="livemax",
+            registry=own,
+        )
         self.chunk_size = Histogram(
             "tablestream_stream_chunk_size_bytes",
             "Size of each HTTP chunk",

@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from flask import Flask
 
@@ -30,6 +31,9 @@ from .listening import (
 from .metricsport import serve_metrics_port
 from .processes import clean_multiprocess_dir, supervise
 from .watchdog import install_graceful_shutdown
+
+if TYPE_CHECKING:
+    from ..access.grants import ServedColumns
 
 __all__ = ["main", "serve_app"]
 
@@ -67,14 +71,26 @@ def _parser() -> argparse.ArgumentParser:
     token_commands = token.add_subparsers(dest="token_command", required=True)
     add = token_commands.add_parser("add", help="make a token, print it once, store its hash")
     add.add_argument("name", help="the token's name, shown in the access log")
+    # --tables and --hide append: with a plain option the last of several would silently win.
     add.add_argument(
         "--tables",
-        default="",
-        help="tables it may read, comma-separated names or globs (orders,reports.*,*)",
+        action="append",
+        default=[],
+        help="tables it may read, names or globs; repeatable and/or comma-separated "
+        "(orders,reports.*,*)",
     )
     add.add_argument("--scope", action="append", default=[], help="extra scope: metrics")
     add.add_argument(
-        "--hide", default="", help="columns it may not see, comma-separated TABLE.COLUMN"
+        "--hide",
+        action="append",
+        default=[],
+        help="columns it may not see, TABLE.COLUMN; repeatable and/or comma-separated; each "
+        "must name a column of a table the TABLESTREAM_* settings serve",
+    )
+    add.add_argument(
+        "--unchecked",
+        action="store_true",
+        help="do not check --hide against the served tables (a file made for another machine)",
     )
     add.add_argument("--expires", help="ISO 8601 date or date-time after which it is refused")
     remove = token_commands.add_parser("remove", help="remove a token by name")
@@ -155,8 +171,8 @@ def serve_app(app: Flask, settings: Settings) -> int:
             "next rows links (_after) are signed with a secret made at start: they stop working "
             "when this process ends; set TABLESTREAM_SECRET_FILE to keep them (docs/production.md)"
         )
-    if runtime.access.tokens is not None:
-        signal.signal(signal.SIGHUP, lambda _n, _f: runtime.access.tokens.request_reload())
+    if runtime.access.enabled:
+        signal.signal(signal.SIGHUP, lambda _n, _f: runtime.access.request_reload())
     install_graceful_shutdown(server, runtime, settings.shutdown_grace)
     try:
         server.run()
@@ -223,13 +239,15 @@ def _token(args: argparse.Namespace) -> int:
     try:
         if args.token_command == "add":
             expires = parse_expiry("--expires", args.expires) if args.expires else None
+            hide = _listed(args.hide)
             token = add_token(
                 path,
                 args.name,
-                tables=[t.strip() for t in args.tables.split(",") if t.strip()],
+                tables=_listed(args.tables),
                 scopes=args.scope,
-                hide=[h.strip() for h in args.hide.split(",") if h.strip()],
+                hide=hide,
                 expires=expires,
+                served=None if args.unchecked or not hide else _served_columns(),
             )
             print(token)
             print(
@@ -248,10 +266,30 @@ def _token(args: argparse.Namespace) -> int:
                     f"scopes={','.join(sorted(grant.scopes)) or '-'}\t"
                     f"hide={','.join(sorted(grant.hide)) or '-'}\texpires={expires}"
                 )
-    except (GrantError, OSError) as exc:
+    except (GrantError, OSError, ConfigError) as exc:
         print(f"tablestream token: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _listed(values: Sequence[str]) -> list[str]:
+    """Every item of repeated, comma-separated option values, in order."""
+    return [item.strip() for value in values for item in value.split(",") if item.strip()]
+
+
+def _served_columns() -> ServedColumns:
+    """The columns the server would serve with this environment's TABLESTREAM_* settings."""
+    from ..access.grants import ServedColumns
+    from ..sources import build_catalog
+
+    try:
+        catalog = build_catalog(Settings.from_env())
+    except ConfigError as exc:
+        raise ConfigError(
+            f"cannot check --hide against the served tables ({exc}); set the TABLESTREAM_* "
+            "settings the server runs with, or give --unchecked"
+        ) from None
+    return ServedColumns(catalog, lambda table: catalog[table].columns())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
