@@ -7,6 +7,7 @@ started), then the faster synthetic rows, then the batched ``rows_html`` filter.
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -82,6 +83,17 @@ def measure_steps(rows: int = 200_000, repeats: int = 3) -> list[tuple[str, floa
     return [(name, statistics.median(values)) for name, values in results.items()]
 
 
-if __name__ == "__main__":
-    for name, rate in measure_steps():
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.steps", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--rows", type=int, default=200_000, help="rows per step [200000]")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each step [3]")
+    args = parser.parse_args(argv)
+    for name, rate in measure_steps(args.rows, args.repeats):
         print(f"{name:55s} {rate / 1000:8.0f}k rows/s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

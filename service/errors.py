@@ -7,12 +7,19 @@ view is logged with its traceback on the server and shown to the client as a pla
 from __future__ import annotations
 
 from flask import Flask, current_app, render_template, request
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed
 
 __all__ = ["register_error_pages"]
 
 
 def _render(error: HTTPException) -> tuple[str, int]:
+    if isinstance(error, MethodNotAllowed) and error.valid_methods:
+        # Werkzeug's text says only "not allowed"; the Allow header is not what a person reads.
+        allowed = ", ".join(sorted(error.valid_methods))
+        error = MethodNotAllowed(
+            error.valid_methods,
+            f"{request.method} is not allowed on {request.path}; allowed: {allowed}.",
+        )
     runtime = current_app.extensions.get("tablestream")
     known = []
     if runtime is not None and error.code == 404:

@@ -41,10 +41,13 @@ def test_a_table_name_with_markup_is_escaped_in_the_404(client):
     assert "<script>alert(1)" not in response.get_data(as_text=True)
 
 
-def test_wrong_method_is_a_405_page_not_a_traceback(client):
+def test_wrong_method_is_a_405_page_that_says_which_methods_are_allowed(client):
     response = client.post("/tables/synthetic")
     assert response.status_code == 405
-    assert "Traceback" not in response.get_data(as_text=True)
+    text = response.get_data(as_text=True)
+    assert "Traceback" not in text
+    assert "POST is not allowed on /tables/synthetic; allowed: GET, HEAD, OPTIONS." in text
+    assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}
 
 
 def test_limit_at_the_cap_is_accepted(client):

@@ -188,3 +188,11 @@ def test_the_checks_above_catch_a_name_that_does_not_exist(kind, tmp_path, monke
     )
     with pytest.raises(AssertionError):
         check()
+
+
+def test_the_footer_the_docs_show_is_the_one_a_complete_page_ends_with(client):
+    body = client.get("/tables/synthetic?limit=5").get_data(as_text=True)
+    shown = {tag for _, text in _texts() for tag in re.findall(r"<footer [^>`]*>", text)}
+    assert shown, "no page shows the success footer any more"
+    for tag in shown:
+        assert tag.replace('"N"', '"5"') in body, tag

@@ -134,6 +134,7 @@ def _open_page(url: str) -> tuple[object, bytes, str]:
     return response, head, re.search(r'data-status-url="([^"]+)"', head.decode()).group(1)
 
 
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 def test_a_page_that_reports_is_kept_near_its_parser_and_gets_the_rows_past_its_window_as_counts(
     thread_server, settings_for
 ):
@@ -199,6 +200,7 @@ def test_a_page_that_reports_is_kept_near_its_parser_and_gets_the_rows_past_its_
     assert len(body) < rows * 200 + 3_000_000  # 2M rows as elements would be ~260 MB
 
 
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 def test_a_page_that_never_reports_streams_every_row_as_before_unpaced(thread_server, settings_for):
     server = thread_server(create_app(settings_for(gzip="false", page_rows="5000")))
     page = httpraw.get(f"{server.url}/tables/synthetic?limit=200000", timeout=60)

@@ -292,6 +292,7 @@ _LOOKUP = st.sampled_from(
 )
 
 
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 @settings(
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

@@ -104,6 +104,7 @@ def _template(start: str, pieces: list[tuple[str, int, int]]) -> str:
     return '{% extends "table.html" %}{% block row %}' + start + cells + "</tr>\n{% endblock %}"
 
 
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(start=row_start, pieces=rows_markup, batch=batches)
 def test_a_compiled_row_template_renders_what_jinja_renders_row_by_row(start, pieces, batch):
@@ -216,6 +217,7 @@ def _not_a_number(value: str | None) -> bool:
     return False
 
 
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 @settings(max_examples=500, deadline=None)
 @given(values=st.lists(amounts, max_size=20))
 def test_money_of_a_column_is_money_of_each_value_or_refused(values):
@@ -239,6 +241,7 @@ near_misses |= st.sampled_from(
 )
 
 
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 @settings(max_examples=500, deadline=None)
 @given(
     values=st.lists(well_formed, min_size=1, max_size=30),
@@ -275,6 +278,7 @@ def _body_rows(page: str) -> str:
     return rows.replace("</tbody><tbody>\n", "")
 
 
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 def test_the_orders_page_is_its_row_template_rendered_row_by_row_for_every_row(served_app, demo_db):
     app, url = served_app
     response = httpraw.get(f"{url}/tables/orders")

@@ -34,6 +34,7 @@ def test_synthetic_table_streams_exactly_the_rows_asked_for(served):
     assert table.rows_sent == 5000
 
 
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 def test_sqlite_table_streams_every_row_with_the_database_values(served, demo_db):
     response = httpraw.get(f"{served.url}/tables/orders")
     table = parse_table(response.text)
