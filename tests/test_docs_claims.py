@@ -196,3 +196,22 @@ def test_the_footer_the_docs_show_is_the_one_a_complete_page_ends_with(client):
     assert shown, "no page shows the success footer any more"
     for tag in shown:
         assert tag.replace('"N"', '"5"') in body, tag
+
+
+def test_every_url_of_the_readme_table_answers_as_it_says(client):
+    """The README's URL table, with its placeholders filled in from the demo data."""
+    table = README_URLS.findall((ROOT / "README.md").read_text(encoding="utf-8"))
+    assert len(table) >= 8, table
+    stream = client.get("/tables/orders?limit=3")
+    request_id = stream.headers["X-Request-ID"]
+    filled = {"<name>": "orders", "<request id>": request_id, "N": "5", "M": "2"}
+    for path in table:
+        for placeholder, value in filled.items():
+            path = path.replace(placeholder, value)
+        response = client.get(path)
+        assert response.status_code == 200, (path, response.status_code)
+        response.close()
+
+
+# `GET /path` in the first column of the README's URL table.
+README_URLS = re.compile(r"^\| `GET (/[^`]*)`", re.MULTILINE)
