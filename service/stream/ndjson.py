@@ -9,11 +9,16 @@ sidecar file gives them types (``sources/csvtypes.py``). The JSON spellings, for
 - integers and floats are JSON numbers; a float JSON cannot carry is the string ``"NaN"``,
   ``"Infinity"`` or ``"-Infinity"`` (the spellings of JavaScript and PostgreSQL);
 - NULL is ``null``, booleans ``true``/``false``;
-- decimals (PostgreSQL ``numeric``) are strings, ``"530.99"``, so no digit is lost to a
-  consumer's binary float; ``decimals=number`` (query) or ``TABLESTREAM_NDJSON_DECIMALS`` writes
-  them as numbers (``NaN``/``±Infinity`` then as the float strings above);
+- decimals (PostgreSQL ``numeric``, a CSV sidecar's ``decimal``) are numbers written as their
+  exact decimal text, ``530.99``, so a total is a number whichever source holds it (SQLite's
+  ``REAL`` is one) and the JSON text loses no digit (``json.loads(parse_float=Decimal)`` reads
+  it exactly); ``NaN``/``±Infinity`` are the float strings above. ``decimals=string`` (query)
+  or ``TABLESTREAM_NDJSON_DECIMALS=string`` writes ``"530.99"``, for readers whose floats
+  would round and that cannot be told to parse decimals;
 - dates and times are ISO 8601 strings with a ``T`` (``2024-05-01T12:00:00+02:00``): the form
-  JavaScript's ``Date``, Python's ``fromisoformat`` and pandas all parse;
+  JavaScript's ``Date``, Python's ``fromisoformat`` and pandas all parse. SQLite has no date
+  type: in a column declared ``DATE``/``DATETIME``/``TIMESTAMP`` text in SQLite's own
+  ``datetime()`` form, ``2023-01-01 00:00:46``, gets its ``T``; other text stays as stored;
 - bytes are ``"\\x"`` and lowercase hex (``"\\\\x00ff"`` in JSON), the text the page and CSV show
   and PostgreSQL's own ``bytea`` output: no second encoding to learn, and PostgreSQL writes it;
 - JSON values (PostgreSQL ``json``/``jsonb``) and arrays are embedded as JSON; anything else
@@ -170,11 +175,15 @@ def _numeric_text(as_number: bool) -> Encode:
     return _text  # decimal text never needs escaping: quoted as it is
 
 
+def _fallback(value: Any) -> str:
+    """A value of a type with no JSON spelling here: the page's text, as a string."""
+    return encode_basestring(format_value(value))
+
+
 def _by_value(decimals_as_numbers: bool) -> Encode:
     """Cells of any Python type (SQLite, psycopg): one ``map`` when a column is of one type."""
-    encoders = _value_encoders(decimals_as_numbers)
-    get = encoders.get
-    fallback = lambda v: encode_basestring(format_value(v))  # noqa: E731 - one line, used twice
+    get = _value_encoders(decimals_as_numbers).get
+    fallback = _fallback
 
     def column(col: Column) -> Encoded:
         kinds = set(map(type, col))
@@ -192,6 +201,44 @@ def _by_value(decimals_as_numbers: bool) -> Encode:
                 return False, ["null"] * len(col)
             return False, list(map(get(kind) or fallback, col))
         return False, [(get(v.__class__) or fallback)(v) for v in col]
+
+    return column
+
+
+_SQLITE_DATETIME = r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
+_SQLITE_DATETIME_CELL = re.compile(_SQLITE_DATETIME)
+_SQLITE_DATETIME_LINES = re.compile(f"{_SQLITE_DATETIME}(?:\n{_SQLITE_DATETIME})*")
+
+
+def _sqlite_datetimes(decimals_as_numbers: bool) -> Encode:
+    """A SQLite column declared a date/time type: text in SQLite's ``datetime()`` form,
+    ``2023-01-01 00:00:46`` with optional fractions, as ``"2023-01-01T00:00:46"`` (the form
+    PostgreSQL's timestamps take); any other cell as the ``value`` kind writes it. The common
+    column, every cell in that form, is checked with one regex over the column and rewritten
+    with one ``replace``; a column with no space at all is plain text (a ``DATE`` column)."""
+    by_value = _by_value(decimals_as_numbers)
+    get = _value_encoders(decimals_as_numbers).get
+    match = _SQLITE_DATETIME_CELL.fullmatch
+
+    def cell(value: Any) -> str:
+        if value.__class__ is str:
+            if match(value):
+                return '"' + value.replace(" ", "T") + '"'
+            return encode_basestring(value)
+        return (get(value.__class__) or _fallback)(value)
+
+    def column(col: Column) -> Encoded:
+        try:
+            blob = "\n".join(col)
+        except TypeError:  # NULLs, numbers: cell by cell
+            return False, list(map(cell, col))
+        spaces = blob.count(" ")
+        if not spaces:
+            return by_value(col)
+        # Each line of the form has one space: as many spaces as cells, one line per cell.
+        if spaces == len(col) and _SQLITE_DATETIME_LINES.fullmatch(blob):
+            return True, blob.replace(" ", "T").split("\n")
+        return False, list(map(cell, col))
 
     return column
 
@@ -264,11 +311,12 @@ def _kind_encoders(decimals_as_numbers: bool) -> dict[str, Encode]:
         "csv:boolean": _parsed_boolean,
         "csv:date": _empty_is_null(encode_basestring),
         "csv:timestamp": _empty_is_null(_iso),
+        "sqlite:timestamp": _sqlite_datetimes(decimals_as_numbers),
     }
 
 
 def batch_encoder(
-    columns: Sequence[str], kinds: Sequence[str], decimals_as_numbers: bool = False
+    columns: Sequence[str], kinds: Sequence[str], decimals_as_numbers: bool = True
 ) -> Callable[[Sequence[Sequence[Any]]], str]:
     """A function from a batch of rows to their NDJSON lines, for these columns and kinds.
 
