@@ -76,13 +76,37 @@ def _embedded(value: Any) -> str:
         return encode_basestring(format_value(value))
 
 
+_WHOLE_DIGITS = 18
+"""Decimals with more digits before the point are written in scientific notation: readers
+that parse a number's integer part into 64 bits (pandas' ujson: "Value is too big!") fail the
+whole file on ``1000000000000000000000``, and read ``1.000000000000000000000e+21`` (10**18 <
+2**63, so 18 digits always fit)."""
+
+
+def _long_decimal(text: str) -> str:
+    """A decimal's JSON number (plain text, NaN/Infinity already strings) with every digit:
+    as it is, or, past ``_WHOLE_DIGITS`` before the point, as ``Decimal``'s ``e`` format."""
+    point = text.find(".")
+    whole = (point if point >= 0 else len(text)) - text.startswith("-")
+    if whole <= _WHOLE_DIGITS or text.startswith('"'):
+        return text
+    return format(Decimal(text), "e")
+
+
+def _decimal_numbers(cells: list[str]) -> list[str]:
+    """A column of decimals' JSON numbers, a long one made safe (one ``max`` when none is)."""
+    if cells and max(map(len, cells)) > _WHOLE_DIGITS + 1:
+        return list(map(_long_decimal, cells))
+    return cells
+
+
 def _decimal(as_number: bool) -> Callable[[Decimal], str]:
     if not as_number:
         return lambda value: _QUOTED(format(value, "f"))
 
     def number(value: Decimal) -> str:
         text = format(value, "f")
-        return _NUMERIC_NOT_FINITE.get(text, text)
+        return _long_decimal(_NUMERIC_NOT_FINITE.get(text, text))
 
     return number
 
@@ -168,8 +192,9 @@ def _numeric_text(as_number: bool) -> Encode:
 
         def numbers(col: Column) -> Encoded:
             if None in col:
-                return False, ["null" if v is None else _NUMERIC_NOT_FINITE.get(v, v) for v in col]
-            return False, list(map(_NUMERIC_NOT_FINITE.get, col, col))
+                cells = ["null" if v is None else _NUMERIC_NOT_FINITE.get(v, v) for v in col]
+                return False, _decimal_numbers(cells)
+            return False, _decimal_numbers(list(map(_NUMERIC_NOT_FINITE.get, col, col)))
 
         return numbers
     return _text  # decimal text never needs escaping: quoted as it is
@@ -245,6 +270,8 @@ def _sqlite_datetimes(decimals_as_numbers: bool) -> Encode:
 
 _JSON_INTEGER = re.compile(r"-?(?:0|[1-9][0-9]*)")
 _JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
+_JSON_DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]{0,17})(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
+"""A decimal JSON spells as it is: at most ``_WHOLE_DIGITS`` before the point."""
 _TRUE, _FALSE = {"true", "1"}, {"false", "0"}
 
 
@@ -305,7 +332,7 @@ def _kind_encoders(decimals_as_numbers: bool) -> dict[str, Encode]:
         "bytes": _text,
         "csv:integer": _parsed(_JSON_INTEGER, int, int.__repr__),
         "csv:real": _parsed(_JSON_NUMBER, float, _float),
-        "csv:numeric": _parsed(_JSON_NUMBER, Decimal, _decimal(True))
+        "csv:numeric": _parsed(_JSON_DECIMAL, Decimal, _decimal(True))
         if decimals_as_numbers
         else _empty_is_null(encode_basestring),
         "csv:boolean": _parsed_boolean,
