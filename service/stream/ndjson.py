@@ -235,6 +235,22 @@ _SQLITE_DATETIME_CELL = re.compile(_SQLITE_DATETIME)
 _SQLITE_DATETIME_LINES = re.compile(f"{_SQLITE_DATETIME}(?:\n{_SQLITE_DATETIME})*")
 
 
+_SEPARATORS = ((4, "-"), (7, "-"), (10, " "), (13, ":"), (16, ":"))
+
+
+def _whole_seconds(col: Column) -> bool:
+    """Whether every cell is ``YYYY-MM-DD HH:MM:SS`` (text): checked by slices of the column's
+    join, at ~1/3 of the regex's cost (the common column, ``datetime()``'s own output)."""
+    if set(map(len, col)) != {19}:
+        return False
+    blob = "".join(col)
+    count = len(col)
+    if any(blob[at::19] != sep * count for at, sep in _SEPARATORS):
+        return False
+    data = blob.encode("utf-8", "surrogatepass")  # a non-ASCII digit is more than one byte
+    return len(data) == len(blob) and len(data.translate(None, b"0123456789")) == 5 * count
+
+
 def _sqlite_datetimes(decimals_as_numbers: bool) -> Encode:
     """A SQLite column declared a date/time type: text in SQLite's ``datetime()`` form,
     ``2023-01-01 00:00:46`` with optional fractions, as ``"2023-01-01T00:00:46"`` (the form
@@ -261,7 +277,7 @@ def _sqlite_datetimes(decimals_as_numbers: bool) -> Encode:
         if not spaces:
             return by_value(col)
         # Each line of the form has one space: as many spaces as cells, one line per cell.
-        if spaces == len(col) and _SQLITE_DATETIME_LINES.fullmatch(blob):
+        if spaces == len(col) and (_whole_seconds(col) or _SQLITE_DATETIME_LINES.fullmatch(blob)):
             return True, blob.replace(" ", "T").split("\n")
         return False, list(map(cell, col))
 
