@@ -208,7 +208,6 @@ def _fallback(value: Any) -> str:
 def _by_value(decimals_as_numbers: bool) -> Encode:
     """Cells of any Python type (SQLite, psycopg): one ``map`` when a column is of one type."""
     get = _value_encoders(decimals_as_numbers).get
-    fallback = _fallback
 
     def column(col: Column) -> Encoded:
         kinds = set(map(type, col))
@@ -224,8 +223,8 @@ def _by_value(decimals_as_numbers: bool) -> Encode:
                 return False, list(map(float.__repr__, col))
             if kind is type(None):
                 return False, ["null"] * len(col)
-            return False, list(map(get(kind) or fallback, col))
-        return False, [(get(v.__class__) or fallback)(v) for v in col]
+            return False, list(map(get(kind) or _fallback, col))
+        return False, [(get(v.__class__) or _fallback)(v) for v in col]
 
     return column
 
@@ -255,8 +254,9 @@ def _sqlite_datetimes(decimals_as_numbers: bool) -> Encode:
     """A SQLite column declared a date/time type: text in SQLite's ``datetime()`` form,
     ``2023-01-01 00:00:46`` with optional fractions, as ``"2023-01-01T00:00:46"`` (the form
     PostgreSQL's timestamps take); any other cell as the ``value`` kind writes it. The common
-    column, every cell in that form, is checked with one regex over the column and rewritten
-    with one ``replace``; a column with no space at all is plain text (a ``DATE`` column)."""
+    column, every cell in that form, is checked over the column's join (by slices when whole
+    seconds, else one regex) and rewritten with one ``replace``; a column with no space at all
+    is plain text (a ``DATE`` column)."""
     by_value = _by_value(decimals_as_numbers)
     get = _value_encoders(decimals_as_numbers).get
     match = _SQLITE_DATETIME_CELL.fullmatch
