@@ -13,6 +13,7 @@ import datetime as dt
 import io
 import json
 import math
+import re
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -74,16 +75,27 @@ def _stored(db: Path, table: str = "every_type") -> tuple[list[str], list[tuple]
     return names, rows
 
 
-def _as_json(value: Any) -> Any:
-    """What typed NDJSON promises a value becomes after ``json.loads`` (docs/formats.md)."""
+SQLITE_DATETIMES = frozenset({"d"})
+"""The columns of ``every_type`` declared a date/time type (``DATE``)."""
+_SQLITE_DATETIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?")
+
+
+def _as_json(value: Any, datetime_column: bool = False) -> Any:
+    """What typed NDJSON promises a value becomes after ``json.loads`` (docs/formats.md); in
+    a SQLite column declared a date/time type, text in SQLite's datetime() form has a T."""
+    if datetime_column and isinstance(value, str) and _SQLITE_DATETIME.fullmatch(value):
+        return value.replace(" ", "T")
     if value is None or isinstance(value, bool | int | str | dict | list):
         return value
     if isinstance(value, float):
         if math.isnan(value):
             return "NaN"
         return value if math.isfinite(value) else ("Infinity" if value > 0 else "-Infinity")
-    if isinstance(value, Decimal):
-        return format(value, "f")
+    if isinstance(value, Decimal):  # a number, its exact text; NaN/Infinity as float's strings
+        if not value.is_finite():
+            return format(value, "f")
+        whole = len(str(abs(int(value))))  # over 18 digits before the point: 1.5e+21
+        return json.loads(format(value, "e" if whole > 18 else "f"))
     if isinstance(value, bytes | bytearray | memoryview):
         return "\\x" + bytes(value).hex()
     if isinstance(value, dt.date | dt.time):  # datetime is a date
@@ -118,17 +130,27 @@ def _same(a: Any, b: Any) -> bool:
     return a == b and type(a) is type(b)
 
 
-def _check_ndjson(text: str, names: list[str], rows: list[tuple]) -> None:
+def _check_ndjson(
+    text: str, names: list[str], rows: list[tuple], datetimes: frozenset[str] = frozenset()
+) -> None:
     lines = text.splitlines()
     assert len(lines) == len(rows)
     for line, row in zip(lines, rows, strict=True):
         got = json.loads(line)
+        exact = json.loads(line, parse_float=Decimal, parse_int=Decimal)  # a decimal's reader
         assert list(got) == names
-        assert got == {n: _as_json(v) for n, v in zip(names, row, strict=True)}, line
+        assert got == {n: _as_json(v, n in datetimes) for n, v in zip(names, row, strict=True)}, (
+            line
+        )
         for name, value in zip(names, row, strict=True):
             if isinstance(value, dt.timedelta):  # stated as the page's text, not decoded
                 continue
-            back = _decoded(got[name], value)
+            if name in datetimes and isinstance(value, str):  # the T is the only change
+                back = got[name].replace("T", " ") if "T" in got[name] else got[name]
+            elif isinstance(value, Decimal):
+                back = Decimal(exact[name])  # every digit; "NaN" a string Decimal reads
+            else:
+                back = _decoded(got[name], value)
             assert _same(value, back), (name, value, back)
 
 
@@ -136,7 +158,7 @@ def test_sqlite_values_come_back_from_ndjson_as_the_same_python_values(sqlite_se
     names, rows = _stored(sqlite_file)
     response = httpraw.get(f"{sqlite_server.url}/tables/every_type.ndjson")
     assert response.status == 200 and response.terminated
-    _check_ndjson(response.text, names, rows)
+    _check_ndjson(response.text, names, rows, SQLITE_DATETIMES)
 
 
 def test_pandas_reads_sqlite_ndjson_with_the_values_and_nulls(sqlite_server, sqlite_file):
@@ -152,7 +174,8 @@ def test_pandas_reads_sqlite_ndjson_with_the_values_and_nulls(sqlite_server, sql
             if value is None:
                 assert pd.isna(cell), (name, cell)
             else:
-                assert not pd.isna(cell) and _pandas_equal(cell, _as_json(value)), (name, cell)
+                expected = _as_json(value, name in SQLITE_DATETIMES)
+                assert not pd.isna(cell) and _pandas_equal(cell, expected), (name, cell)
 
 
 def _pandas_equal(cell: Any, expected: Any) -> bool:
@@ -343,16 +366,17 @@ def test_a_csv_sidecar_types_the_columns_in_ndjson_and_describes_them(thread_ser
     server = thread_server(_csv_app(tmp_path, SIDECAR))
     lines = httpraw.get(f"{server.url}/tables/items.ndjson").text.splitlines()
     assert [json.loads(line) for line in lines] == [
-        {"id": 1, "price": "530.99", "amount": 0.1, "ok": True, "day": "2024-02-29",
+        {"id": 1, "price": 530.99, "amount": 0.1, "ok": True, "day": "2024-02-29",
          "at": "2024-05-06T07:08:09", "name": ""},
         {"id": 2, "price": None, "amount": 1000.0, "ok": False, "day": None, "at": None,
          "name": "x"},
         # Not of the type: 007 and -1. are numbers JSON spells otherwise; the rest stay text.
-        {"id": 7, "price": "-1.", "amount": "n/a", "ok": "maybe", "day": "soon", "at": "later",
+        {"id": 7, "price": -1, "amount": "n/a", "ok": "maybe", "day": "soon", "at": "later",
          "name": "a,b"},
     ]  # fmt: skip
-    numbers = httpraw.get(f"{server.url}/tables/items.ndjson?decimals=number").text
-    assert [json.loads(line)["price"] for line in numbers.splitlines()] == [530.99, None, -1.0]
+    assert '"price":530.99,' in lines[0] and '"price":-1,' in lines[2]  # the file's digits
+    strings = httpraw.get(f"{server.url}/tables/items.ndjson?decimals=string").text
+    assert [json.loads(line)["price"] for line in strings.splitlines()] == ["530.99", None, "-1."]
     copy = httpraw.get(f"{server.url}/tables/items.csv?null=copy").text.split("\r\n")
     assert copy[1] == '1,530.99,0.10,true,2024-02-29,2024-05-06 07:08:09,""'
     assert copy[2] == "2,,1e3,0,,,x"  # typed columns' empty cells are NULL, unquoted
@@ -495,6 +519,10 @@ def test_pandas_reads_postgresql_ndjson_with_the_values_and_nulls(pg_server, pg_
                 assert cell == _as_json(value), (name, cell, value)
             elif isinstance(value, int):
                 assert _pandas_equal(cell, value), (name, cell, value)
+            elif isinstance(value, Decimal) and value.is_finite():
+                # A number to a float reader: the nearest float (docs/formats.md: decimals=string
+                # for readers that must not round), never "Value is too big!" for a long one.
+                assert cell == float(value), (name, cell, value)
             else:
                 assert _same(_decoded(cell, value), value) or isinstance(value, dt.timedelta)
 

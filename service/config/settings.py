@@ -120,9 +120,10 @@ class Settings:
     )
     ndjson_decimals: str = setting(
         choice(*NDJSON_DECIMALS),
-        "string",
-        'how NDJSON writes decimals such as PostgreSQL numeric (?decimals= per request): "530.99" '
-        "keeps every digit; number = 530.99, as a consumer's float reads it",
+        "number",
+        "how NDJSON writes decimals such as PostgreSQL numeric (?decimals= per request): number "
+        "= 530.99, every digit in the JSON text, a number as from any source; string = "
+        '"530.99", for readers whose floats would round',
     )
     sort_rows: int = setting(
         integer(0, 1_000_000),

@@ -16,6 +16,7 @@ from typing import Any
 
 __all__ = [
     "KINDS",
+    "VALUE_KINDS",
     "BadValue",
     "BatchedRowStream",
     "RowStream",
@@ -47,6 +48,7 @@ KINDS = (
     "csv:boolean",
     "csv:date",
     "csv:timestamp",
+    "sqlite:timestamp",
 )
 """What a column's cells are in ``typed_batches()``, for formats that keep types (NDJSON) and
 NULLs (CSV with ``null=``); NULL is None in every kind. ``value``: Python values of any type,
@@ -54,7 +56,12 @@ typed one by one (SQLite, psycopg). The others are text in ``cells``' spelling o
 source vouches for (PostgreSQL's server-written text, the synthetic rows): ``integer`` and
 ``real`` are JSON's spelling of the number, ``boolean`` is ``true``/``false``, ``numeric`` a
 decimal (or ``NaN``/``Infinity``), ``timestamp`` ISO with a space. ``csv:*``: a CSV file's text
-that its sidecar says is of that type, checked cell by cell (empty is NULL)."""
+that its sidecar says is of that type, checked cell by cell (empty is NULL).
+``sqlite:timestamp``: ``value`` cells of a SQLite column declared a date/time type
+(``sources/sqlite.py``), whose text in SQLite's ``datetime()`` form NDJSON writes with a ``T``."""
+
+VALUE_KINDS = frozenset({"value", "sqlite:timestamp"})
+"""The kinds whose cells are Python values of any type, which formats turn into text."""
 
 
 def unique_columns(names: Sequence[str]) -> list[str]:

@@ -1,6 +1,12 @@
 """The demo database: realistic customers and orders, deterministic, written atomically.
 
-``make run`` needs something worth streaming on a fresh machine. The file is built under a
+``make run`` needs something worth streaming on a fresh machine. The same rows go to SQLite
+and to PostgreSQL, declared so that each source types them alike in NDJSON: the dates as
+``TIMESTAMP`` on both (SQLite's text in its ``datetime()`` form, which typed NDJSON writes with
+a ``T`` for a column so declared; in SQLite ``TIMESTAMP TEXT``, whose TEXT affinity keeps
+filters comparing as text: ``placed_at__lt=2024`` means before 2024, where plain ``TIMESTAMP``'s
+NUMERIC affinity compared the value 2024 as a number and matched nothing), the totals as SQLite
+``REAL`` and PostgreSQL ``numeric`` (both JSON numbers). The file is built under a
 temporary name and renamed into place only when complete, so an interrupted build never leaves
 a half-filled database that looks like a real one.
 """
@@ -127,11 +133,11 @@ def create_demo_db(
             PRAGMA synchronous = OFF;
             CREATE TABLE customers (
                 id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT NOT NULL,
-                city TEXT NOT NULL, signed_up TEXT NOT NULL);
+                city TEXT NOT NULL, signed_up TIMESTAMP TEXT NOT NULL);
             CREATE TABLE orders (
                 id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL REFERENCES customers(id),
                 product TEXT NOT NULL, quantity INTEGER NOT NULL, total REAL NOT NULL,
-                placed_at TEXT NOT NULL, status TEXT NOT NULL, note TEXT);
+                placed_at TIMESTAMP TEXT NOT NULL, status TEXT NOT NULL, note TEXT);
             """
         )
         conn.executemany("INSERT INTO customers VALUES (?, ?, ?, ?, ?)", _customers(rng, customers))

@@ -11,6 +11,12 @@ re-run of the query in the same transaction (same snapshot, ``OFFSET`` = rows al
 because the failed ``fetchmany`` dropped the rows it had read), and the rest of the stream
 decodes with ``errors="replace"``.
 
+A column declared a date/time type (``DATE``, ``DATETIME``, ``TIMESTAMP``: the first word of
+its declared type, any case) is of kind ``sqlite:timestamp``: its cells are still the values
+SQLite stores, and typed NDJSON writes text in SQLite's ``datetime()`` form with a ``T``, as
+PostgreSQL's timestamps are written (``stream/ndjson.py``). Decided once per stream, from the
+declared types read at the first open, never per cell.
+
 Table names come only from the file's own catalogue, read at start-up, and are quoted as
 identifiers; nothing from a URL is ever put into SQL text.
 """
@@ -18,9 +24,10 @@ identifiers; nothing from a URL is ever put into SQL text.
 from __future__ import annotations
 
 import functools
+import re
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -31,7 +38,7 @@ from .cursor import CursorRowStream
 from .demo import DEMO_APPLICATION_ID
 from .sqlitefile import FileWatch, not_a_database
 
-__all__ = ["SQLiteTable", "quote_identifier", "sqlite_tables"]
+__all__ = ["SQLiteTable", "is_datetime_type", "quote_identifier", "sqlite_tables"]
 
 REPLACING_TEXT = functools.partial(str, encoding="utf-8", errors="replace")
 """sqlite3 text_factory that shows undecodable bytes as U+FFFD instead of failing the row."""
@@ -68,6 +75,7 @@ class _SQLiteStream(CursorRowStream):
         offset: int,
         fetch_rows: int,
         params: Sequence[Any] = (),
+        datetimes: Collection[str] = (),
     ):
         self._table = table
         self._conn: sqlite3.Connection | None = conn
@@ -82,7 +90,8 @@ class _SQLiteStream(CursorRowStream):
         else:
             self._cursor = conn.execute(sql + _LIMIT_OFFSET, self._params())
         self.columns = unique_columns([d[0] for d in self._cursor.description])
-        self.kinds = ["value"] * len(self.columns)  # SQLite's types are its values' own
+        # SQLite's types are its values' own; a date/time column's text is a timestamp's.
+        self.kinds = ["sqlite:timestamp" if c in datetimes else "value" for c in self.columns]
         self._fetchmany = self._fetch
         self._fetch_rows = fetch_rows
         self.rows_read = 0
@@ -152,6 +161,7 @@ class SQLiteTable(Table):
         self._cache_kib = cache_kib  # 0: SQLite's default page cache
         self._columns: list[str] | None = None
         self._types: dict[str, str] | None = None
+        self._datetimes: frozenset[str] = frozenset()
         self._key: str | None = None
 
     def _query(self, sql: str) -> list[Any]:
@@ -187,6 +197,9 @@ class SQLiteTable(Table):
             info = self._query(f"PRAGMA table_info({quote_identifier(self.name)})")
             names = unique_columns([r[1] for r in info])
             self._types = {name: _affinity(r[2]) for name, r in zip(names, info, strict=True)}
+            self._datetimes = frozenset(
+                name for name, r in zip(names, info, strict=True) if is_datetime_type(r[2])
+            )
             pks = [name for name, r in zip(names, info, strict=True) if r[5]]
             integer_pk = len(pks) == 1 and info[names.index(pks[0])][2].upper() == "INTEGER"
             self._key = pks[0] if integer_pk else None  # an alias of the rowid: ordered, unique
@@ -233,6 +246,7 @@ class SQLiteTable(Table):
         ``?`` placeholders for ``params``, from ``query/sql.py``), in one snapshot, ``limit``
         rows after ``offset``. ``typed`` changes nothing here: SQLite's cursor always has the
         values for ``typed_batches()``."""
+        self.column_types()  # the declared types, read once: which columns are date/times
         shown = ", ".join(map(quote_identifier, columns)) if columns else "*"
         sql = f"SELECT {shown} FROM {quote_identifier(self.name)}{tail}"
         # The file may be replaced between our descriptor, SQLite's, and the lock: try again.
@@ -252,7 +266,15 @@ class SQLiteTable(Table):
                 conn.execute("BEGIN")
                 watch.begin()
                 stream = _SQLiteStream(
-                    self.name, conn, watch, sql, limit, offset, self._fetch_rows, params
+                    self.name,
+                    conn,
+                    watch,
+                    sql,
+                    limit,
+                    offset,
+                    self._fetch_rows,
+                    params,
+                    self._datetimes,
                 )  # the first step takes the shared lock: the snapshot starts here
                 if watch.is_wal:
                     watch.set_wal_floor(conn.execute("PRAGMA page_count").fetchone()[0])
@@ -270,6 +292,20 @@ class SQLiteTable(Table):
     def check(self) -> None:
         """Read the first row: a view over a dropped table fails here, not on a user's page."""
         self._query(f"SELECT * FROM {quote_identifier(self.name)} LIMIT 1")
+
+
+_DATETIME_TYPES = {"DATE", "DATETIME", "TIMESTAMP"}
+_FIRST_WORD = re.compile(r"\s*([A-Za-z_]+)")
+
+
+def is_datetime_type(declared: str) -> bool:
+    """Whether a column's declared type says it holds dates or times: its first word is
+    ``DATE``, ``DATETIME`` or ``TIMESTAMP`` in any case (``datetime`` as Django and Rails
+    declare it, ``TIMESTAMP(3)``, ``timestamp with time zone``); ``TEXT``, ``MYDATE`` or
+    ``DATETIMEOFFSET`` are not. SQLite has no date type: the declared type is the only word
+    a file gives on what its text means."""
+    first = _FIRST_WORD.match(declared)
+    return first is not None and first.group(1).upper() in _DATETIME_TYPES
 
 
 def _affinity(declared: str) -> str:

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..sources import RowStream
+from ..sources.base import VALUE_KINDS
 from ..sources.cells import format_column, once_per_distinct
 
 __all__ = ["csv_batch_writer", "csv_null_pieces", "null_marker"]
@@ -89,7 +90,7 @@ def csv_batch_writer(
     quoted = None if spelling == "empty" else marker
     width = len(kinds)
     # Python values (SQLite's, psycopg's) become the cells' text; the other kinds are text.
-    values = "value" in kinds
+    values = not VALUE_KINDS.isdisjoint(kinds)
     # A CSV file's typed columns: an empty cell is NULL (as in NDJSON); its text columns have
     # no NULL, an empty cell is an empty string.
     empty_is_null = [kind.startswith("csv:") for kind in kinds]

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from ..sources import RowStream
+from ..sources.base import VALUE_KINDS
 from .csvnulls import csv_batch_writer, csv_null_pieces, null_marker
 from .ndjson import batch_encoder
 
@@ -93,7 +94,7 @@ def csv_pieces(rows: RowStream, flush: Callable[[], str], null: str = "empty") -
         yield flush()
         yield from lines
         return
-    if null != "empty" or (rows.kinds and set(rows.kinds) == {"value"}):
+    if null != "empty" or (rows.kinds and set(rows.kinds) <= VALUE_KINDS):
         yield from csv_null_pieces(rows, buffer.getvalue(), flush, null)
         return
     write = csv_batch_writer(["text"] * len(rows.columns), "empty")
@@ -104,7 +105,7 @@ def csv_pieces(rows: RowStream, flush: Callable[[], str], null: str = "empty") -
 
 
 def ndjson_pieces(
-    rows: RowStream, flush: Callable[[], str], decimals_as_numbers: bool = False
+    rows: RowStream, flush: Callable[[], str], decimals_as_numbers: bool = True
 ) -> Iterator[str]:
     """One JSON object per row, ``{"id":1,"note":null, ...}``, typed by the stream's ``kinds``
     (``ndjson``), one piece per batch of ``typed_batches()``."""

@@ -9,11 +9,16 @@ sidecar file gives them types (``sources/csvtypes.py``). The JSON spellings, for
 - integers and floats are JSON numbers; a float JSON cannot carry is the string ``"NaN"``,
   ``"Infinity"`` or ``"-Infinity"`` (the spellings of JavaScript and PostgreSQL);
 - NULL is ``null``, booleans ``true``/``false``;
-- decimals (PostgreSQL ``numeric``) are strings, ``"530.99"``, so no digit is lost to a
-  consumer's binary float; ``decimals=number`` (query) or ``TABLESTREAM_NDJSON_DECIMALS`` writes
-  them as numbers (``NaN``/``±Infinity`` then as the float strings above);
+- decimals (PostgreSQL ``numeric``, a CSV sidecar's ``decimal``) are numbers written as their
+  exact decimal text, ``530.99``, so a total is a number whichever source holds it (SQLite's
+  ``REAL`` is one) and the JSON text loses no digit (``json.loads(parse_float=Decimal)`` reads
+  it exactly); ``NaN``/``±Infinity`` are the float strings above. ``decimals=string`` (query)
+  or ``TABLESTREAM_NDJSON_DECIMALS=string`` writes ``"530.99"``, for readers whose floats
+  would round and that cannot be told to parse decimals;
 - dates and times are ISO 8601 strings with a ``T`` (``2024-05-01T12:00:00+02:00``): the form
-  JavaScript's ``Date``, Python's ``fromisoformat`` and pandas all parse;
+  JavaScript's ``Date``, Python's ``fromisoformat`` and pandas all parse. SQLite has no date
+  type: in a column declared ``DATE``/``DATETIME``/``TIMESTAMP`` text in SQLite's own
+  ``datetime()`` form, ``2023-01-01 00:00:46``, gets its ``T``; other text stays as stored;
 - bytes are ``"\\x"`` and lowercase hex (``"\\\\x00ff"`` in JSON), the text the page and CSV show
   and PostgreSQL's own ``bytea`` output: no second encoding to learn, and PostgreSQL writes it;
 - JSON values (PostgreSQL ``json``/``jsonb``) and arrays are embedded as JSON; anything else
@@ -71,13 +76,37 @@ def _embedded(value: Any) -> str:
         return encode_basestring(format_value(value))
 
 
+_WHOLE_DIGITS = 18
+"""Decimals with more digits before the point are written in scientific notation: readers
+that parse a number's integer part into 64 bits (pandas' ujson: "Value is too big!") fail the
+whole file on ``1000000000000000000000``, and read ``1.000000000000000000000e+21`` (10**18 <
+2**63, so 18 digits always fit)."""
+
+
+def _long_decimal(text: str) -> str:
+    """A decimal's JSON number (plain text, NaN/Infinity already strings) with every digit:
+    as it is, or, past ``_WHOLE_DIGITS`` before the point, as ``Decimal``'s ``e`` format."""
+    point = text.find(".")
+    whole = (point if point >= 0 else len(text)) - text.startswith("-")
+    if whole <= _WHOLE_DIGITS or text.startswith('"'):
+        return text
+    return format(Decimal(text), "e")
+
+
+def _decimal_numbers(cells: list[str]) -> list[str]:
+    """A column of decimals' JSON numbers, a long one made safe (one ``max`` when none is)."""
+    if cells and max(map(len, cells)) > _WHOLE_DIGITS + 1:
+        return list(map(_long_decimal, cells))
+    return cells
+
+
 def _decimal(as_number: bool) -> Callable[[Decimal], str]:
     if not as_number:
         return lambda value: _QUOTED(format(value, "f"))
 
     def number(value: Decimal) -> str:
         text = format(value, "f")
-        return _NUMERIC_NOT_FINITE.get(text, text)
+        return _long_decimal(_NUMERIC_NOT_FINITE.get(text, text))
 
     return number
 
@@ -163,18 +192,22 @@ def _numeric_text(as_number: bool) -> Encode:
 
         def numbers(col: Column) -> Encoded:
             if None in col:
-                return False, ["null" if v is None else _NUMERIC_NOT_FINITE.get(v, v) for v in col]
-            return False, list(map(_NUMERIC_NOT_FINITE.get, col, col))
+                cells = ["null" if v is None else _NUMERIC_NOT_FINITE.get(v, v) for v in col]
+                return False, _decimal_numbers(cells)
+            return False, _decimal_numbers(list(map(_NUMERIC_NOT_FINITE.get, col, col)))
 
         return numbers
     return _text  # decimal text never needs escaping: quoted as it is
 
 
+def _fallback(value: Any) -> str:
+    """A value of a type with no JSON spelling here: the page's text, as a string."""
+    return encode_basestring(format_value(value))
+
+
 def _by_value(decimals_as_numbers: bool) -> Encode:
     """Cells of any Python type (SQLite, psycopg): one ``map`` when a column is of one type."""
-    encoders = _value_encoders(decimals_as_numbers)
-    get = encoders.get
-    fallback = lambda v: encode_basestring(format_value(v))  # noqa: E731 - one line, used twice
+    get = _value_encoders(decimals_as_numbers).get
 
     def column(col: Column) -> Encoded:
         kinds = set(map(type, col))
@@ -190,14 +223,71 @@ def _by_value(decimals_as_numbers: bool) -> Encode:
                 return False, list(map(float.__repr__, col))
             if kind is type(None):
                 return False, ["null"] * len(col)
-            return False, list(map(get(kind) or fallback, col))
-        return False, [(get(v.__class__) or fallback)(v) for v in col]
+            return False, list(map(get(kind) or _fallback, col))
+        return False, [(get(v.__class__) or _fallback)(v) for v in col]
+
+    return column
+
+
+_SQLITE_DATETIME = r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
+_SQLITE_DATETIME_CELL = re.compile(_SQLITE_DATETIME)
+_SQLITE_DATETIME_LINES = re.compile(f"{_SQLITE_DATETIME}(?:\n{_SQLITE_DATETIME})*")
+
+
+_SEPARATORS = ((4, "-"), (7, "-"), (10, " "), (13, ":"), (16, ":"))
+
+
+def _whole_seconds(col: Column) -> bool:
+    """Whether every cell is ``YYYY-MM-DD HH:MM:SS`` (text): checked by slices of the column's
+    join, at ~1/3 of the regex's cost (the common column, ``datetime()``'s own output)."""
+    if set(map(len, col)) != {19}:
+        return False
+    blob = "".join(col)
+    count = len(col)
+    if any(blob[at::19] != sep * count for at, sep in _SEPARATORS):
+        return False
+    data = blob.encode("utf-8", "surrogatepass")  # a non-ASCII digit is more than one byte
+    return len(data) == len(blob) and len(data.translate(None, b"0123456789")) == 5 * count
+
+
+def _sqlite_datetimes(decimals_as_numbers: bool) -> Encode:
+    """A SQLite column declared a date/time type: text in SQLite's ``datetime()`` form,
+    ``2023-01-01 00:00:46`` with optional fractions, as ``"2023-01-01T00:00:46"`` (the form
+    PostgreSQL's timestamps take); any other cell as the ``value`` kind writes it. The common
+    column, every cell in that form, is checked over the column's join (by slices when whole
+    seconds, else one regex) and rewritten with one ``replace``; a column with no space at all
+    is plain text (a ``DATE`` column)."""
+    by_value = _by_value(decimals_as_numbers)
+    get = _value_encoders(decimals_as_numbers).get
+    match = _SQLITE_DATETIME_CELL.fullmatch
+
+    def cell(value: Any) -> str:
+        if value.__class__ is str:
+            if match(value):
+                return '"' + value.replace(" ", "T") + '"'
+            return encode_basestring(value)
+        return (get(value.__class__) or _fallback)(value)
+
+    def column(col: Column) -> Encoded:
+        try:
+            blob = "\n".join(col)
+        except TypeError:  # NULLs, numbers: cell by cell
+            return False, list(map(cell, col))
+        spaces = blob.count(" ")
+        if not spaces:
+            return by_value(col)
+        # Each line of the form has one space: as many spaces as cells, one line per cell.
+        if spaces == len(col) and (_whole_seconds(col) or _SQLITE_DATETIME_LINES.fullmatch(blob)):
+            return True, blob.replace(" ", "T").split("\n")
+        return False, list(map(cell, col))
 
     return column
 
 
 _JSON_INTEGER = re.compile(r"-?(?:0|[1-9][0-9]*)")
 _JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
+_JSON_DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]{0,17})(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
+"""A decimal JSON spells as it is: at most ``_WHOLE_DIGITS`` before the point."""
 _TRUE, _FALSE = {"true", "1"}, {"false", "0"}
 
 
@@ -258,17 +348,18 @@ def _kind_encoders(decimals_as_numbers: bool) -> dict[str, Encode]:
         "bytes": _text,
         "csv:integer": _parsed(_JSON_INTEGER, int, int.__repr__),
         "csv:real": _parsed(_JSON_NUMBER, float, _float),
-        "csv:numeric": _parsed(_JSON_NUMBER, Decimal, _decimal(True))
+        "csv:numeric": _parsed(_JSON_DECIMAL, Decimal, _decimal(True))
         if decimals_as_numbers
         else _empty_is_null(encode_basestring),
         "csv:boolean": _parsed_boolean,
         "csv:date": _empty_is_null(encode_basestring),
         "csv:timestamp": _empty_is_null(_iso),
+        "sqlite:timestamp": _sqlite_datetimes(decimals_as_numbers),
     }
 
 
 def batch_encoder(
-    columns: Sequence[str], kinds: Sequence[str], decimals_as_numbers: bool = False
+    columns: Sequence[str], kinds: Sequence[str], decimals_as_numbers: bool = True
 ) -> Callable[[Sequence[Sequence[Any]]], str]:
     """A function from a batch of rows to their NDJSON lines, for these columns and kinds.
 
