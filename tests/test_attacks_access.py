@@ -29,6 +29,7 @@ from tablestream.server.cli import main as cli_main
 from tablestream.testing import free_port, httpraw, metricsread
 
 from .servers import wait_for
+from .signin import ProxySecret
 
 ORDERS = "/tables/orders.csv?limit=1"
 
@@ -211,6 +212,8 @@ def test_a_hide_entry_naming_no_served_column_stops_start_up(kind, tmp_path, dem
         f"TABLESTREAM_{'TOKENS' if kind == 'tokens' else 'AUTH_POLICY'}_FILE": str(path),
         "TABLESTREAM_PORT": str(free_port()),
     }
+    if kind == "policy":  # a policy needs the sign-in proxy's secret (docs/production.md)
+        env["TABLESTREAM_AUTH_PROXY_SECRET_FILE"] = str(ProxySecret(tmp_path).service_file)
     done = subprocess.run(
         [sys.executable, "-m", "tablestream", "serve"],
         env=env,
@@ -273,19 +276,26 @@ def test_a_deleted_tokens_file_refuses_every_token_and_raises_the_broken_file_me
     assert "tokens file not fully reloaded: kept 0 unchanged entries" in server.log_path.read_text()
 
 
-def _signed_in(groups: str) -> dict[str, str]:
-    return {"X-Forwarded-User": "alice@example.com", "X-Forwarded-Groups": groups}
-
-
 def test_a_group_removed_in_a_broken_policy_edit_reads_nothing(process_server, demo_db, tmp_path):
     policy = tmp_path / "policy.toml"
     kept = '[groups.sre]\ntables = ["synthetic"]\n'
     policy.write_text('[groups.analysts]\ntables = ["orders"]\n\n' + kept)
+    secret = ProxySecret(tmp_path / "secret")
     server = process_server(
         TABLESTREAM_DB=str(demo_db),
         TABLESTREAM_AUTH_POLICY_FILE=str(policy),
         TABLESTREAM_TRUSTED_PROXY="127.0.0.1",
+        TABLESTREAM_AUTH_PROXY_SECRET_FILE=str(secret.service_file),
     )
+
+    def _signed_in(groups: str) -> dict[str, str]:
+        """What the sign-in site sends: the person, the groups and the proxy's secret."""
+        return {
+            "X-Forwarded-User": "alice@example.com",
+            "X-Forwarded-Groups": groups,
+            "X-Tablestream-Proxy-Secret": secret.value,
+        }
+
     assert _get(server.url + ORDERS, **_signed_in("analysts")).status == 200
     policy.write_text(kept + "\n[users.oops\n")  # analysts removed, a typo left behind
     wait_for(  # before: the policy was read once at start, so analysts read on (200)
