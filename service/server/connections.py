@@ -20,7 +20,10 @@ and channel (the hooks waitress itself exposes: ``channel_class``, ``parser_clas
   ``100 Continue`` and then marks the (already complete) request incomplete again, so it is never
   served and the connection hangs until the channel timeout (tests/test_availability.py shows it
   against plain waitress). A request with no body has nothing to continue to: the header is
-  dropped.
+  dropped (in service/server/parsing.py).
+- **A malformed request is answered at once** (service/server/parsing.py): waitress's parser
+  waits for the end of a header block that garbage never sends, so a bad request held its
+  connection in silence until the header deadline.
 
 The checks run in the loop thread once a second (``_tick``), the same thread that reads and
 closes channels, so they never race with it; a channel being served is never touched.
@@ -36,12 +39,12 @@ from typing import Any
 
 from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
-from waitress.parser import HTTPRequestParser
 from waitress.server import TcpWSGIServer
 from waitress.task import ThreadedTaskDispatcher
 
 from ..config import Settings
 from ..stream.body import StreamAborted
+from .parsing import RequestParser
 
 __all__ = ["GuardedServer", "make_server", "waitress_options"]
 
@@ -58,15 +61,8 @@ NOTSENT_UNLIMITED = 2**31 - 1
 TICK_S = 1.0  # how often deadlines are checked; a deadline is kept to within about this
 
 
-class _RequestParser(HTTPRequestParser):
-    def parse_header(self, header_plus: bytes) -> None:
-        super().parse_header(header_plus)
-        if self.expect_continue and not self.chunked and not self.content_length:
-            self.expect_continue = False  # no body to wait for; see the module docstring
-
-
 class _GuardedChannel(HTTPChannel):
-    parser_class = _RequestParser
+    parser_class = RequestParser
 
     def __init__(self, server: Any, sock: socket.socket, addr: Any, adj: Any, map=None) -> None:
         self.waiting_since = time.monotonic()  # connect, first byte of a request, or last reply
@@ -175,9 +171,9 @@ class GuardedServer(TcpWSGIServer):
         request = task.requests[0] if task.requests else None
         if (
             request is not None
+            and not request.error
             and request.path == HEALTH_PATH
             and request.command in ("GET", "HEAD")
-            and not request.error
         ):
             self._probes.append(task)  # served after this poll, outside the channel's lock
             return
