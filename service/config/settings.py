@@ -162,6 +162,13 @@ class Settings:
         "1000",
         "open connections a process holds before it stops accepting (poll(), no 1024-fd cap)",
     )
+    connections_per_client: int = setting(
+        integer(0, 100_000),
+        "100",
+        "open connections one client address may hold; its next is closed at accept (reset, "
+        "counted in tablestream_connections_rejected_total); the trusted proxy's address is "
+        "exempt; 0 = no cap",
+    )
     backlog: int = setting(integer(1, 65535), "1024", "listen backlog of the server socket")
     channel_timeout: int = setting(
         integer(1, 86400, "seconds"),

@@ -125,6 +125,12 @@ class Metrics:
             "(slots_full), the client's cap (client_limit) or a draining server (draining)",
             ["reason"],
         )
+        self.connections_rejected = counter(
+            "tablestream_connections_rejected",
+            "Connections closed at accept, before a byte was read: the address already held "
+            "TABLESTREAM_CONNECTIONS_PER_CLIENT connections (per_client)",
+            ["reason"],
+        )
         self.auth_failures = counter(
             "tablestream_auth_failures",
             "Requests refused for their credentials: none (missing), not Bearer (malformed), "

@@ -21,7 +21,7 @@ from flask import Flask
 from .. import __version__, create_app
 from ..config import SETTINGS, ConfigError, Settings, settings_markdown
 from .allocator import limit_malloc_arenas
-from .connections import make_server, waitress_options
+from .connections import ClientCap, make_server, waitress_options
 from .listening import (
     bind_errors_exit,
     check_open_file_limit,
@@ -149,8 +149,15 @@ def serve_app(app: Flask, settings: Settings) -> int:
                 settings.host, settings.port, settings.backlog, reuse_port=settings.reuse_port
             )
     check_open_file_limit(settings)
-    server = make_server(app, sock, options, settings.header_timeout, settings.keepalive_timeout)
     runtime = app.extensions["tablestream"]
+    cap = ClientCap(
+        settings.connections_per_client,
+        settings.trusted_proxy,
+        runtime.metrics.connections_rejected,
+    )
+    server = make_server(
+        app, sock, options, settings.header_timeout, settings.keepalive_timeout, cap
+    )
     if settings.metrics_port and not (settings.listen_fd or settings.reuse_port):
         serve_metrics_port(settings, registry=runtime.metrics.registry)
     log.info(

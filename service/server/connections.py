@@ -12,6 +12,9 @@ and channel (the hooks waitress itself exposes: ``channel_class``, ``parser_clas
   each later request on a kept-alive connection.
 - **A shorter idle timeout between requests** (``TABLESTREAM_KEEPALIVE_TIMEOUT``) for kept-alive
   connections, so idle sockets do not hold connection slots for ``channel_timeout``.
+- **A cap per client address at accept** (``TABLESTREAM_CONNECTIONS_PER_CLIENT``, like nginx's
+  ``limit_conn``): one address cannot take every connection slot; its connection over the cap
+  is reset before a byte is read. The trusted proxy's address is exempt (it limits per client).
 - **An honest drain**: ``stop_listening()`` (called on SIGTERM) closes this process's listening
   socket at once, from the loop thread, so new connections are refused instead of queueing in the
   kernel until the process exits. With ``--processes`` every child and the parent hold the same
@@ -20,7 +23,10 @@ and channel (the hooks waitress itself exposes: ``channel_class``, ``parser_clas
   ``100 Continue`` and then marks the (already complete) request incomplete again, so it is never
   served and the connection hangs until the channel timeout (tests/test_availability.py shows it
   against plain waitress). A request with no body has nothing to continue to: the header is
-  dropped.
+  dropped (in service/server/parsing.py).
+- **A malformed request is answered at once** (service/server/parsing.py): waitress's parser
+  waits for the end of a header block that garbage never sends, so a bad request held its
+  connection in silence until the header deadline.
 
 The checks run in the loop thread once a second (``_tick``), the same thread that reads and
 closes channels, so they never race with it; a channel being served is never touched.
@@ -36,14 +42,15 @@ from typing import Any
 
 from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
-from waitress.parser import HTTPRequestParser
 from waitress.server import TcpWSGIServer
 from waitress.task import ThreadedTaskDispatcher
 
 from ..config import Settings
 from ..stream.body import StreamAborted
+from .clientcap import PER_CLIENT, ClientCap, reset
+from .parsing import RequestParser
 
-__all__ = ["GuardedServer", "make_server", "waitress_options"]
+__all__ = ["ClientCap", "GuardedServer", "make_server", "waitress_options"]
 
 log = logging.getLogger("tablestream")
 
@@ -58,21 +65,22 @@ NOTSENT_UNLIMITED = 2**31 - 1
 TICK_S = 1.0  # how often deadlines are checked; a deadline is kept to within about this
 
 
-class _RequestParser(HTTPRequestParser):
-    def parse_header(self, header_plus: bytes) -> None:
-        super().parse_header(header_plus)
-        if self.expect_continue and not self.chunked and not self.content_length:
-            self.expect_continue = False  # no body to wait for; see the module docstring
-
-
 class _GuardedChannel(HTTPChannel):
-    parser_class = _RequestParser
+    parser_class = RequestParser
 
     def __init__(self, server: Any, sock: socket.socket, addr: Any, adj: Any, map=None) -> None:
         self.waiting_since = time.monotonic()  # connect, first byte of a request, or last reply
         _notsent_lowat(sock, NOTSENT_LOWAT)
         self.served = False
         super().__init__(server, sock, addr, adj, map)
+        self.counted_host = addr[0]  # in the server's per-address count until del_channel
+        server.opened_from(self.counted_host)
+
+    def del_channel(self, map=None) -> None:
+        host = self.__dict__.pop("counted_host", None)  # once, however often it is called
+        if host is not None:
+            self.server.closed_from(host)
+        super().del_channel(map)
 
     def hand_over(self) -> None:
         """Let the kernel take everything queued for this client (the stream was cut)."""
@@ -146,7 +154,10 @@ class GuardedServer(TcpWSGIServer):
         adj: Adjustments,
         header_timeout: float,
         keepalive_timeout: float,
+        cap: ClientCap | None = None,
     ) -> None:
+        self.cap = cap or ClientCap()
+        self.per_address: dict[str, int] = {}  # open connections by client address
         self.header_timeout = header_timeout
         self.keepalive_timeout = keepalive_timeout
         self._stop_requested = False
@@ -165,6 +176,39 @@ class GuardedServer(TcpWSGIServer):
             sockinfo=sockinfo,
         )
 
+    def handle_accept(self) -> None:
+        """waitress's accept, except that an address over its cap is reset at once.
+
+        Closing costs the loop one accept and one close, and the connection holds nothing; a
+        503 would need its request read first, holding the slot the cap is there to keep free.
+        The reset (SO_LINGER 0) leaves no TIME_WAIT or FIN_WAIT state behind a flood.
+        """
+        try:
+            accepted = self.accept()
+            if accepted is None:
+                return
+            conn, addr = accepted
+            if self.cap.refuses(addr[0], self.per_address):
+                reset(conn)
+                self.cap.count(PER_CLIENT)
+                return
+            self.set_socket_options(conn)
+        except OSError:  # as waitress: a socket already gone before it was set up
+            if self.adj.log_socket_errors:
+                self.logger.warning("server accept() threw an exception", exc_info=True)
+            return
+        self.channel_class(self, conn, self.fix_addr(addr), self.adj, map=self._map)
+
+    def opened_from(self, host: str) -> None:
+        self.per_address[host] = self.per_address.get(host, 0) + 1
+
+    def closed_from(self, host: str) -> None:
+        left = self.per_address.get(host, 0) - 1
+        if left > 0:
+            self.per_address[host] = left
+        else:
+            self.per_address.pop(host, None)
+
     def add_task(self, task: Any) -> None:
         """A liveness probe is answered in the loop thread, everything else by a worker.
 
@@ -175,9 +219,9 @@ class GuardedServer(TcpWSGIServer):
         request = task.requests[0] if task.requests else None
         if (
             request is not None
+            and not request.error
             and request.path == HEALTH_PATH
             and request.command in ("GET", "HEAD")
-            and not request.error
         ):
             self._probes.append(task)  # served after this poll, outside the channel's lock
             return
@@ -256,11 +300,12 @@ def make_server(
     options: dict[str, Any],
     header_timeout: float,
     keepalive_timeout: float,
+    cap: ClientCap | None = None,
 ) -> GuardedServer:
     """A GuardedServer on the listening socket ``sock`` with waitress ``options``."""
     adj = Adjustments(**{k: v for k, v in options.items() if k not in ("host", "port")})
     logging.getLogger("waitress").addFilter(_CUTS_ARE_NOT_CRASHES)  # once: filters are a set
-    return GuardedServer(app, sock, adj, header_timeout, keepalive_timeout)
+    return GuardedServer(app, sock, adj, header_timeout, keepalive_timeout, cap)
 
 
 def waitress_options(settings: Settings) -> dict[str, Any]:

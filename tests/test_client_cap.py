@@ -1,0 +1,98 @@
+"""The per-address connection cap (TABLESTREAM_CONNECTIONS_PER_CLIENT, issue 29), on a real server.
+
+Linux routes the whole of 127.0.0.0/8 to loopback, so a client socket bound to 127.0.0.2 before
+it connects is a second client address: the flood comes from there, the checks from 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+
+from tablestream.testing.metricsread import value
+
+REJECTED = "tablestream_connections_rejected_total"
+
+
+def _serve(process_server, settings_for, **overrides: str):
+    env = {f"TABLESTREAM_{k.upper()}": v for k, v in settings_for(**overrides).items()}
+    return process_server(**env)
+
+
+def _connect_from(source: str, port: int) -> socket.socket:
+    sock = socket.socket()
+    sock.bind((source, 0))
+    sock.settimeout(5)
+    sock.connect(("127.0.0.1", port))
+    return sock
+
+
+@contextmanager
+def _held(source: str, port: int, count: int) -> Iterator[list[socket.socket]]:
+    with ExitStack() as stack:
+        socks = [stack.enter_context(_connect_from(source, port)) for _ in range(count)]
+        yield socks
+
+
+def _ends_within(sock: socket.socket, seconds: float) -> bool:
+    """Does the server close or reset ``sock`` within ``seconds``?"""
+    sock.settimeout(seconds)
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def _healthz(sock: socket.socket) -> bytes:
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    sock.settimeout(5)
+    return sock.recv(4096)
+
+
+def _healthz_from(source: str, port: int) -> bytes:
+    with _connect_from(source, port) as sock:
+        return _healthz(sock)
+
+
+def test_connections_over_the_cap_from_one_address_are_reset_while_others_are_served(
+    process_server, settings_for
+):
+    server = _serve(process_server, settings_for, connections_per_client="5")
+    metrics = f"{server.url}/metrics"
+    assert value(metrics, REJECTED, reason="per_client") == 0  # the series exists at 0
+    with _held("127.0.0.2", server.port, 5) as held:
+        time.sleep(0.3)  # the server has accepted all five
+        with _held("127.0.0.2", server.port, 3) as extra:
+            started = time.monotonic()
+            assert all(_ends_within(sock, 2) for sock in extra)
+            reset_within = time.monotonic() - started
+        assert _healthz_from("127.0.0.1", server.port).startswith(b"HTTP/1.1 200 ")
+        assert all(_healthz(sock).startswith(b"HTTP/1.1 200 ") for sock in held)
+    assert reset_within < 2
+    assert value(metrics, REJECTED, reason="per_client") == 3
+    time.sleep(0.3)  # the five have closed: the address has its connections back
+    assert _healthz_from("127.0.0.2", server.port).startswith(b"HTTP/1.1 200 ")
+
+
+def test_the_trusted_proxy_address_is_exempt_from_the_cap(process_server, settings_for):
+    server = _serve(
+        process_server, settings_for, connections_per_client="2", trusted_proxy="127.0.0.3"
+    )
+    with _held("127.0.0.3", server.port, 6) as proxied:
+        time.sleep(0.3)
+        assert all(_healthz(sock).startswith(b"HTTP/1.1 200 ") for sock in proxied)
+        with _held("127.0.0.2", server.port, 3) as direct:
+            assert sum(_ends_within(sock, 2) for sock in direct) == 1  # the third, over 2
+    assert value(f"{server.url}/metrics", REJECTED, reason="per_client") == 1
+
+
+def test_a_cap_of_zero_lets_one_address_hold_many_connections(process_server, settings_for):
+    server = _serve(process_server, settings_for, connections_per_client="0")
+    with _held("127.0.0.2", server.port, 150) as held:
+        time.sleep(0.3)
+        assert _healthz(held[-1]).startswith(b"HTTP/1.1 200 ")
+    assert value(f"{server.url}/metrics", REJECTED, reason="per_client") == 0
