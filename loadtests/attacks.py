@@ -57,6 +57,9 @@ class _Slow:
     sent: int = 0
 
 
+ATTACKER_ADDRESS = "127.0.1.1"
+
+
 @dataclass
 class AttackPool:
     """Stalled stream readers plus slowloris sockets, all driven by one selector thread.
@@ -75,6 +78,9 @@ class AttackPool:
     stalled_path: str = STALLED_PATH
     trickle_seconds: float = 5.0
     max_reopen: int = 100
+    # The attacker's own address (all of 127.0.0.0/8 is loopback), as a real one would have:
+    # probes from 127.0.0.1 are then not behind the attacker's per-address connection cap.
+    source: str = ATTACKER_ADDRESS
     records: list[SocketRecord] = field(default_factory=list)
     connect_failures: int = 0
 
@@ -120,7 +126,9 @@ class AttackPool:
 
     def _connect(self) -> socket.socket | None:
         try:
-            return socket.create_connection((self.host, self.port), timeout=CONNECT_TIMEOUT)
+            return socket.create_connection(
+                (self.host, self.port), timeout=CONNECT_TIMEOUT, source_address=(self.source, 0)
+            )
         except OSError:
             self.connect_failures += 1
             return None
