@@ -125,9 +125,8 @@ def test_every_refusal_error_and_end_of_a_stream_gives_its_slot_back(
     for what, request in cases.items():
         before = len(admitted)
         answer = request()
-        if (
-            what not in refused_before_a_slot
-        ):  # the request got as far as a slot (the server saw it)
+        # The request got as far as a slot: the server saw it, so its release can be checked.
+        if what not in refused_before_a_slot:
             wait_for(lambda before=before: len(admitted) > before, 5, f"{what}: admission")
         status = answer if isinstance(answer, int) else getattr(answer, "status", None)
         assert status == expected.get(what), what
