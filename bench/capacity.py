@@ -299,20 +299,23 @@ def table_lines(runs: Sequence[Run]) -> list[str]:
     lines = [
         "| rate/reader | N | accepted | refused | achieved min / median / max | aggregate MB/s "
         "| server CPU % | client CPU % | RSS peak MiB | RSS/stream MiB | threads "
-        "| /healthz p50 / p99 / max ms | 10-row page p99 ms |",
-        "|---|--:|--:|--:|---|--:|--:|--:|--:|--:|--:|---|--:|",
+        "| /healthz p50 / p99 / max ms | 10-row page p99 ms | slowest 503 ms |",
+        "|---|--:|--:|--:|---|--:|--:|--:|--:|--:|--:|---|--:|--:|",
     ]
     for run in runs:
         ratios = run.ratios() or [0.0]
         rate = f"{run.rate / MB:g} MB/s" if run.rate >= MB else f"{run.rate / 1000:g} kB/s"
         hz = [_quantile(run.healthz, q) * 1000 for q in (0.5, 0.99, 1.0)]
+        refused = [r.first_byte for r in run.refused]
+        refusal = f"{max(refused) * 1000:.0f}" if refused else "-"
         lines.append(
             f"| {rate} | {run.n} | {len(run.accepted)} | {len(run.refused)} "
             f"| {ratios[0]:.2f}x / {statistics.median(ratios):.2f}x / {ratios[-1]:.2f}x "
             f"| {run.aggregate / MB:.1f} | {run.server_cpu / run.seconds * 100:.0f} "
             f"| {run.client_cpu / run.seconds * 100:.0f} | {run.peak_rss / MIB:.0f} "
             f"| {run.rss_per_stream / MIB:.2f} | {run.threads} "
-            f"| {hz[0]:.0f} / {hz[1]:.0f} / {hz[2]:.0f} | {_quantile(run.small, 0.99) * 1000:.0f} |"
+            f"| {hz[0]:.0f} / {hz[1]:.0f} / {hz[2]:.0f} | {_quantile(run.small, 0.99) * 1000:.0f} "
+            f"| {refusal} |"
         )
     return lines
 
