@@ -15,6 +15,8 @@ from bench.capacity import FAIL, MB, MIB, PASS, SKIP, Run, verdicts
 from bench.readers import Reader, read_at_rate
 from tablestream import create_app
 
+from .servers import wait_for
+
 
 def _reader(rate: float, status: int = 200, first_byte: float = 0.001, retry: bool = False):
     return Reader(status, retry, first_byte, int(rate * 10), 10.0, False)
@@ -102,6 +104,8 @@ def test_a_refused_reader_reports_the_503_its_retry_after_and_how_fast_it_came(s
     path = "/tables/synthetic?limit=1000000"
     holder = read_at_rate("127.0.0.1", port, path, 100_000, 0.3, source="127.0.2.1")
     assert holder.status == 200  # alone, it gets the slot
+    admission = server.app.extensions["tablestream"].admission
+    wait_for(lambda: admission.in_use == 0, 5, "the first reader's slot given back")
     # Hold the one slot with a reader that does not read, then ask for a second stream.
     with socket.create_connection(("127.0.0.1", port)) as hog:
         hog.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
