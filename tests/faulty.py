@@ -1,12 +1,12 @@
-"""A table whose source fails after a given number of rows, as a database that goes away does."""
+"""Tables that fail as a database that goes away does: after some rows, or when opened."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from tablestream.sources.base import RowStream, Table
+from tablestream.sources.base import RowStream, SourceError, Table
 
-__all__ = ["FailingStream", "FailingTable"]
+__all__ = ["FailingStream", "FailingTable", "UnopenableTable"]
 
 
 class FailingStream(RowStream):
@@ -41,3 +41,15 @@ class FailingTable(Table):
     def open(self, limit=None, offset=0) -> RowStream:
         self.opened.append(FailingStream(self.fail_after))
         return self.opened[-1]
+
+
+class UnopenableTable(FailingTable):
+    """Its columns are known, but opening its rows fails (the 503 before the first byte)."""
+
+    name = "unopenable"
+
+    def __init__(self) -> None:
+        super().__init__(fail_after=0)
+
+    def open(self, limit=None, offset=0) -> RowStream:
+        raise SourceError("database went away")

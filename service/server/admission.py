@@ -6,8 +6,14 @@ read), so a handful of long or stalled streams used to take every thread, and ``
 waited behind them in that queue. Here a stream must take one of ``stream_slots`` slots before
 it opens its source; the slots are fewer than the threads, so the threads left over are always
 free for probes, metrics, status and small pages, and for answering the 503 of a stream that
-found no slot. The slot is given back when the stream's body is closed (the stream observer's
-``finished``), whatever the outcome.
+found no slot.
+
+A slot has one owner at a time, so no early return can leak it. The view holds its ``Ticket`` as
+a context manager: leaving the ``with`` block gives the slot back (a 400, a 404, a 503, a HEAD,
+an exception), unless the view handed the ticket over to the response body first
+(``hand_over()``); the body's close (the stream observer's ``finished``), which waitress always
+calls, gives it back then. ``Ticket.release`` is the one place a slot is returned; a small page
+that needs no slot gets ``NO_SLOT``, which has the same shape and holds nothing.
 
 A second, optional cap counts streams per client address, so one client cannot take every slot.
 Behind a proxy that address is the proxy's unless the proxy is trusted (its forwarded header is
@@ -19,7 +25,17 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
-__all__ = ["CLIENT_LIMIT", "DRAINING", "REASONS", "SLOTS_FULL", "Admission", "Rejected", "Ticket"]
+__all__ = [
+    "CLIENT_LIMIT",
+    "DRAINING",
+    "NO_SLOT",
+    "REASONS",
+    "SLOTS_FULL",
+    "Admission",
+    "NoSlot",
+    "Rejected",
+    "Ticket",
+]
 
 SLOTS_FULL = "slots_full"
 CLIENT_LIMIT = "client_limit"
@@ -37,14 +53,31 @@ class Rejected(Exception):
 
 
 class Ticket:
-    """One admitted stream's slot; a StreamObserver so the stream's end gives it back."""
+    """One admitted stream's slot: a context manager until handed over, then a StreamObserver.
 
-    __slots__ = ("_admission", "_client", "_released")
+    ``with ticket:`` gives the slot back when the block ends, unless ``hand_over()`` passed it
+    to the stream body inside the block; the body's end (``finished``) gives it back then.
+    """
+
+    __slots__ = ("_admission", "_client", "_handed_over", "_released")
 
     def __init__(self, admission: Admission, client: str) -> None:
         self._admission = admission
         self._client = client
+        self._handed_over = False
         self._released = False
+
+    def __enter__(self) -> Ticket:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if not self._handed_over:
+            self.release()
+
+    def hand_over(self) -> Ticket:
+        """The caller's body owns the slot from now on (as its observer): ``with`` keeps out."""
+        self._handed_over = True
+        return self
 
     def chunk_sent(self, nbytes: int, rows_read: int, uncompressed: int) -> None:
         pass
@@ -57,6 +90,24 @@ class Ticket:
         if not self._released:
             self._released = True
             self._admission._release(self._client)
+
+
+class NoSlot:
+    """What a stream that needs no slot holds (a small page): a ticket that holds nothing."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> NoSlot:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        pass
+
+    def hand_over(self) -> None:
+        return None
+
+
+NO_SLOT = NoSlot()
 
 
 class Admission:

@@ -2,7 +2,8 @@
 
 The route checks everything it can before the first byte (``params.py``), takes a stream slot or
 answers 503 at once (``_admit``), opens the query, and hands the rows to the stream
-(``stream/body.py``), which owns them and the slot from then on.
+(``stream/body.py``), which owns them and the slot from then on. Until then the slot belongs to
+the ``with`` block of ``table()``, so every other way out of it gives the slot back.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from ..query import DIALECTS, QueryError, open_query
 from ..query.links import PageLinks, Tracked
 from ..runtime import Runtime
 from ..security import NOT_STORED
-from ..server.admission import Rejected, Ticket
+from ..server.admission import NO_SLOT, NoSlot, Rejected, Ticket
 from ..sources import BadValue, RowStream, SourceBusy, SourceError, Table
 from ..stream.body import STOP_KEY, TableStreamBody
 from ..stream.chunker import Chunker
@@ -74,7 +75,7 @@ def _page_and_renderer(source: Table, rows: RowStream) -> tuple[str, Any]:
     return row_templates.page(source.name), row_templates.renderer(source.name, rows.columns)
 
 
-def _admit(runtime: Runtime, limit: int | None) -> Ticket | None:
+def _admit(runtime: Runtime, limit: int | None) -> Ticket | NoSlot:
     """A stream slot, or a 503 with Retry-After at once; a small page needs none (fast lane).
 
     A page of at most ``small_rows`` rows is a few hundred KiB at most: it fits in waitress's
@@ -82,7 +83,7 @@ def _admit(runtime: Runtime, limit: int | None) -> Ticket | None:
     """
     settings = runtime.settings
     if limit is not None and limit <= settings.small_rows:
-        return None
+        return NO_SLOT
     try:
         return runtime.admission.admit(request.remote_addr or "")
     except Rejected as exc:
@@ -95,11 +96,6 @@ def _admit(runtime: Runtime, limit: int | None) -> Ticket | None:
         ) from None
 
 
-def _release(ticket: Ticket | None) -> None:
-    if ticket is not None:
-        ticket.release()
-
-
 @bp.get("/tables/<name>")
 def table(name: str) -> Response:
     runtime = app_runtime()
@@ -107,7 +103,6 @@ def table(name: str) -> Response:
     if name.endswith(".json") and name not in runtime.catalog:
         return _description(runtime, name)
     source, fmt = table_and_format(name)
-    name = source.name
     limit = query_int("limit", settings.max_rows, default=None)
     offset = query_int("offset", settings.max_offset, default=0)
     q, key = table_query(runtime, source)
@@ -122,14 +117,26 @@ def table(name: str) -> Response:
     except ValueError as exc:
         abort(400, f"{exc}")
     cheap = fragment is None or cheap_offset(source, offset or 0, settings.small_rows)
-    ticket = _admit(runtime, limit if cheap else None)
+    # The ticket's one owner: leaving this block gives the slot back on every path (an error
+    # page, HEAD, a fragment, an exception), except a stream's, whose body took the ticket over
+    # (``_body``) and gives it back when waitress closes it.
+    with _admit(runtime, limit if cheap else None) as ticket:
+        rows = _open(runtime, source, q, key, limit, offset or 0, typed)
+        return _respond(
+            runtime, source, fmt, rows, ticket, q, key, limit, offset, options, fragment
+        )
+
+
+def _open(
+    runtime: Runtime, source: Table, q: Any, key: Any, limit: int | None, offset: int, typed: bool
+) -> RowStream:
+    """The query's rows, or the 400 / 503 page that says why they cannot be read."""
+    name = source.name
     try:
-        rows = open_query(source, q, key, limit, offset or 0, settings.sort_rows, typed=typed)
+        return open_query(source, q, key, limit, offset, runtime.settings.sort_rows, typed=typed)
     except QueryError as exc:
-        _release(ticket)
         abort(400, f"{exc}")
     except BadValue as exc:
-        _release(ticket)
         current_app.logger.info("table %s refused a value of the request: %s", name, exc)
         abort(
             400,
@@ -137,16 +144,32 @@ def table(name: str) -> Response:
             "of the column's type.",
         )
     except SourceBusy as exc:
-        _release(ticket)
         runtime.metrics.source_busy.labels(name).inc()
         raise ServiceUnavailable(
             f"The table {name!r} is busy ({exc}); try again in {exc.retry_after} s.",
             retry_after=exc.retry_after,
         ) from None
     except SourceError as exc:
-        _release(ticket)
         current_app.logger.error("cannot open table %s: %s", name, exc)
         abort(503, f"The table {name!r} cannot be read right now; try again later.")
+
+
+def _respond(
+    runtime: Runtime,
+    source: Table,
+    fmt: Format,
+    rows: RowStream,
+    ticket: Ticket | NoSlot,
+    q: Any,
+    key: Any,
+    limit: int | None,
+    offset: int | None,
+    options: dict[str, str],
+    fragment: Any,
+) -> Response:
+    """The response for open ``rows``: a fragment, HEAD's headers, or the stream's body."""
+    settings = runtime.settings
+    name = source.name
     headers = {
         "Cache-Control": NOT_STORED,
         "X-Accel-Buffering": "no",
@@ -161,11 +184,10 @@ def table(name: str) -> Response:
     if gzipped:
         headers["Content-Encoding"] = "gzip"
     if fragment is not None:
-        return _fragment(source, rows, ticket, headers)
+        return _fragment(source, rows, headers)
     if request.method == "HEAD":
         # The headers a GET would start with (no length: the body is streamed), and no stream
         # that would be counted as aborted.
-        _release(ticket)
         rows.close()
         return Response(iter(()), content_type=fmt.content_type, headers=headers)
     try:
@@ -205,13 +227,12 @@ def table(name: str) -> Response:
             context["fragment_rows"] = FRAGMENT_ROWS
         body = _body(runtime, source, fmt, rows, ticket, gzipped, options, **context)
     except BaseException:
-        _release(ticket)  # from here on the body's close() gives the slot back
-        rows.close()
+        rows.close()  # the ticket is the caller's ``with``'s until the body took it over
         raise
     return Response(body, content_type=fmt.content_type, headers=headers)
 
 
-def _fragment(source: Table, rows: RowStream, ticket: Ticket | None, headers: dict) -> Response:
+def _fragment(source: Table, rows: RowStream, headers: dict) -> Response:
     """``?fragment=rows``: the rows alone, rendered whole before the status line
     (``stream/fragments.py``), so a source that fails is a 503, not a cut fragment."""
     try:
@@ -222,7 +243,6 @@ def _fragment(source: Table, rows: RowStream, ticket: Ticket | None, headers: di
         abort(503, f"The table {source.name!r} cannot be read right now; try again later.")
     finally:
         rows.close()
-        _release(ticket)
     headers = {**headers, "X-Tablestream-Rows": str(count)}
     headers.pop("Content-Encoding", None)
     return Response(markup, content_type="text/html; charset=utf-8", headers=headers)
@@ -233,7 +253,7 @@ def _body(
     source: Table,
     fmt: Format,
     rows: RowStream,
-    ticket: Ticket | None,
+    ticket: Ticket | NoSlot,
     gzipped: bool,
     options: dict[str, str],
     **context: Any,
@@ -243,12 +263,14 @@ def _body(
     request_id = request.environ.get(REQUEST_ID_KEY, "")
     pieces = _pieces(fmt, source, rows, chunker, options, request_id=request_id, **context)
     request.environ[STOP_KEY] = chunker.stop  # the watchdog may end the stream at a row boundary
+    # The last line that can fail comes before the hand-over: from here the body owns the slot.
+    observer = runtime.observer(source.name, ticket.hand_over())
     return TableStreamBody(
         pieces,
         rows,
         chunker,
         error_marker=fmt.error_marker,
-        observer=runtime.observer(source.name, ticket),
+        observer=observer,
         client_disconnected=request.environ.get("waitress.client_disconnected"),
         encoder=GzipChunks(settings.gzip_level) if gzipped else None,
         label=f"{source.name} (request {request_id or '-'})",
