@@ -87,7 +87,7 @@ def resume_point(fmt: str, body: bytes) -> str | None:
     if fmt == "ndjson":
         return json.loads(text)["resume"]
     (url,) = re.findall(r'data-resume="([^"]*)"', text)
-    assert url or "There is no resume point." in text, text
+    assert url or "; there is no resume point; " in text, text
     return html.unescape(url) or None
 
 

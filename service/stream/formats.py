@@ -46,15 +46,15 @@ NO_RESUME = "no resume point"
 def _html_error(rows_read: int, reason: str = "", resume: str | None = None) -> bytes:
     what = html.escape(_what(rows_read, reason))
     if resume is None:
-        attribute, then = 'data-resume=""', f" There is {NO_RESUME}."
+        attribute, then = 'data-resume=""', f"; there is {NO_RESUME}"
     else:
         url = html.escape(resume)
         attribute = f'data-resume="{url}"'
-        then = f' <a class="ts-resume" href="{url}">Continue after row {rows_read}</a>.'
+        then = f' (<a class="ts-resume" href="{url}">continue after row {rows_read}</a>)'
     return (
         f"\n<!-- tablestream:error after {rows_read} rows -->\n"
-        f'<p class="ts-error" data-stream-error="true" {attribute}>The stream {what}; '
-        f"the table is incomplete.{then}</p>\n"
+        f'<p class="ts-error" data-stream-error="true" {attribute}>The stream {what}{then}; '
+        "the table is incomplete.</p>\n"
     ).encode()
 
 
