@@ -50,6 +50,7 @@ def download(url: str, path: Path, *flags: str, **env: str) -> subprocess.Popen:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suffix", [".csv", ".ndjson"])
 def test_a_download_across_a_drain_ends_byte_identical_to_an_uninterrupted_one(
     tmp_path: Path, demo_db: Path, suffix: str

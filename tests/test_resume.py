@@ -101,6 +101,7 @@ def rows_of(fmt: str, body: bytes) -> list:
     return lines[1:] if fmt == "csv" else lines  # the header line is the format's, not a row
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", list(SUFFIXES))
 @pytest.mark.parametrize(
     "query",
@@ -132,6 +133,7 @@ def test_following_a_drains_resume_point_on_another_instance_gives_every_row_onc
     assert len(expected) > sent
 
 
+@pytest.mark.slow
 def test_a_cut_synthetic_stream_in_key_order_resumes_where_it_stopped(process_server, deployment):
     path = "/tables/synthetic.ndjson"
     first = process_server(**deployment)
@@ -159,6 +161,7 @@ def test_a_table_without_a_key_cut_by_its_source_has_no_resume_point(
     assert resume_point(fmt, response.body) is None
 
 
+@pytest.mark.slow
 def test_a_caller_who_may_not_see_the_key_gets_no_resume_point(
     process_server, deployment, tmp_path
 ):
