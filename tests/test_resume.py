@@ -28,8 +28,10 @@ from tablestream.testing import ServerProcess, free_port, httpraw
 from tablestream.testing.metricsread import value
 
 from .faulty import FailingTable
+from .pg import DSN
 from .tablehtml import parse_table
 from .test_cut_points import MARKERS
+from .test_queries_pg import pg_orders  # noqa: F401 - a fixture: the demo orders in PostgreSQL
 
 SUFFIXES = {"html": "", "csv": ".csv", "ndjson": ".ndjson"}
 
@@ -184,3 +186,40 @@ def test_a_caller_who_may_not_see_the_key_gets_no_resume_point(
         header = cut.body.split(b"\r\n")[0].split(b",")
         assert (b"id" in header) is (name == "seer")
     assert resumes["hider"] is None and resumes["seer"] is not None
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("fmt", "query"),
+    [
+        ("csv", "?_sort=status&limit=18000"),  # written by PostgreSQL itself (COPY)
+        ("ndjson", "?_sort_desc=total&limit=18000"),
+        ("html", "?customer_id__gt=10&limit=18000"),
+    ],
+)
+def test_postgresql_streams_in_key_order_resume_and_heap_order_has_no_resume_point(
+    process_server,
+    deployment,
+    pg_orders,  # noqa: F811 - pytest passes the imported fixture's value under its name
+    fmt,
+    query,
+):
+    settings = {
+        **deployment,
+        "TABLESTREAM_DB": "",
+        "TABLESTREAM_PG_DSN": DSN,
+        "TABLESTREAM_PG_TABLES": f"{pg_orders}.orders",
+    }
+    path = f"/tables/orders{SUFFIXES[fmt]}{query}"
+    first, second = process_server(**settings), process_server(**settings)
+    cut = cut_by_drain(first, path)
+    resume = resume_point(fmt, cut.body)
+    assert resume is not None
+    rest = httpraw.get(second.url + resume)
+    assert rest.terminated
+    whole = httpraw.get(second.url + path)
+    assert rows_of(fmt, cut.body) + rows_of(fmt, rest.body) == rows_of(fmt, whole.body)
+    # The same table without a query or limit comes in heap order: nothing to resume from.
+    heap = cut_by_drain(second, f"/tables/orders{SUFFIXES[fmt]}")
+    assert resume_point(fmt, heap.body) is None
