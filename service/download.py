@@ -219,11 +219,10 @@ def download(
         client = _Client(url, out, state, token, timeout)
         client.progress = progress
         while True:
-            wait = backoff * 2**failures
+            wait, why, cut = backoff * 2**failures, "", ""
             try:
                 with client.open(current) as response:
                     client.body(response, resumed=state.resumes > 0)
-                break
             except urllib.error.HTTPError as exc:
                 if exc.code not in _RETRY_STATUS:
                     raise DownloadFailed(REFUSED, f"{current} answered {_message(exc)}") from None
@@ -232,18 +231,24 @@ def download(
             except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
                 why = f"{current} could not be reached: {getattr(exc, 'reason', exc)}"
             except _Cut as exc:
+                cut = str(exc)
+            if not why:
+                # Cut, or ended cleanly by a proxy that closed the cut body for it (nginx with
+                # an HTTP/1.0 upstream): either way the marker says whether it is complete.
                 marker = client.strip_marker()
+                if marker is None and not cut:
+                    break
                 if marker is None:
                     raise DownloadFailed(
                         NO_RESUME,
-                        f"the stream was cut before its marker arrived ({exc}): no resume point",
-                    ) from None
+                        f"the stream was cut before its marker arrived ({cut}): no resume point",
+                    )
                 resume = _resume_point(client.fmt, marker)
                 if resume is None:
                     client.out.write(marker)  # the file shows it is incomplete, as sent
                     raise DownloadFailed(
                         NO_RESUME, "the stream was cut and its marker says there is no resume point"
-                    ) from None
+                    )
                 current = urljoin(url, resume)
                 state.resumes += 1
                 if state.rows > last_rows:  # progress: the attempts start again

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pty
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -137,3 +139,42 @@ def test_a_download_sends_the_token_from_the_environment_only(
     assert main(["download", url, str(out)]) == 0
     assert "100 rows" in capsys.readouterr().err
     assert len(out.read_bytes().splitlines()) == 101  # the header and 100 rows
+
+
+def test_a_download_on_a_terminal_shows_progress_then_one_summary_line(
+    process_server, demo_db: Path, tmp_path: Path
+):
+    server = process_server(TABLESTREAM_DB=str(demo_db))
+    out = tmp_path / "orders.ndjson"
+    main_end, terminal = pty.openpty()
+    client = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tablestream",
+            "download",
+            f"{server.url}/tables/orders.ndjson",
+            out,
+        ],
+        stderr=terminal,
+    )
+    os.close(terminal)
+    assert client.wait(timeout=60) == 0
+    shown = b""
+    while select.select([main_end], [], [], 0.5)[0]:
+        try:
+            block = os.read(main_end, 65536)
+        except OSError:  # the terminal's other end is closed: all was read
+            break
+        if not block:
+            break
+        shown += block
+    os.close(main_end)
+    text = shown.decode()
+    assert re.search(r"\r[\d,]+ rows  [\d.]+ MB/s  0 resumes", text), text
+    lines = [line for line in text.replace("\r", "\n").splitlines() if line.strip()]
+    assert (
+        lines[-1].startswith("tablestream download: 20,000 rows, ")
+        and "resumed 0 times" in lines[-1]
+    )
+    assert len(out.read_bytes().splitlines()) == 20_000
