@@ -125,7 +125,16 @@ def hand() -> Response:
     # Head and footer from the same template; the footer needs the row count, known up front
     # for the synthetic table.
     last = synthetic_row(total - 1) if total else None
-    counted = type("Counted", (), {"rows_read": total, "last_row": last, "columns": rows.columns})()
+    counted = type(
+        "Counted",
+        (),
+        {
+            "rows_read": total,
+            "last_row": last,
+            "columns": rows.columns,
+            "last": lambda self: (last, False),  # as Tracked.last(): text cells
+        },
+    )()
     page = render_template("hand_table.html", **{**context, "rows": counted}, rows_go_here=_MARK)
     head, tail = page.split(_MARK)
 

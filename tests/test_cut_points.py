@@ -54,8 +54,8 @@ class LooksComplete(AssertionError):
 
 MARKERS = {
     "html": re.compile(
-        rb'\n<!-- tablestream:error [^\n]*-->\n<p class="ts-error" data-stream-error="true">'
-        rb"[^\n]*</p>\n\Z"
+        rb'\n<!-- tablestream:error [^\n]*-->\n<p class="ts-error" data-stream-error="true"'
+        rb' data-resume="[^"\n]*">[^\n]*</p>\n\Z'
     ),
     "csv": re.compile(rb"\r\n# tablestream:error [^\r\n]*\r\n\Z"),
     "ndjson": re.compile(rb'\n\{"tablestream_error": [^\n]*\}\n\Z'),

@@ -1,4 +1,4 @@
-"""The page's links for a query: sort by a header, remove a filter, and "next rows".
+"""A stream's links for its query: sort by a header, remove a filter, "next rows", and resume.
 
 Plain links, so the page works without scripts. "next rows" is offered when the stream ended
 because of ``limit`` (so more rows may follow) and is written once the last row has gone out:
@@ -6,10 +6,18 @@ from the last row's key (``_after``, signed for this query by ``keyset.py``), wh
 in key order and the page shows the key and sort columns, else as the next ``offset``. The key is
 the caller's (``visible_key``): a caller who may not see the table's key gets ``offset`` links.
 Its row is taken from the last batch only: one assignment per batch, nothing per row.
+
+The *resume point* of a cut stream (``resume_url``, written into every format's error marker)
+is the same ``_after`` link made from the last row sent, with ``limit`` reduced by the rows
+already sent. It exists only where the order is reproducible: in key order, or a sort with the
+key as tie-breaker. ``offset`` is no resume point (rows inserted or deleted before it would
+shift the continuation), so where ``_after`` cannot be made there is none.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +26,7 @@ from urllib.parse import urlencode
 from markupsafe import Markup
 
 from ..sources.base import Row, RowStream, Table, WrappedRows
+from ..sources.cells import format_value
 from .keyset import Keysets, query_scope
 from .spec import Query
 
@@ -25,16 +34,48 @@ __all__ = ["PageLinks", "Tracked"]
 
 
 class Tracked(WrappedRows):
-    """A RowStream that remembers its last row (for the "next rows" link)."""
+    """A RowStream that remembers its last row (for the "next rows" link and the resume point),
+    whichever way its rows are read: text ``batches()``, ``typed_batches()`` (cells as Python
+    values, NULL as None) or the database's own CSV lines (``csv_lines``, parsed only when a
+    resume point is asked for, once)."""
 
     def __init__(self, inner: RowStream) -> None:
         super().__init__(inner)
+        self.kinds = inner.kinds
         self.last_row: Row | None = None
+        self.typed = False  # last_row holds Python values, not text
+        self._last_lines = ""
+        self._null = ""
 
     def batches(self) -> Iterator[list[Row]]:
         for batch in self._inner.batches():
             self.last_row = batch[-1]
             yield batch
+
+    def typed_batches(self) -> Iterator[list[Row]]:
+        self.typed = True
+        for batch in self._inner.typed_batches():
+            self.last_row = batch[-1]
+            yield batch
+
+    def csv_lines(self, marker: str, empty_is_null: bool) -> Iterator[str] | None:
+        lines = self._inner.csv_lines(marker, empty_is_null)
+        if lines is None:
+            return None
+        self._null = marker
+        return self._remember(lines)
+
+    def _remember(self, lines: Iterator[str]) -> Iterator[str]:
+        for piece in lines:
+            self._last_lines = piece
+            yield piece
+
+    def last(self) -> tuple[Row | None, bool]:
+        """The last row read, and whether its cells are Python values (NULL as None)."""
+        if self._last_lines:
+            *_, row = csv.reader(io.StringIO(self._last_lines))
+            return tuple(None if c == self._null and c else c for c in row), False
+        return self.last_row, self.typed
 
 
 @dataclass(frozen=True)
@@ -128,27 +169,50 @@ class PageLinks:
         """The next slice's URL, or None when this page holds the table's last rows."""
         if self._limit is None or rows.rows_read < self._limit or rows.last_row is None:
             return None
-        after = self._after(rows)
+        after = self._after(rows.columns, *rows.last())
         if after is not None:
             assert self._key is not None
             token = self._keysets.sign(query_scope(self._table_name, self._key, self.q), after)
             return self._url({"_after", "offset"}, [("_after", token)])
         return self._url({"offset", "_after"}, [("offset", str(self._offset + self._limit))])
 
-    def _after(self, rows: Tracked) -> tuple[Any, ...] | None:
+    def resume_url(self, rows: Tracked) -> str | None:
+        """Where a cut stream continues: this query after the last row ``rows`` gave, with
+        ``limit`` less the rows sent; None when its order cannot be reproduced (no key the
+        caller may see, heap order, a sort not tie-broken by the key, the key not shown)."""
+        row, typed = rows.last()
+        sent = rows.rows_read
+        if row is None or sent == 0:
+            # Nothing was sent: the same URL again is the continuation, in any order.
+            return self._url(set()) if sent == 0 else None
+        after = self._after(rows.columns, row, typed)
+        if after is None:
+            return None
+        assert self._key is not None
+        token = self._keysets.sign(query_scope(self._table_name, self._key, self.q), after)
+        add = [("_after", token)]
+        if self._limit is not None:
+            add.append(("limit", str(max(self._limit - sent, 0))))
+        return self._url({"_after", "offset", "limit"}, add)
+
+    def _after(self, shown: Sequence[str], row: Row, typed: bool = False) -> tuple[Any, ...] | None:
         if not (self._can_continue and self._key_ordered):
             return None
-        columns = list(rows.columns)
+        columns = list(shown)
         if self._key not in columns:
             return None
-        row = rows.last_row
-        assert row is not None
         key = row[columns.index(self._key)]
+        if typed:
+            key = format_value(key)
         if self.q.sort is None:
             return (key,)
         if self.q.sort not in columns:
             return None
         value = row[columns.index(self.q.sort)]
+        if typed:  # NULL is None here, never confused with the empty string
+            return (None if value is None else format_value(value), key)
+        if value is None:  # a NULL in the database's own CSV lines (null= spelled it)
+            return (None, key)
         if value == "":
             # NULL and the empty string look alike in text cells: only a non-text column's
             # empty cell is surely NULL; otherwise the next page goes by offset.

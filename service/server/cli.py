@@ -1,4 +1,4 @@
-"""``tablestream serve`` and ``tablestream demo-db``.
+"""``tablestream serve``, ``demo-db``, ``token``, ``settings`` and the client ``download``.
 
 ``serve`` runs the app under waitress with every waitress knob taken from the settings (flags
 override the environment) and logs the effective values at start, so an operator can see what
@@ -106,6 +106,22 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--rows", type=int, default=1_000_000, help="orders to create [1000000]")
     demo.add_argument("--customers", type=int, default=10_000, help="customers [10000]")
     demo.add_argument("--if-missing", action="store_true", help="do nothing if PATH exists")
+    download = commands.add_parser(
+        "download",
+        help="download a table as CSV or NDJSON, resuming after drains",
+        description="Streams URL to FILE; when the stream is cut, follows the marker's resume "
+        "point so FILE ends as an uninterrupted download would. The token, if any, is read "
+        "from TABLESTREAM_TOKEN. Exit status: 0 complete, 2 bad URL or not CSV/NDJSON, "
+        "3 refused (401/403/404/400), 4 cut with no resume point, 5 attempts exhausted.",
+    )
+    download.add_argument("url", help="the table's CSV or NDJSON URL, with its query")
+    download.add_argument("file", help="the file to write (replaced)")
+    download.add_argument(
+        "--attempts", type=int, default=5, help="failed requests in a row before giving up [5]"
+    )
+    download.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds a read may wait for data [60]"
+    )
     return parser
 
 
@@ -305,6 +321,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args)
     if args.command == "token":
         return _token(args)
+    if args.command == "download":
+        from ..download import main as download  # a client: none of the server's imports
+
+        return download(args.url, args.file, args.attempts, args.timeout)
     if args.command == "settings":
         sys.stdout.write(settings_markdown())
         return 0

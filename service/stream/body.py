@@ -11,6 +11,8 @@ body then gets an explicit error marker and the exception is re-raised, so waitr
 connection without the terminating zero-length chunk: a client can never mistake a cut page
 for a complete one (the success footer is only rendered after the last row). With gzip the
 marker is compressed like any chunk and the gzip trailer is left out, so the cut shows there too.
+The marker carries the stream's resume point (``resume``, asked once, at the cut): the rows
+before it are whole, so the last row the source handed out is the last row the client gets.
 """
 
 from __future__ import annotations
@@ -97,6 +99,7 @@ class TableStreamBody:
         client_disconnected: Callable[[], bool] | None = None,
         encoder: GzipChunks | None = None,
         label: str = "",
+        resume: Callable[[], str | None] | None = None,
     ) -> None:
         self._pieces = pieces
         self._rows = rows
@@ -106,6 +109,7 @@ class TableStreamBody:
         self._error_marker = error_marker
         self._encoder = encoder
         self._label = label
+        self._resume = resume or _nowhere
         self._outcome = ABORTED
         self._released = False
         self._gen = self._generate()
@@ -162,8 +166,10 @@ class TableStreamBody:
                     self._label,
                     rows.rows_read,
                 )
-            # The rows rendered before the failure (whole rows) go out first, then the marker.
-            marker = self._chunker.unsent + self._error_marker(rows.rows_read, reason)
+            # The rows rendered before the failure (whole rows) go out first, then the marker
+            # with the URL that continues after the last of them.
+            resume = self._resume()
+            marker = self._chunker.unsent + self._error_marker(rows.rows_read, reason, resume)
             sent = encode(marker)
             yield sent
             observe(len(sent), rows.rows_read, len(marker))
@@ -202,6 +208,10 @@ class TableStreamBody:
 
 def _never() -> bool:
     return False
+
+
+def _nowhere() -> str | None:
+    return None
 
 
 def _as_is(chunk: bytes) -> bytes:

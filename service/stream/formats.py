@@ -10,7 +10,9 @@ text as the shared formatter made them.
 
 Only HTML has a success footer. For every format a stream that fails after the first byte
 ends with a format-specific error marker and a cut connection (no terminating chunk), so no
-client mistakes a truncated download for a complete one.
+client mistakes a truncated download for a complete one. Every marker also says where the
+stream resumes: the URL that continues the same query after the last row sent
+(``query/links.py``'s ``resume_url``), or that there is no resume point (docs/formats.md).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from ..sources.base import VALUE_KINDS
 from .csvnulls import csv_batch_writer, csv_null_pieces, null_marker
 from .ndjson import batch_encoder
 
-__all__ = ["FORMATS", "Format", "csv_pieces", "ndjson_pieces"]
+__all__ = ["FORMATS", "NO_RESUME", "Format", "csv_pieces", "ndjson_pieces"]
 
 
 def _what(rows_read: int, reason: str) -> str:
@@ -37,26 +39,38 @@ def _what(rows_read: int, reason: str) -> str:
     return f"failed after {rows_read} rows"
 
 
-def _html_error(rows_read: int, reason: str = "") -> bytes:
+NO_RESUME = "no resume point"
+"""What a marker says where the stream's order cannot be reproduced (docs/formats.md)."""
+
+
+def _html_error(rows_read: int, reason: str = "", resume: str | None = None) -> bytes:
     what = html.escape(_what(rows_read, reason))
+    if resume is None:
+        attribute, then = 'data-resume=""', f"; there is {NO_RESUME}"
+    else:
+        url = html.escape(resume)
+        attribute = f'data-resume="{url}"'
+        then = f' (<a class="ts-resume" href="{url}">continue after row {rows_read}</a>)'
     return (
         f"\n<!-- tablestream:error after {rows_read} rows -->\n"
-        f'<p class="ts-error" data-stream-error="true">The stream {what}; '
+        f'<p class="ts-error" data-stream-error="true" {attribute}>The stream {what}{then}; '
         "the table is incomplete.</p>\n"
     ).encode()
 
 
-def _csv_error(rows_read: int, reason: str = "") -> bytes:
+def _csv_error(rows_read: int, reason: str = "", resume: str | None = None) -> bytes:
     why = f" ({reason})" if reason else ""
+    then = NO_RESUME if resume is None else f"resume: {resume}"
     return (
-        f"\r\n# tablestream:error after {rows_read} rows{why}; the table is incomplete\r\n"
+        f"\r\n# tablestream:error after {rows_read} rows{why}; the table is incomplete; {then}\r\n"
     ).encode()
 
 
-def _ndjson_error(rows_read: int, reason: str = "") -> bytes:
+def _ndjson_error(rows_read: int, reason: str = "", resume: str | None = None) -> bytes:
     error = {
         "tablestream_error": f"the stream {_what(rows_read, reason)}; the table is incomplete",
         "rows_sent": rows_read,
+        "resume": resume,
     }
     return ("\n" + json.dumps(error) + "\n").encode()
 
@@ -65,7 +79,7 @@ def _ndjson_error(rows_read: int, reason: str = "") -> bytes:
 class Format:
     name: str
     mimetype: str
-    error_marker: Callable[..., bytes]  # (rows_read, reason='') -> the marker's bytes
+    error_marker: Callable[..., bytes]  # (rows_read, reason='', resume=None) -> its bytes
 
     @property
     def content_type(self) -> str:

@@ -8,6 +8,7 @@ the ``with`` block of ``table()``, so every other way out of it gives the slot b
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from flask import Response, abort, current_app, request, stream_template
@@ -195,7 +196,20 @@ def _respond(
         stable = ranges_are_stable(
             source, key, q.is_plain, q.sort is not None, limit, source.kind in DIALECTS
         )
+        links = PageLinks(
+            request.path,
+            list(request.args.items(multi=True)),
+            q,
+            source,
+            key,
+            limit,
+            offset or 0,
+            settings.sort_rows,
+            pushed_down=source.kind in DIALECTS,
+            keysets=runtime.keysets,
+        )
         if fmt.name == "html":
+            context["page"] = links
             if stable and settings.page_rows:
                 # A page that can release rows is also kept near its reader's parser, and
                 # sends the rows it would release at once as comments (stream/pacing.py).
@@ -207,24 +221,13 @@ def _respond(
                 )
                 if isinstance(rows, Paced):
                     context["wrap_rows"] = rows.compactor(settings.page_rows)
-            rows = Tracked(rows)  # the "next rows" link needs the last row
-            context["page"] = PageLinks(
-                request.path,
-                list(request.args.items(multi=True)),
-                q,
-                source,
-                key,
-                limit,
-                offset or 0,
-                settings.sort_rows,
-                pushed_down=source.kind in DIALECTS,
-                keysets=runtime.keysets,
-            )
             context["rows_url"] = (
                 rows_url(request.path, list(request.args.items(multi=True))) if stable else ""
             )
             context["page_rows"] = settings.page_rows
             context["fragment_rows"] = FRAGMENT_ROWS
+        rows = Tracked(rows)  # "next rows" and the markers' resume point need the last row
+        context["resume"] = partial(links.resume_url, rows)
         body = _body(runtime, source, fmt, rows, ticket, gzipped, options, **context)
     except BaseException:
         rows.close()  # the ticket is the caller's ``with``'s until the body took it over
@@ -261,6 +264,7 @@ def _body(
     settings = runtime.settings
     chunker = Chunker(settings.chunk_bytes)
     request_id = request.environ.get(REQUEST_ID_KEY, "")
+    resume = context.pop("resume")
     pieces = _pieces(fmt, source, rows, chunker, options, request_id=request_id, **context)
     request.environ[STOP_KEY] = chunker.stop  # the watchdog may end the stream at a row boundary
     # The last line that can fail comes before the hand-over: from here the body owns the slot.
@@ -274,6 +278,7 @@ def _body(
         client_disconnected=request.environ.get("waitress.client_disconnected"),
         encoder=GzipChunks(settings.gzip_level) if gzipped else None,
         label=f"{source.name} (request {request_id or '-'})",
+        resume=resume,
     )
 
 
