@@ -131,6 +131,13 @@ class Settings:
         "largest offset + limit a sort may ask of a source that is not a database (CSV, "
         "synthetic), which sorts in memory; databases sort themselves, without this bound",
     )
+    query_time_limit_ms: int = setting(
+        integer(0, 3_600_000, "ms"),
+        "1000",
+        "longest a database query may take from opening to its first row (SQLite interrupted, "
+        "PostgreSQL statement_timeout); past it a 503 says how to ask a cheaper query; once rows "
+        "flow there is no limit; 0 = none",
+    )
     log_filter_values: bool = setting(
         boolean,
         "true",

@@ -119,6 +119,12 @@ class Metrics:
             "Streams refused with 503 because the source had no capacity (pool exhausted)",
             ["table"],
         )
+        self.query_timeouts = counter(
+            "tablestream_query_timeouts",
+            "Queries refused with 503 for finding no first row within "
+            "TABLESTREAM_QUERY_TIME_LIMIT_MS",
+            ["table"],
+        )
         self.streams_rejected = counter(
             "tablestream_streams_rejected",
             "Stream requests refused with 503 before they started: no free stream slot "

@@ -9,10 +9,19 @@ from __future__ import annotations
 from ..config import ConfigError, Settings
 from .base import BadValue, RowStream, SourceBusy, SourceError, Table
 from .csv import CSVTable
+from .deadline import QueryTimeout
 from .sqlite import sqlite_tables
 from .synthetic import SyntheticTable
 
-__all__ = ["BadValue", "RowStream", "SourceBusy", "SourceError", "Table", "build_catalog"]
+__all__ = [
+    "BadValue",
+    "QueryTimeout",
+    "RowStream",
+    "SourceBusy",
+    "SourceError",
+    "Table",
+    "build_catalog",
+]
 
 
 SQLITE_FETCH_ROWS = 128
@@ -40,6 +49,7 @@ def _postgres_tables(settings: Settings) -> list[Table]:
         pool_min=settings.pg_pool_min,
         pool_max=settings.pg_pool_max,
         pool_timeout=settings.pg_pool_timeout,
+        time_limit=settings.query_time_limit_ms / 1000,
     )
     return list(source.tables)
 
@@ -52,7 +62,8 @@ def build_catalog(settings: Settings) -> dict[str, Table]:
             tables.append(SyntheticTable(settings.synthetic_rows))
         if settings.db:
             fetch_rows = settings.fetch_rows or SQLITE_FETCH_ROWS
-            tables.extend(sqlite_tables(settings.db, fetch_rows, settings.sqlite_cache_kib))
+            limit = settings.query_time_limit_ms / 1000
+            tables.extend(sqlite_tables(settings.db, fetch_rows, settings.sqlite_cache_kib, limit))
         tables.extend(CSVTable(name, path, settings.csv_field_limit) for name, path in settings.csv)
         if settings.pg_dsn:
             tables.extend(_postgres_tables(settings))

@@ -54,6 +54,7 @@ class PostgresStream(CursorRowStream):
         tail: str = "",
         typed: bool = False,
         request_values: bool = False,
+        time_limit: float = 0.0,
     ) -> None:
         self._pool = pool
         self._conn: psycopg.Connection | None = conn
@@ -76,8 +77,11 @@ class PostgresStream(CursorRowStream):
         self._names, self._types = names, types
         self._copy: CopyOut | None = None
         self._cursor = conn.cursor(name=f"tablestream_{next(_cursor_ids)}")
+        self._first: list | None = None
         try:
             self._cursor.execute(self._query(select), params)
+            if time_limit > 0:
+                self._first = self._first_fetch(conn, fetch_rows, time_limit)
         except BaseException as exc:
             # A backend that dies right here (killed, restarted) would leave the named cursor
             # to the garbage collector, which warns; the caller gives the connection back.
@@ -90,9 +94,24 @@ class PostgresStream(CursorRowStream):
             raise
         self.columns = unique_columns(names)
         self._ahead = FetchAhead(conn, self._cursor)
-        self._fetchmany = self._ahead.fetchmany
+        self._fetchmany = self._ahead.fetchmany if self._first is None else self._after_first
         self._fetch_rows = fetch_rows
         self.rows_read = 0
+
+    def _first_fetch(self, conn: psycopg.Connection, size: int, seconds: float) -> list:
+        """The first ``FETCH`` (where the server sorts and skips the offset), under
+        ``statement_timeout`` (``deadline.py``); the timeout is put back for the fetches that
+        follow. Raises ``QueryCanceled`` past it."""
+        limit = f"{max(1, round(seconds * 1000))}ms"
+        set_timeout = "SELECT current_setting('statement_timeout'), set_config(%s, %s, true)"
+        before = conn.execute(set_timeout, ("statement_timeout", limit)).fetchone()
+        rows = self._cursor.fetchmany(size)
+        conn.execute("SELECT set_config(%s, %s, true)", ("statement_timeout", before[0]))
+        return rows
+
+    def _after_first(self, size: int) -> list:
+        first, self._first = self._first, None
+        return first if first is not None else self._ahead.fetchmany(size)
 
     def _query(self, select: sql.Composable) -> sql.SQL:
         assert self._conn is not None

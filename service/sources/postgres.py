@@ -28,6 +28,7 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .base import BadValue, RowStream, SourceBusy, SourceError, Table, unique_columns
+from .deadline import QueryTimeout
 from .pgstream import PostgresStream
 
 __all__ = ["PostgresSource", "PostgresTable"]
@@ -145,10 +146,14 @@ class PostgresTable(Table):
                 tail=tail,
                 typed=typed,
                 request_values=bool(params),
+                time_limit=self._source.time_limit,
             )
         except BadValue:
             self._source.pool.putconn(conn)
             raise
+        except psycopg.errors.QueryCanceled as exc:  # statement_timeout: no first row in time
+            self._source.pool.putconn(conn)
+            raise QueryTimeout(self.name, self._source.time_limit) from exc
         except psycopg.Error as exc:
             self._source.pool.putconn(conn)
             raise SourceError(f"cannot read table {self.name!r}: {exc}") from exc
@@ -177,8 +182,10 @@ class PostgresSource:
         pool_min: int,
         pool_max: int,
         pool_timeout: float,
+        time_limit: float = 0.0,
     ) -> None:
         self.fetch_rows = fetch_rows
+        self.time_limit = time_limit  # seconds a stream's query may take to its first row
         self.pool_timeout = pool_timeout
         self.pool = ConnectionPool(
             dsn,

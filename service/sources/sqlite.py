@@ -26,7 +26,6 @@ from __future__ import annotations
 import functools
 import re
 import sqlite3
-import time
 from collections.abc import Collection, Sequence
 from contextlib import closing
 from pathlib import Path
@@ -35,6 +34,7 @@ from typing import Any
 from .base import BATCH_ROWS, RowStream, SourceError, Table, unique_columns
 from .counts import COUNT_SECONDS
 from .cursor import CursorRowStream
+from .deadline import QueryTimeout, SQLiteDeadline
 from .demo import DEMO_APPLICATION_ID
 from .sqlitefile import FileWatch, not_a_database
 
@@ -76,6 +76,7 @@ class _SQLiteStream(CursorRowStream):
         fetch_rows: int,
         params: Sequence[Any] = (),
         datetimes: Collection[str] = (),
+        time_limit: float = 0.0,
     ):
         self._table = table
         self._conn: sqlite3.Connection | None = conn
@@ -83,18 +84,30 @@ class _SQLiteStream(CursorRowStream):
         self._sql, self._limit, self._offset = sql, limit, offset
         self._query_params = tuple(params)  # the WHERE's, before LIMIT and OFFSET
         self._fetched = 0
-        if limit is None and offset == 0:
-            # No LIMIT clause at all when none is asked: with one (even LIMIT -1) SQLite sorts
-            # an ORDER BY with its top-N sorter, in memory and ~4x slower on 1M rows (measured).
-            self._cursor = conn.execute(sql, self._query_params)
-        else:
-            self._cursor = conn.execute(sql + _LIMIT_OFFSET, self._params())
+        # execute() steps to the first row: the sort and the OFFSET's skipping happen here.
+        deadline = SQLiteDeadline(conn, time_limit).start()
+        try:
+            self._cursor = self._execute()
+        except sqlite3.OperationalError as exc:
+            if deadline.expired(exc):
+                raise QueryTimeout(table, time_limit) from exc
+            raise
+        finally:
+            deadline.stop()  # rows flow: no limit from here
         self.columns = unique_columns([d[0] for d in self._cursor.description])
         # SQLite's types are its values' own; a date/time column's text is a timestamp's.
         self.kinds = ["sqlite:timestamp" if c in datetimes else "value" for c in self.columns]
         self._fetchmany = self._fetch
         self._fetch_rows = fetch_rows
         self.rows_read = 0
+
+    def _execute(self) -> sqlite3.Cursor:
+        assert self._conn is not None
+        if self._limit is None and self._offset == 0:
+            # No LIMIT clause at all when none is asked: with one (even LIMIT -1) SQLite sorts
+            # an ORDER BY with its top-N sorter, in memory and ~4x slower on 1M rows (measured).
+            return self._conn.execute(self._sql, self._query_params)
+        return self._conn.execute(self._sql + _LIMIT_OFFSET, self._params())
 
     def _params(self) -> tuple[Any, ...]:
         limit = -1 if self._limit is None else self._limit - self._fetched
@@ -153,8 +166,10 @@ class SQLiteTable(Table):
         fetch_rows: int = BATCH_ROWS,
         demo: bool = False,
         cache_kib: int = 0,
+        time_limit: float = 0.0,
     ) -> None:
         self.name = name
+        self.time_limit = time_limit  # seconds to the first row (deadline.py); 0: none
         self.path = path
         self.demo = demo  # a table of the demo database (its application_id): demo templates
         self._fetch_rows = fetch_rows
@@ -181,14 +196,13 @@ class SQLiteTable(Table):
 
     def row_count(self) -> int | None:
         """``count(*)``, or None past ``COUNT_SECONDS`` (a huge table, a slow view)."""
-        deadline = time.monotonic() + COUNT_SECONDS
         with closing(connect_readonly(self.path)) as conn:
-            conn.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
+            deadline = SQLiteDeadline(conn, COUNT_SECONDS).start()
             try:
                 sql = f"SELECT count(*) FROM {quote_identifier(self.name)}"
                 return conn.execute(sql).fetchone()[0]
             except sqlite3.Error as exc:
-                if "interrupted" in str(exc) and time.monotonic() > deadline:
+                if deadline.expired(exc):
                     return None  # given up, not broken
                 raise SourceError(f"cannot read table {self.name!r}: {exc}") from exc
 
@@ -275,12 +289,15 @@ class SQLiteTable(Table):
                     self._fetch_rows,
                     params,
                     self._datetimes,
+                    self.time_limit,
                 )  # the first step takes the shared lock: the snapshot starts here
                 if watch.is_wal:
                     watch.set_wal_floor(conn.execute("PRAGMA page_count").fetchone()[0])
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, QueryTimeout) as exc:
                 conn.close()
                 watch.close()
+                if isinstance(exc, QueryTimeout):
+                    raise
                 raise SourceError(f"cannot read table {self.name!r}: {exc}") from exc
             if watch.changed() is None and watch.is_the_path():
                 return stream
@@ -320,10 +337,13 @@ def _affinity(declared: str) -> str:
     return "text"  # NUMERIC affinity (DATE, DECIMAL, ...): SQLite converts the text itself
 
 
-def sqlite_tables(path: str, fetch_rows: int, cache_kib: int = 0) -> list[SQLiteTable]:
+def sqlite_tables(
+    path: str, fetch_rows: int, cache_kib: int = 0, time_limit: float = 0.0
+) -> list[SQLiteTable]:
     """The tables and views of the database at ``path``; SourceError if it is not one.
 
-    ``cache_kib`` bounds each stream's page cache (0: SQLite's default of 2000 KiB).
+    ``cache_kib`` bounds each stream's page cache (0: SQLite's default of 2000 KiB);
+    ``time_limit``: seconds a stream may take to its first row (0: no limit).
     """
     file = Path(path)
     if not file.is_file():
@@ -348,4 +368,4 @@ def sqlite_tables(path: str, fetch_rows: int, cache_kib: int = 0) -> list[SQLite
             ]
     except sqlite3.DatabaseError as exc:
         raise SourceError(f"TABLESTREAM_DB={path!r} is not a SQLite database: {exc}") from exc
-    return [SQLiteTable(file, name, fetch_rows, demo, cache_kib) for name in names]
+    return [SQLiteTable(file, name, fetch_rows, demo, cache_kib, time_limit) for name in names]

@@ -22,7 +22,8 @@ from ..query.links import PageLinks, Tracked
 from ..runtime import Runtime
 from ..security import NOT_STORED
 from ..server.admission import NO_SLOT, NoSlot, Rejected, Ticket
-from ..sources import BadValue, RowStream, SourceBusy, SourceError, Table
+from ..sources import BadValue, QueryTimeout, RowStream, SourceBusy, SourceError, Table
+from ..sources.deadline import TIMEOUT_ADVICE
 from ..stream.body import STOP_KEY, TableStreamBody
 from ..stream.chunker import Chunker
 from ..stream.compression import GzipChunks
@@ -150,6 +151,14 @@ def _open(
             f"The table {name!r} is busy ({exc}); try again in {exc.retry_after} s.",
             retry_after=exc.retry_after,
         ) from None
+    except QueryTimeout as exc:
+        runtime.metrics.query_timeouts.labels(name).inc()
+        current_app.logger.info("table %s: %s", name, exc)
+        abort(
+            503,
+            f"This query on {name!r} took too long: it found no first row within "
+            f"{exc.seconds * 1000:.0f} ms, and was stopped. To make it cheaper, {TIMEOUT_ADVICE}.",
+        )
     except SourceError as exc:
         current_app.logger.error("cannot open table %s: %s", name, exc)
         abort(503, f"The table {name!r} cannot be read right now; try again later.")

@@ -1,0 +1,106 @@
+"""TABLESTREAM_QUERY_TIME_LIMIT_MS: a query that finds no first row in time is a 503 that says
+what to ask instead, with its slot and connection given back; a query within it is untouched.
+
+Against real waitress servers, on a demo database big enough that a sort on an unindexed column
+with an offset near the end outlasts a small limit (20 ms), on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tablestream import create_app
+from tablestream.sources.demo import create_demo_db
+from tablestream.testing import httpraw, metricsread
+
+from .pg import DSN, scratch_schema
+
+ROWS = 100_000
+LIMIT_MS = 20
+SLOW = f"/tables/orders?_sort=note&offset={ROWS - 10}&limit=5000"  # no index on note
+SLOW_CSV = f"/tables/orders.csv?_sort=note&offset={ROWS - 10}&limit=5000"
+
+
+@pytest.fixture(scope="module")
+def big_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("limit") / "big.sqlite3"
+    return create_demo_db(path, rows=ROWS, customers=1000)
+
+
+def _over_the_limit_is_refused_quickly_and_gives_everything_back(server, app) -> None:
+    admission = app.extensions["tablestream"].admission
+    in_use = admission.in_use
+    for path in (SLOW, SLOW_CSV):
+        started = time.monotonic()
+        answer = httpraw.get(server.url + path, timeout=30)
+        took = time.monotonic() - started
+        assert answer.status == 503, answer.text[:300]
+        assert "took too long" in answer.text and "_after=" in answer.text
+        assert took < LIMIT_MS / 1000 + 0.5
+    for _ in range(18):
+        assert httpraw.get(server.url + SLOW, timeout=30).status == 503
+    assert admission.in_use == in_use
+    assert httpraw.get(server.url + "/healthz", timeout=5).status == 200
+    timeouts = metricsread.value(server.url + "/metrics", "tablestream_query_timeouts_total",
+                                 table="orders")  # fmt: skip
+    assert timeouts == 20
+    # Rows that flow are not limited: a cheap query of the same table streams whole.
+    whole = httpraw.get(server.url + "/tables/orders.csv?limit=50000", timeout=60)
+    assert whole.status == 200 and whole.text.count("\r\n") == 50_001
+
+
+def test_a_sqlite_query_without_a_first_row_in_time_is_a_503_and_releases_its_slot(
+    thread_server, big_db
+):
+    unlimited = thread_server(create_app({"db": str(big_db), "synthetic_rows": "0",
+                                          "query_time_limit_ms": "0"}))  # fmt: skip
+    started = time.monotonic()
+    assert httpraw.get(unlimited.url + SLOW, timeout=60).status == 200
+    assert time.monotonic() - started > 2 * LIMIT_MS / 1000  # the query really is expensive
+    app = create_app({"db": str(big_db), "synthetic_rows": "0",
+                      "query_time_limit_ms": str(LIMIT_MS)})  # fmt: skip
+    _over_the_limit_is_refused_quickly_and_gives_everything_back(thread_server(app), app)
+    with sqlite3.connect(big_db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
+
+
+@pytest.fixture(scope="module")
+def pg_big(big_db: Path) -> Iterator[str]:
+    with scratch_schema("ts_limit") as (admin, schema):
+        admin.execute(
+            f"""CREATE TABLE {schema}.orders (
+                id integer PRIMARY KEY, customer_id integer NOT NULL, product text NOT NULL,
+                quantity integer NOT NULL, total double precision NOT NULL, placed_at text NOT NULL,
+                status text NOT NULL, note text)"""
+        )
+        with (
+            sqlite3.connect(big_db) as db,
+            admin.cursor() as cur,
+            cur.copy(f"COPY {schema}.orders FROM STDIN") as copy,
+        ):
+            for row in db.execute("SELECT * FROM orders"):
+                copy.write_row(row)
+        db.close()
+        admin.execute(f"ANALYZE {schema}.orders")
+        yield schema
+
+
+@pytest.mark.postgres
+def test_a_postgres_query_without_a_first_row_in_time_is_a_503_and_returns_its_connection(
+    thread_server, pg_big
+):
+    app = create_app({"db": "", "synthetic_rows": "0", "pg_dsn": DSN, "pg_pool_max": "2",
+                      "pg_tables": f"{pg_big}.orders",
+                      "query_time_limit_ms": str(LIMIT_MS)})  # fmt: skip
+    try:
+        # 20 refusals through a pool of 2: a connection kept by a refused query would be a
+        # busy 503 (pool exhausted) long before the last one.
+        _over_the_limit_is_refused_quickly_and_gives_everything_back(thread_server(app), app)
+    finally:
+        app.extensions["tablestream"].catalog["orders"]._source.close()
