@@ -138,6 +138,12 @@ class Settings:
         "PostgreSQL statement_timeout); past it a 503 says how to ask a cheaper query; once rows "
         "flow there is no limit; 0 = none",
     )
+    facet_time_limit_ms: int = setting(
+        integer(1, 60_000, "ms"),
+        "200",
+        "longest one facet's count (GROUP BY, /tables/<name>/facets.json) may take; past it the "
+        "facet says timed_out",
+    )
     log_filter_values: bool = setting(
         boolean,
         "true",

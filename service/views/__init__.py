@@ -23,4 +23,4 @@ bp = Blueprint("tables", __name__)
 ROW_TEMPLATES_KEY = "tablestream.row_templates"  # app.extensions: a stream.rowtemplate.RowTemplates
 PACERS_KEY = "tablestream.pacers"  # app.extensions: a stream.pacing.Pacers
 
-from . import small, tables  # noqa: E402, F401  (their routes register on bp)
+from . import facets, small, tables  # noqa: E402, F401  (their routes register on bp)

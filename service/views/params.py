@@ -99,7 +99,9 @@ def _negotiated() -> str:
     return _BY_MIMETYPE.get(best or "text/html", "html")
 
 
-def table_query(runtime: Runtime, source: Table) -> tuple[Query, str | None]:
+def table_query(
+    runtime: Runtime, source: Table, ignore: tuple[str, ...] = ()
+) -> tuple[Query, str | None]:
     """The filters, sort, columns and continuation asked for, and the key this caller pages
     by (``query.visible_key``); a 400 saying what is allowed.
 
@@ -117,7 +119,8 @@ def table_query(runtime: Runtime, source: Table) -> tuple[Query, str | None]:
         current_app.logger.error("cannot read the columns of %s: %s", source.name, exc)
         abort(503, f"The table {source.name!r} cannot be read right now; try again later.")
     try:
-        q = parse_query(request.args.to_dict(flat=False), columns, types)
+        args = {k: v for k, v in request.args.to_dict(flat=False).items() if k not in ignore}
+        q = parse_query(args, columns, types)
         if q.after_token is not None:
             if key is None:
                 raise QueryError(NO_KEYSET)

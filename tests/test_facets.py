@@ -1,0 +1,76 @@
+"""``/tables/<name>/facets.json``: counts by the database, equal to its own GROUP BY in the same
+filter; a count past TABLESTREAM_FACET_TIME_LIMIT_MS says timed_out; only database sources."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from tablestream import create_app
+from tablestream.testing import httpraw
+
+COLUMNS = ("id", "customer_id", "product", "quantity", "total", "placed_at", "status", "note")
+
+
+def _facets(url: str) -> tuple[int, dict]:
+    answer = httpraw.get(url, timeout=30)
+    return answer.status, json.loads(answer.text) if answer.status == 200 else answer.text
+
+
+def test_facet_counts_equal_the_databases_group_by_in_the_same_filter(thread_server, demo_db):
+    server = thread_server(create_app({"db": str(demo_db), "synthetic_rows": "0",
+                                       "facet_time_limit_ms": "5000"}))  # fmt: skip
+    with sqlite3.connect(demo_db) as db:
+        for column in COLUMNS:
+            status, body = _facets(
+                f"{server.url}/tables/orders/facets.json?_facet={column}&quantity__gte=3"
+            )
+            assert status == 200, body
+            facet = body["facets"][column]
+            expected = db.execute(
+                f'SELECT "{column}", count(*) FROM orders WHERE quantity >= 3 GROUP BY 1 '
+                "ORDER BY 2 DESC, 1 LIMIT 31"
+            ).fetchall()
+            got = [(v["value"], v["count"]) for v in facet["values"]]
+            assert got == [(v, n) for v, n in expected[:30]]
+            assert facet["truncated"] == (len(expected) > 30) and not facet["timed_out"]
+        nulls = db.execute("SELECT count(*) FROM orders WHERE note IS NULL").fetchone()[0]
+    db.close()
+    status, body = _facets(f"{server.url}/tables/orders/facets.json?_facet=status&_facet=note")
+    link = body["facets"]["status"]["values"][0]["url"]
+    assert link.startswith("/tables/orders?status=")
+    assert "status" not in body["suggested"] and "status" in body["facets"]
+    null_value = [v for v in body["facets"]["note"]["values"] if v["value"] is None]
+    assert nulls == 0 or null_value == [
+        {"value": None, "count": nulls, "url": "/tables/orders?note__isnull=1"}
+    ]
+
+
+def test_a_facet_over_its_time_limit_says_timed_out(thread_server, tmp_path: Path):
+    path = tmp_path / "slow.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+        conn.executemany("INSERT INTO t VALUES (?, ?)", [(i, str(i % 7)) for i in range(2000)])
+        conn.execute("CREATE VIEW cubed AS SELECT a.v FROM t a, t b, t c")
+    conn.close()
+    server = thread_server(create_app({"db": str(path), "synthetic_rows": "0",
+                                       "facet_time_limit_ms": "50"}))  # fmt: skip
+    status, body = _facets(f"{server.url}/tables/cubed/facets.json?_facet=v")
+    assert status == 200
+    assert body["facets"]["v"] == {"values": [], "truncated": False, "timed_out": True}
+    assert httpraw.get(f"{server.url}/healthz", timeout=5).status == 200
+
+
+def test_facets_of_the_synthetic_table_are_a_400_naming_database_sources(thread_server):
+    server = thread_server(create_app({"db": "", "synthetic_rows": "100"}))
+    answer = httpraw.get(f"{server.url}/tables/synthetic/facets.json?_facet=id", timeout=10)
+    assert answer.status == 400 and "need a database source" in answer.text
+
+
+def test_a_facet_on_a_column_the_caller_does_not_have_is_refused(thread_server, demo_db):
+    server = thread_server(create_app({"db": str(demo_db), "synthetic_rows": "0"}))
+    answer = httpraw.get(f"{server.url}/tables/orders/facets.json?_facet=secret", timeout=10)
+    assert answer.status == 400 and "not a column" in answer.text
+    missing = httpraw.get(f"{server.url}/tables/nothere/facets.json?_facet=id", timeout=10)
+    assert missing.status == 404
