@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -126,28 +127,34 @@ def _child_serving(connection: http.client.HTTPConnection, children: list[int]) 
 
 
 def _one_connection_per_child(server) -> list[http.client.HTTPConnection]:
-    """A kept-alive connection to each of the two children (at most 40 tries), so a test does
-    not depend on which child the kernel lets accept."""
+    """A kept-alive connection to each child, whichever the kernel would let accept: the
+    others are paused (SIGSTOP) while one child's connection is made, so only it can accept
+    (left alone, one busy machine gave all of 40 connections to the same child)."""
     # Both children must be accepting: the server is ready when the first one is.
     wait_for(
         lambda: server.log_path.read_text().count("tablestream serving ") >= 2, 60, "both children"
     )
     children = server.pids()[1:]
-    by_child: dict[int, http.client.HTTPConnection] = {}
-    for _ in range(40):
-        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-        connection.request("GET", "/healthz")
-        connection.getresponse().read()
-        child = _child_serving(connection, children)
-        if child in by_child:
+    connections = []
+    try:
+        for child in children:
+            others = [pid for pid in children if pid != child]
+            for pid in others:
+                os.kill(pid, signal.SIGSTOP)
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+                connections.append(connection)
+                connection.request("GET", "/healthz")
+                connection.getresponse().read()
+            finally:
+                for pid in others:
+                    os.kill(pid, signal.SIGCONT)
+            assert _child_serving(connection, children) == child
+    except BaseException:
+        for connection in connections:
             connection.close()
-        else:
-            by_child[child] = connection
-        if len(by_child) == len(children):
-            return list(by_child.values())
-    for connection in by_child.values():
-        connection.close()
-    raise AssertionError(f"40 connections, all accepted by {sorted(by_child)} of {children}")
+        raise
+    return connections
 
 
 def test_the_failure_budget_is_shared_by_the_processes_of_one_server(serve):
