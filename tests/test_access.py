@@ -192,6 +192,7 @@ def test_an_expired_token_is_refused_by_name_and_counted(secured, tokens):
     assert 'tablestream_auth_failures_total{reason="expired"} 1.0' in _metrics(server)
 
 
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 def test_metrics_need_the_metrics_scope_and_readyz_says_more_only_with_it(
     secured, tokens, tmp_path
 ):
@@ -226,6 +227,7 @@ def test_a_stream_status_answers_only_the_caller_that_started_the_stream(secured
     )
 
 
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 def test_a_removed_token_is_refused_within_seconds_and_its_running_stream_ends_whole(
     secured, tokens
 ):
@@ -255,6 +257,7 @@ def test_a_removed_token_is_refused_within_seconds_and_its_running_stream_ends_w
     assert result and result[0].terminated and b'data-rows-sent="200000"' in result[0].tail
 
 
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 def test_sighup_reloads_a_tokens_file_whose_change_the_file_stamp_cannot_show(
     process_server, tokens, demo_db
 ):
@@ -444,6 +447,7 @@ def test_a_malformed_tokens_file_stops_start_up_with_where_and_why(tmp_path, cap
         create_app({"tokens_file": str(path), "db": ""})
 
 
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 def test_a_typo_in_one_token_keeps_the_others_working_and_refuses_the_one_edited(secured, tokens):
     server = secured()
     path = Path(tokens["file"])

@@ -157,6 +157,7 @@ def _one_connection_per_child(server) -> list[http.client.HTTPConnection]:
     return connections
 
 
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 def test_the_failure_budget_is_shared_by_the_processes_of_one_server(serve):
     server = serve("--processes", "2")  # the documented 30 failures a minute
     connections = _one_connection_per_child(server)
@@ -235,6 +236,7 @@ def test_a_hide_entry_naming_no_served_column_stops_start_up(kind, tmp_path, dem
     ) in done.stderr
 
 
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 def test_a_hide_entry_naming_no_served_column_added_while_serving_is_not_taken(serve, tokens):
     server = serve()
     wrong = add_token(tokens["file"], "rep", tables=["customers"], hide=["customers.Email"])
@@ -247,6 +249,7 @@ def test_a_hide_entry_naming_no_served_column_added_while_serving_is_not_taken(s
 # -- hole 5: revocation fails open
 
 
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 def test_a_token_removed_in_a_broken_edit_is_refused_at_once(serve, tokens):
     server = serve()
     path = Path(tokens["file"])
@@ -266,6 +269,7 @@ def test_a_token_removed_in_a_broken_edit_is_refused_at_once(serve, tokens):
     assert metricsread.value(server.metrics_url, "tablestream_access_file_broken") == 0
 
 
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 def test_a_deleted_tokens_file_refuses_every_token_and_raises_the_broken_file_metric(serve, tokens):
     server = serve()
     assert metricsread.value(server.metrics_url, "tablestream_access_file_broken") == 0
@@ -283,6 +287,7 @@ def test_a_deleted_tokens_file_refuses_every_token_and_raises_the_broken_file_me
     assert "tokens file not fully reloaded: kept 0 unchanged entries" in server.log_path.read_text()
 
 
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 def test_a_group_removed_in_a_broken_policy_edit_reads_nothing(process_server, demo_db, tmp_path):
     policy = tmp_path / "policy.toml"
     kept = '[groups.sre]\ntables = ["synthetic"]\n'

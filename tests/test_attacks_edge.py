@@ -54,6 +54,7 @@ def _get(url: str, **headers: str) -> httpraw.RawResponse:
 # -- hole 1, the service's own line: no secret, no identity
 
 
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 def test_identity_headers_from_the_trusted_proxy_without_the_proxy_secret_are_ignored(
     process_server, tmp_path, demo_db
 ):
@@ -136,6 +137,7 @@ def _status(server: ServerProcess, request_id: str, token: str) -> tuple[int, di
     return answer.status, json.loads(answer.body)
 
 
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 @pytest.mark.parametrize("processes", ["1", "2"])
 def test_a_stream_record_cannot_be_taken_over_with_the_same_request_id(
     process_server, tmp_path, processes

@@ -157,6 +157,7 @@ def test_the_next_rows_link_continues_the_page_and_as_a_csv_download(server, tok
     assert [line.split(",")[0] for line in csv.text.splitlines()[1:3]] == paid[5:7]
 
 
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 def test_a_token_signed_with_another_secret_is_a_400_that_says_so(tmp_path, server, served, tokens):
     old, new = tmp_path / "old", tmp_path / "new"
     write_secret(str(old))

@@ -10,6 +10,8 @@ import logging
 import threading
 import time
 
+import pytest
+
 from tablestream.observe.board import Board
 from tablestream.observe.status import RecentStreams
 from tablestream.stream.pacing import PATIENCE, Pacers
@@ -120,6 +122,7 @@ def test_a_report_reaches_the_siblings_stream_only_for_its_caller_while_it_runs(
     assert not sibling.report("page-1", "token:alice", 10)
 
 
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 def test_a_page_whose_reports_reach_a_sibling_is_still_held_near_its_parser(tmp_path):
     RecentStreams(board=Board(tmp_path, pid=101)).observer("t", "page-1")
     serving = Pacers(stuck=60, board=Board(tmp_path, pid=101))

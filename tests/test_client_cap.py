@@ -11,6 +11,8 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
+import pytest
+
 from tablestream.testing.metricsread import value
 
 REJECTED = "tablestream_connections_rejected_total"
@@ -92,6 +94,7 @@ def test_connections_over_the_cap_from_one_address_are_reset_while_others_are_se
     assert _healthz_from("127.0.0.2", server.port).startswith(b"HTTP/1.1 200 ")
 
 
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 def test_the_trusted_proxy_address_is_exempt_from_the_cap(process_server, settings_for):
     server = _serve(
         process_server, settings_for, connections_per_client="2", trusted_proxy="127.0.0.3"

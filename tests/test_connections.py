@@ -35,6 +35,7 @@ def _serve(process_server, settings_for, **overrides: str):
     return process_server(**env)
 
 
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 def test_a_request_header_trickled_byte_by_byte_is_closed_at_the_header_deadline(
     process_server, settings_for
 ):
@@ -54,6 +55,7 @@ def test_a_request_header_trickled_byte_by_byte_is_closed_at_the_header_deadline
     assert httpraw.get(f"{server.url}/healthz", timeout=5).status == 200
 
 
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 def test_a_connection_that_says_nothing_is_closed_at_the_header_deadline(
     process_server, settings_for
 ):
@@ -62,6 +64,7 @@ def test_a_connection_that_says_nothing_is_closed_at_the_header_deadline(
         assert _closed_by_server(silent, within=5)
 
 
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 def test_an_idle_kept_alive_connection_is_closed_after_the_keepalive_timeout(
     process_server, settings_for
 ):

@@ -95,6 +95,7 @@ def test_a_download_across_a_drain_ends_byte_identical_to_an_uninterrupted_one(
             second.stop()
 
 
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 def test_a_download_exits_with_the_reason_when_it_cannot_complete(
     thread_server, settings_for, tmp_path: Path, capsys, monkeypatch
 ):
@@ -141,6 +142,7 @@ def test_a_download_sends_the_token_from_the_environment_only(
     assert len(out.read_bytes().splitlines()) == 101  # the header and 100 rows
 
 
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 def test_a_download_on_a_terminal_shows_progress_then_one_summary_line(
     process_server, demo_db: Path, tmp_path: Path
 ):

@@ -33,6 +33,7 @@ def _wait(predicate, timeout: float = 10.0) -> bool:
     return predicate()
 
 
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 def test_a_source_failing_mid_stream_gives_a_visibly_cut_page_counted_as_error(
     thread_server, settings_for, caplog
 ):
@@ -71,6 +72,7 @@ def test_a_source_failing_before_the_first_byte_is_a_503_page_without_traceback(
     assert "cannot be read right now" in body and "Traceback" not in body
 
 
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 def test_a_client_that_stops_reading_is_cut_after_the_write_timeout(thread_server, settings_for):
     app = create_app(settings_for(write_timeout="1", outbuf_high_watermark="65536",
                                   outbuf_overflow="65536"))  # fmt: skip
@@ -181,6 +183,7 @@ def test_a_slow_reader_cut_by_a_drain_gets_whole_rows_then_the_marker_counted_cu
     assert "Traceback" not in log
 
 
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 def test_sigterm_stops_a_server_whose_parent_ignored_sigint(settings_for, tmp_path):
     # `tablestream serve &` from a script, nohup and some supervisors start it with SIGINT
     # ignored; the drain must still end the process.
@@ -205,6 +208,7 @@ def test_sigterm_stops_a_server_whose_parent_ignored_sigint(settings_for, tmp_pa
                 proc.wait()
 
 
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 def test_overload_queues_or_refuses_but_never_crashes(thread_server, settings_for):
     app = create_app(settings_for())
     server = thread_server(app, threads=2, connection_limit=4, backlog=8)

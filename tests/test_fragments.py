@@ -111,6 +111,7 @@ def test_a_fragment_answers_to_the_same_grant_and_hides_the_same_columns(
     assert b"@" not in shown.body
 
 
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 def test_a_page_offers_ranges_only_where_a_fragment_gives_back_its_rows(client):
     page = client.get("/tables/synthetic?limit=10&_sort=name").get_data(as_text=True)
     assert 'data-rows-url="/tables/synthetic?_sort=name&amp;fragment=rows"' in page

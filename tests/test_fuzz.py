@@ -68,6 +68,7 @@ def test_random_paths_and_methods_never_give_a_5xx(fuzz_client, parts, method):
         assert response.status_code < 500, (path, method, response.status_code)
 
 
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(headers=st.dictionaries(
     st.text(alphabet=string.ascii_letters + "-", min_size=1, max_size=20),

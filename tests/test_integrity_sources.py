@@ -357,6 +357,7 @@ def test_serve_refuses_a_database_file_that_is_not_a_sqlite_database(tmp_path, c
     assert lines[0].startswith(f"tablestream: configuration error: TABLESTREAM_DB='{path}'")
 
 
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 def test_readyz_names_a_view_that_breaks_while_the_service_runs(thread_server, tmp_path):
     path = tmp_path / "live.sqlite3"
     with sqlite3.connect(path) as conn:

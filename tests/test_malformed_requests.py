@@ -164,6 +164,7 @@ def test_a_malformed_request_gets_its_status_at_once_and_the_connection_closed(
     assert first < BOUND_S and closed, f"answered after {first:.3f} s, closed: {closed}"
 
 
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 @pytest.mark.parametrize(("raw", "status"), [c[1:] for c in CONTROLS], ids=[c[0] for c in CONTROLS])
 def test_a_well_formed_request_is_still_served(
     server: ServerProcess, raw: bytes, status: int

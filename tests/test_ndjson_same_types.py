@@ -234,6 +234,7 @@ _NEAR = st.one_of(
 _CELLS = st.one_of(_NEAR, st.none(), st.integers(), st.floats(), st.text(), st.binary(max_size=4))
 
 
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 @settings(max_examples=400, deadline=None)
 @given(st.lists(st.tuples(_CELLS, _CELLS), min_size=1, max_size=8), st.booleans())
 def test_only_sqlites_exact_datetime_text_is_rewritten_and_everything_else_as_value(

@@ -82,6 +82,7 @@ FILTERS = [
 ]
 
 
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 @pytest.mark.parametrize(
     ("args", "where", "params"), FILTERS, ids=[urlencode(f[0]) for f in FILTERS]
 )
@@ -159,6 +160,7 @@ def test_following_next_rows_links_gives_every_row_once_in_order(
     assert len(urls) == -(-len(expected) // size) + (len(expected) % size == 0)
 
 
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 def test_the_synthetic_table_continues_by_key_and_sorts_only_when_bounded(server):
     rows, urls = _follow(server, "/tables/synthetic?status=refunded&limit=300")
     assert [int(r[0]) for r in rows] == list(range(4, 5001, 5))  # every 5th row is refunded

@@ -54,6 +54,7 @@ def _over_the_limit_is_refused_quickly_and_gives_everything_back(server, app) ->
     assert whole.status == 200 and whole.text.count("\r\n") == 50_001
 
 
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 def test_a_sqlite_query_without_a_first_row_in_time_is_a_503_and_releases_its_slot(
     thread_server, big_db
 ):

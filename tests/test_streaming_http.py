@@ -112,6 +112,7 @@ class _SlowTable(Table):
         return stream
 
 
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 def test_page_head_reaches_the_client_before_a_slow_source_produces_rows(
     thread_server, settings_for
 ):

@@ -226,6 +226,7 @@ _CELLS = st.one_of(
 )
 
 
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 @settings(max_examples=300, deadline=None)
 @given(
     st.lists(st.text(), min_size=1, max_size=4, unique=True),
@@ -243,6 +244,7 @@ def test_the_ndjson_encoder_gives_what_json_loads_reads_as_the_same_values(names
         assert json.loads(line) == {n: _as_json(v) for n, v in zip(names, row, strict=True)}
 
 
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 @settings(max_examples=200, deadline=None)
 @given(
     st.lists(
@@ -272,6 +274,7 @@ def _csv_module(rows: list) -> str:
     return buffer.getvalue()
 
 
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 @settings(max_examples=400, deadline=None)
 @given(st.integers(min_value=1, max_value=3), st.data())
 def test_csv_by_default_is_the_csv_modules_bytes_for_any_cells(width, data):

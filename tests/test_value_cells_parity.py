@@ -18,6 +18,7 @@ import sqlite3
 from contextlib import closing
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -124,6 +125,7 @@ def _ndjson_cell_by_cell(names: list[str], rows: list[tuple[Any, ...]]) -> str:
     )
 
 
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 @settings(max_examples=200, deadline=None)
 @given(batches(), st.sampled_from(NULLS))
 def test_csv_of_sqlite_values_is_each_cells_rule_under_every_null_spelling(rows, null):
@@ -131,12 +133,14 @@ def test_csv_of_sqlite_values_is_each_cells_rule_under_every_null_spelling(rows,
     assert csv_batch_writer(["value"] * width, null)(rows) == _csv_cell_by_cell(rows, null)
 
 
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 @settings(max_examples=300, deadline=None)
 @given(batches())
 def test_default_csv_of_sqlite_values_is_the_csv_modules_bytes(rows):
     assert csv_batch_writer(["value"] * len(rows[0]), "empty")(rows) == _csv_module(rows)
 
 
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 @settings(max_examples=200, deadline=None)
 @given(batches())
 def test_ndjson_of_sqlite_values_is_each_cells_json(rows):
