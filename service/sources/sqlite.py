@@ -176,6 +176,7 @@ class SQLiteTable(Table):
         self._cache_kib = cache_kib  # 0: SQLite's default page cache
         self._columns: list[str] | None = None
         self._types: dict[str, str] | None = None
+        self._info: list[Any] | None = None  # PRAGMA table_info, read once (_table_info)
         self._datetimes: frozenset[str] = frozenset()
         self._key: str | None = None
 
@@ -188,10 +189,18 @@ class SQLiteTable(Table):
             except sqlite3.Error as exc:
                 raise SourceError(f"cannot read table {self.name!r}: {exc}") from exc
 
+    def _table_info(self) -> list[Any]:
+        """``PRAGMA table_info``, read once: every answer about the columns (names, types,
+        details, key) comes from the same reading, so a file replaced with another schema
+        cannot make them disagree (a described column with no type was a 500; a renamed
+        hidden column would have been listed under its new name)."""
+        if self._info is None:
+            self._info = self._query(f"PRAGMA table_info({quote_identifier(self.name)})")
+        return self._info
+
     def columns(self) -> list[str]:
         if self._columns is None:
-            info = self._query(f"PRAGMA table_info({quote_identifier(self.name)})")
-            self._columns = unique_columns([r[1] for r in info])
+            self._columns = unique_columns([r[1] for r in self._table_info()])
         return list(self._columns)
 
     def row_count(self) -> int | None:
@@ -208,7 +217,7 @@ class SQLiteTable(Table):
 
     def column_types(self) -> dict[str, str]:
         if self._types is None:
-            info = self._query(f"PRAGMA table_info({quote_identifier(self.name)})")
+            info = self._table_info()
             names = unique_columns([r[1] for r in info])
             self._types = {name: _affinity(r[2]) for name, r in zip(names, info, strict=True)}
             self._datetimes = frozenset(
@@ -224,7 +233,7 @@ class SQLiteTable(Table):
         return self._key
 
     def column_details(self) -> list[dict[str, Any]]:
-        info = self._query(f"PRAGMA table_info({quote_identifier(self.name)})")
+        info = self._table_info()
         names = unique_columns([r[1] for r in info])
         types = self.column_types()
         return [
