@@ -9,12 +9,14 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
 
-__all__ = ["DSN", "PG_PORT", "admin_connection", "scratch_schema"]
+__all__ = ["DSN", "PG_PORT", "admin_connection", "copy_demo_orders", "scratch_schema"]
 
 DSN = os.environ.get(
     "TABLESTREAM_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test"
@@ -44,3 +46,21 @@ def scratch_schema(prefix: str) -> Iterator[tuple[psycopg.Connection, str]]:
     finally:
         admin.execute(f"DROP SCHEMA {name} CASCADE")
         admin.close()
+
+
+def copy_demo_orders(admin: psycopg.Connection, schema: str, demo_db: Path) -> None:
+    """``schema.orders``: the demo SQLite file's orders, copied row for row (no index beyond
+    the key; callers add theirs, then ``ANALYZE``)."""
+    admin.execute(
+        f"""CREATE TABLE {schema}.orders (
+            id integer PRIMARY KEY, customer_id integer NOT NULL, product text NOT NULL,
+            quantity integer NOT NULL, total double precision NOT NULL, placed_at text NOT NULL,
+            status text NOT NULL, note text)"""
+    )
+    db = sqlite3.connect(demo_db)
+    try:
+        with admin.cursor() as cur, cur.copy(f"COPY {schema}.orders FROM STDIN") as copy:
+            for row in db.execute("SELECT * FROM orders"):
+                copy.write_row(row)
+    finally:
+        db.close()

@@ -8,7 +8,6 @@ holds the same rows. Needs the project's PostgreSQL (127.0.0.1:5432, user postgr
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlencode
@@ -21,7 +20,7 @@ from hypothesis import strategies as st
 from tablestream import create_app
 from tablestream.testing import httpraw
 
-from .pg import DSN, scratch_schema
+from .pg import DSN, copy_demo_orders, scratch_schema
 from .tablehtml import parse_table
 from .test_queries import FILTERS, _csv_ids, _follow, _ids
 
@@ -31,19 +30,7 @@ pytestmark = pytest.mark.postgres
 @pytest.fixture(scope="module")
 def pg_orders(demo_db: Path) -> Iterator[str]:
     with scratch_schema("ts_query") as (admin, schema):
-        admin.execute(
-            f"""CREATE TABLE {schema}.orders (
-                id integer PRIMARY KEY, customer_id integer NOT NULL, product text NOT NULL,
-                quantity integer NOT NULL, total double precision NOT NULL, placed_at text NOT NULL,
-                status text NOT NULL, note text)"""
-        )
-        with (
-            sqlite3.connect(demo_db) as db,
-            admin.cursor() as cur,
-            cur.copy(f"COPY {schema}.orders FROM STDIN") as copy,
-        ):
-            for row in db.execute("SELECT * FROM orders"):
-                copy.write_row(row)
+        copy_demo_orders(admin, schema, demo_db)
         admin.execute(f"CREATE INDEX ON {schema}.orders (customer_id)")
         admin.execute(f"CREATE INDEX ON {schema}.orders (status)")
         admin.execute(f"ANALYZE {schema}.orders")

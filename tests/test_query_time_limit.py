@@ -18,7 +18,7 @@ from tablestream import create_app
 from tablestream.sources.demo import create_demo_db
 from tablestream.testing import httpraw, metricsread
 
-from .pg import DSN, scratch_schema
+from .pg import DSN, copy_demo_orders, scratch_schema
 
 ROWS = 100_000
 LIMIT_MS = 20
@@ -74,20 +74,7 @@ def test_a_sqlite_query_without_a_first_row_in_time_is_a_503_and_releases_its_sl
 @pytest.fixture(scope="module")
 def pg_big(big_db: Path) -> Iterator[str]:
     with scratch_schema("ts_limit") as (admin, schema):
-        admin.execute(
-            f"""CREATE TABLE {schema}.orders (
-                id integer PRIMARY KEY, customer_id integer NOT NULL, product text NOT NULL,
-                quantity integer NOT NULL, total double precision NOT NULL, placed_at text NOT NULL,
-                status text NOT NULL, note text)"""
-        )
-        with (
-            sqlite3.connect(big_db) as db,
-            admin.cursor() as cur,
-            cur.copy(f"COPY {schema}.orders FROM STDIN") as copy,
-        ):
-            for row in db.execute("SELECT * FROM orders"):
-                copy.write_row(row)
-        db.close()
+        copy_demo_orders(admin, schema, big_db)
         admin.execute(f"ANALYZE {schema}.orders")
         yield schema
 
