@@ -335,6 +335,19 @@ class Settings:
         "seconds a connection has to send a complete request line and headers, from connecting "
         "(a kept-alive connection's next request: from its first byte); then it is closed",
     )
+    header_initial_timeout: float = setting(
+        number(0.5, 3600, "seconds"),
+        "5",
+        "seconds a request header has before TABLESTREAM_HEADER_MIN_RATE extends it (one more "
+        "second per that many bytes received, up to TABLESTREAM_HEADER_TIMEOUT)",
+    )
+    header_min_rate: int = setting(
+        integer(0, 1024 * MIB, "bytes per second"),
+        "500",
+        "the slowest a request header may arrive (Apache's mod_reqtimeout MinRate): a trickling "
+        "header is closed after TABLESTREAM_HEADER_INITIAL_TIMEOUT; 0 = only "
+        "TABLESTREAM_HEADER_TIMEOUT applies",
+    )
     keepalive_timeout: float = setting(
         number(0.5, 86400, "seconds"),
         "15",

@@ -137,6 +137,14 @@ class Metrics:
             "TABLESTREAM_CONNECTIONS_PER_CLIENT connections (per_client)",
             ["reason"],
         )
+        self.connections_closed = counter(
+            "tablestream_connections_closed",
+            "Connections the server closed while they waited for a request: a header slower "
+            "than TABLESTREAM_HEADER_MIN_RATE (header_rate) or than TABLESTREAM_HEADER_TIMEOUT "
+            "(header_timeout), idle between requests (keepalive_timeout, channel_timeout), or "
+            "the oldest waiting one, dropped for a new connection at the limit (at_limit)",
+            ["reason"],
+        )
         self.auth_failures = counter(
             "tablestream_auth_failures",
             "Requests refused for their credentials: none (missing), not Bearer (malformed), "

@@ -21,7 +21,7 @@ from flask import Flask
 from .. import __version__, create_app
 from ..config import SETTINGS, ConfigError, Settings, settings_markdown
 from .allocator import limit_malloc_arenas
-from .connections import ClientCap, make_server, waitress_options
+from .connections import ClientCap, Deadlines, make_server, waitress_options
 from .listening import (
     bind_errors_exit,
     check_open_file_limit,
@@ -171,9 +171,14 @@ def serve_app(app: Flask, settings: Settings) -> int:
         settings.trusted_proxy,
         runtime.metrics.connections_rejected,
     )
-    server = make_server(
-        app, sock, options, settings.header_timeout, settings.keepalive_timeout, cap
+    deadlines = Deadlines(
+        settings.header_timeout,
+        settings.header_initial_timeout,
+        settings.header_min_rate,
+        settings.keepalive_timeout,
+        runtime.metrics.connections_closed,
     )
+    server = make_server(app, sock, options, deadlines, cap)
     if settings.metrics_port and not (settings.listen_fd or settings.reuse_port):
         serve_metrics_port(settings, registry=runtime.metrics.registry)
     log.info(

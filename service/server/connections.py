@@ -4,14 +4,15 @@ waitress reads requests in one loop thread and gives complete ones to its worker
 it does not have, and hostile or unlucky traffic needs, is added here by subclassing its server
 and channel (the hooks waitress itself exposes: ``channel_class``, ``parser_class``, ``run``):
 
-- **A deadline for a complete request** (``TABLESTREAM_HEADER_TIMEOUT``, like Go's
-  ``ReadHeaderTimeout`` or nginx's ``client_header_timeout``). waitress's ``channel_timeout``
-  counts from the last byte received, so a client that trickles one header byte every few
-  seconds (slowloris) kept its connection for ever, and ~200 of them filled the connection limit.
-  The clock starts at the connect for a connection's first request, and at the first byte of
-  each later request on a kept-alive connection.
-- **A shorter idle timeout between requests** (``TABLESTREAM_KEEPALIVE_TIMEOUT``) for kept-alive
-  connections, so idle sockets do not hold connection slots for ``channel_timeout``.
+- **An event loop that pays per event, not per connection** (service/server/eventloop.py):
+  waitress's loop asked every open connection for its interest on every pass, so 10,000 idle
+  sockets made each pass cost tens of milliseconds. Accepts are taken in batches.
+- **Deadlines for a request header, at a minimum rate, and for idle kept-alive connections**
+  (service/server/deadlines.py). waitress's ``channel_timeout`` counts from the last byte
+  received, so a client that trickles one header byte every few seconds (slowloris) kept its
+  connection for ever, and ~200 of them filled the connection limit.
+- **At the connection limit the oldest connection waiting for a request is dropped** for the
+  new one, so the process never stops accepting because of half-open requests.
 - **A cap per client address at accept** (``TABLESTREAM_CONNECTIONS_PER_CLIENT``, like nginx's
   ``limit_conn``): one address cannot take every connection slot; its connection over the cap
   is reset before a byte is read. The trusted proxy's address is exempt (it limits per client).
@@ -48,9 +49,11 @@ from waitress.task import ThreadedTaskDispatcher
 from ..config import Settings
 from ..stream.body import StreamAborted
 from .clientcap import PER_CLIENT, ClientCap, reset
+from .deadlines import AT_LIMIT, CHANNEL_TIMEOUT, Deadlines
+from .eventloop import ChannelMap, EpollLoop
 from .parsing import RequestParser
 
-__all__ = ["ClientCap", "GuardedServer", "make_server", "waitress_options"]
+__all__ = ["ClientCap", "Deadlines", "GuardedServer", "make_server", "waitress_options"]
 
 log = logging.getLogger("tablestream")
 
@@ -63,6 +66,9 @@ HEALTH_PATH = "/healthz"
 NOTSENT_LOWAT = 128 * 1024
 NOTSENT_UNLIMITED = 2**31 - 1
 TICK_S = 1.0  # how often deadlines are checked; a deadline is kept to within about this
+# Connections accepted per readiness event of the listener: a burst of connects (a flood, or a
+# probe behind one) is taken from the kernel's queue in one pass, not one per loop pass.
+ACCEPT_BATCH = 64
 
 
 class _GuardedChannel(HTTPChannel):
@@ -70,6 +76,7 @@ class _GuardedChannel(HTTPChannel):
 
     def __init__(self, server: Any, sock: socket.socket, addr: Any, adj: Any, map=None) -> None:
         self.waiting_since = time.monotonic()  # connect, first byte of a request, or last reply
+        self.header_bytes = 0  # bytes of the request header being waited for, since then
         _notsent_lowat(sock, NOTSENT_LOWAT)
         self.served = False
         super().__init__(server, sock, addr, adj, map)
@@ -92,6 +99,9 @@ class _GuardedChannel(HTTPChannel):
             # keep-alive timeout, its header has the header deadline from its first byte (as
             # Go's server does). A first request's deadline counts from the connect.
             self.waiting_since = time.monotonic()
+            self.header_bytes = 0
+        if not self.requests:
+            self.header_bytes += len(data)
         return super().received(data)
 
     def service(self) -> None:
@@ -101,14 +111,14 @@ class _GuardedChannel(HTTPChannel):
             self.served = True
             self.waiting_since = time.monotonic()
 
-    def overdue(self, now: float, header_timeout: float, keepalive_timeout: float) -> str:
-        """Why this channel should be closed now ('' if it should not)."""
+    def overdue(self, now: float, deadlines: Deadlines) -> str:
+        """Why this channel should be closed now ('' if it should not): a close reason."""
         if self.requests or self.total_outbufs_len or self.will_close or self.close_when_flushed:
             return ""  # being served, queued, or still sending: not idle
-        waited = now - self.waiting_since
-        if self.request is not None or not self.served:
-            return "request header deadline" if waited > header_timeout else ""
-        return "keep-alive idle timeout" if waited > keepalive_timeout else ""
+        awaiting_header = self.request is not None or not self.served
+        return deadlines.overdue(
+            now - self.waiting_since, self.header_bytes if awaiting_header else None
+        )
 
 
 class _Dispatcher(ThreadedTaskDispatcher):
@@ -143,7 +153,7 @@ class _Dispatcher(ThreadedTaskDispatcher):
 
 
 class GuardedServer(TcpWSGIServer):
-    """waitress's TCP server with request deadlines, a keep-alive timeout and a real drain."""
+    """waitress's TCP server on an epoll loop, with deadlines, a per-address cap and a drain."""
 
     channel_class = _GuardedChannel
 
@@ -152,23 +162,23 @@ class GuardedServer(TcpWSGIServer):
         application: Any,
         sock: socket.socket,
         adj: Adjustments,
-        header_timeout: float,
-        keepalive_timeout: float,
+        deadlines: Deadlines | None = None,
         cap: ClientCap | None = None,
     ) -> None:
         self.cap = cap or ClientCap()
         self.per_address: dict[str, int] = {}  # open connections by client address
-        self.header_timeout = header_timeout
-        self.keepalive_timeout = keepalive_timeout
+        self.deadlines = deadlines or Deadlines()
         self._stop_requested = False
         self._probes: list[Any] = []  # channels holding a liveness probe to answer in the loop
         self.closed_for_deadline = 0  # connections closed by the deadlines (for tests and logs)
         dispatcher = _Dispatcher()
         dispatcher.set_thread_count(adj.threads)
         sockinfo = (sock.family, sock.type, sock.proto, sock.getsockname())
+        channels = ChannelMap()
+        self.loop = EpollLoop(channels)
         super().__init__(
             application,
-            map={},
+            map=channels,
             _sock=sock,
             dispatcher=dispatcher,
             adj=adj,
@@ -176,28 +186,49 @@ class GuardedServer(TcpWSGIServer):
             sockinfo=sockinfo,
         )
 
-    def handle_accept(self) -> None:
-        """waitress's accept, except that an address over its cap is reset at once.
+    def readable(self) -> bool:
+        """Accepting, also at the connection limit while a waiting connection can be dropped."""
+        at_limit = self.accepting and len(self._map) >= self.adj.connection_limit
+        if at_limit and self.loop.oldest_quiet() is not None:
+            return True
+        return super().readable()
 
-        Closing costs the loop one accept and one close, and the connection holds nothing; a
-        503 would need its request read first, holding the slot the cap is there to keep free.
-        The reset (SO_LINGER 0) leaves no TIME_WAIT or FIN_WAIT state behind a flood.
+    def handle_accept(self) -> None:
+        """waitress's accept, in batches, with the per-address cap and the drop at the limit.
+
+        An address over its cap is reset at once: closing costs the loop one accept and one
+        close, and the connection holds nothing; a 503 would need its request read first,
+        holding the slot the cap is there to keep free. The reset (SO_LINGER 0) leaves no
+        TIME_WAIT or FIN_WAIT state behind a flood.
         """
-        try:
-            accepted = self.accept()
-            if accepted is None:
+        for _ in range(ACCEPT_BATCH):
+            if len(self._map) >= self.adj.connection_limit and not self._drop_oldest_waiting():
                 return
-            conn, addr = accepted
-            if self.cap.refuses(addr[0], self.per_address):
-                reset(conn)
-                self.cap.count(PER_CLIENT)
+            try:
+                accepted = self.accept()
+                if accepted is None:
+                    return
+                conn, addr = accepted
+                if self.cap.refuses(addr[0], self.per_address):
+                    reset(conn)
+                    self.cap.count(PER_CLIENT)
+                    continue
+                self.set_socket_options(conn)
+            except OSError:  # as waitress: a socket already gone before it was set up
+                if self.adj.log_socket_errors:
+                    self.logger.warning("server accept() threw an exception", exc_info=True)
                 return
-            self.set_socket_options(conn)
-        except OSError:  # as waitress: a socket already gone before it was set up
-            if self.adj.log_socket_errors:
-                self.logger.warning("server accept() threw an exception", exc_info=True)
-            return
-        self.channel_class(self, conn, self.fix_addr(addr), self.adj, map=self._map)
+            self.channel_class(self, conn, self.fix_addr(addr), self.adj, map=self._map)
+
+    def _drop_oldest_waiting(self) -> bool:
+        """Close the connection that has waited longest for a request; False if none waits."""
+        channel = self.loop.oldest_quiet()
+        if channel is None:
+            return False
+        self.deadlines.count(AT_LIMIT)
+        log.debug("closing connection from %s: %s", channel.addr, AT_LIMIT)
+        channel.handle_close()
+        return True
 
     def opened_from(self, host: str) -> None:
         self.per_address[host] = self.per_address.get(host, 0) + 1
@@ -237,17 +268,10 @@ class GuardedServer(TcpWSGIServer):
 
     def run(self) -> None:
         """waitress's loop, one poll at a time, with the deadline checks between polls."""
-        from waitress import wasyncore
-
         next_tick = 0.0
         try:
             while self._map:
-                wasyncore.loop(
-                    timeout=self.adj.asyncore_loop_timeout,
-                    use_poll=self.adj.asyncore_use_poll,
-                    map=self._map,
-                    count=1,
-                )
+                self.loop.poll(self.adj.asyncore_loop_timeout)
                 while self._probes:
                     self._probes.pop().service()
                 if self._stop_requested and self.accepting:
@@ -258,6 +282,8 @@ class GuardedServer(TcpWSGIServer):
                     self._tick(now)
         except (SystemExit, KeyboardInterrupt):
             self.task_dispatcher.shutdown()
+        finally:
+            self.loop.close()
 
     def _close_listener(self) -> None:
         self.accepting = False
@@ -268,13 +294,15 @@ class GuardedServer(TcpWSGIServer):
     def _tick(self, now: float) -> None:
         idle_cutoff = time.time() - self.adj.channel_timeout  # waitress's clock for this one
         for channel in list(self.active_channels.values()):
-            why = channel.overdue(now, self.header_timeout, self.keepalive_timeout)
+            why = channel.overdue(now, self.deadlines)
             if not why and not channel.requests and channel.last_activity < idle_cutoff:
-                why = "channel timeout"
+                why = CHANNEL_TIMEOUT
             if why:
                 self.closed_for_deadline += 1
+                self.deadlines.count(why)
                 log.debug("closing connection from %s: %s", channel.addr, why)
                 channel.will_close = True
+                self.loop.touch(channel._fileno)  # a quiet channel: the loop must look again
 
 
 def _notsent_lowat(sock: socket.socket, limit: int) -> None:
@@ -298,14 +326,13 @@ def make_server(
     app: Any,
     sock: socket.socket,
     options: dict[str, Any],
-    header_timeout: float,
-    keepalive_timeout: float,
+    deadlines: Deadlines,
     cap: ClientCap | None = None,
 ) -> GuardedServer:
     """A GuardedServer on the listening socket ``sock`` with waitress ``options``."""
     adj = Adjustments(**{k: v for k, v in options.items() if k not in ("host", "port")})
     logging.getLogger("waitress").addFilter(_CUTS_ARE_NOT_CRASHES)  # once: filters are a set
-    return GuardedServer(app, sock, adj, header_timeout, keepalive_timeout, cap)
+    return GuardedServer(app, sock, adj, deadlines, cap)
 
 
 def waitress_options(settings: Settings) -> dict[str, Any]:
@@ -323,8 +350,6 @@ def waitress_options(settings: Settings) -> dict[str, Any]:
         "max_request_body_size": settings.max_request_body_size,
         "ident": settings.ident,
         "expose_tracebacks": False,
-        # poll() instead of select(): no 1,024-descriptor ceiling on connection_limit.
-        "asyncore_use_poll": True,
         # Forwarded headers are the app's business (access/peer.py applies waitress's own
         # proxy-header middleware and also needs the peer's address, which waitress's
         # rewriting would lose): waitress passes them through untouched.

@@ -1,0 +1,122 @@
+"""A request header must keep coming, and a full server drops who waits, not who is served.
+
+Issue 29: a header trickled a byte every few seconds is closed after the initial allowance
+(``TABLESTREAM_HEADER_MIN_RATE``), not after the whole header deadline, while one that arrives
+at a fair rate is given its time; at ``TABLESTREAM_CONNECTION_LIMIT`` the oldest connection
+waiting for a request is dropped so a new client is still answered, and a connection in
+service is never the one dropped. Real server processes, raw sockets.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from tablestream.testing import httpraw
+from tablestream.testing.metricsread import value
+
+CLOSED = "tablestream_connections_closed_total"
+HEADER = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 4000 + b"\r\n\r\n"
+
+
+def _serve(process_server, settings_for, **overrides: str):
+    env = {f"TABLESTREAM_{k.upper()}": v for k, v in settings_for(**overrides).items()}
+    return process_server(**env)
+
+
+def _send_over(sock: socket.socket, data: bytes, seconds: float, pieces: int) -> float | None:
+    """Send ``data`` in ``pieces`` evenly over ``seconds``; the time the server closed, or None."""
+    started = time.monotonic()
+    size = -(-len(data) // pieces)
+    for i in range(pieces):
+        try:
+            sock.sendall(data[i * size : (i + 1) * size])
+        except OSError:
+            return time.monotonic() - started
+        time.sleep(seconds / pieces)
+    return None
+
+
+def _closed_within(sock: socket.socket, seconds: float) -> bool:
+    sock.settimeout(seconds)
+    try:
+        return sock.recv(4096) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
+def test_a_header_slower_than_the_minimum_rate_is_closed_after_the_initial_allowance(
+    process_server, settings_for
+):
+    server = _serve(
+        process_server,
+        settings_for,
+        header_timeout="20",
+        header_initial_timeout="1",
+        header_min_rate="500",
+    )
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", server.port)) as loris:
+        loris.sendall(b"GET /healthz HTTP/1.1\r\n")  # 23 bytes: 0.05 s more than the 1 s
+        assert _closed_within(loris, 6), "a stalled header outlived its 1 s allowance by 5 s"
+    assert time.monotonic() - started < 4  # the allowance (1 s) plus a tick, not the 20 s
+    assert value(f"{server.url}/metrics", CLOSED, reason="header_rate") >= 1
+
+
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
+def test_a_header_arriving_at_a_fair_rate_gets_more_than_the_initial_allowance(
+    process_server, settings_for
+):
+    server = _serve(
+        process_server,
+        settings_for,
+        header_timeout="20",
+        header_initial_timeout="1",
+        header_min_rate="500",
+    )
+    with socket.create_connection(("127.0.0.1", server.port)) as client:
+        # 4 KB over 2.5 s: ~1.6 KB/s, three times the minimum rate; twice the initial allowance.
+        assert _send_over(client, HEADER, seconds=2.5, pieces=10) is None
+        client.settimeout(5)
+        assert client.recv(4096).startswith(b"HTTP/1.1 200")
+
+
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
+def test_at_the_connection_limit_the_oldest_waiting_connection_makes_room(
+    process_server, settings_for
+):
+    server = _serve(
+        process_server,
+        settings_for,
+        connection_limit="20",
+        connections_per_client="0",
+        header_timeout="60",
+        header_initial_timeout="60",
+    )
+    # A stream in service first (its client does not read): it must never be the one dropped.
+    served = socket.create_connection(("127.0.0.1", server.port))
+    served.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    served.sendall(b"GET /tables/synthetic?limit=1000000 HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(0.5)
+    waiting = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(30)]
+    try:
+        for sock in waiting:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\n")  # a header begun, never finished
+        # The limit is full of waiting connections; a new client is still answered, at once.
+        started = time.monotonic()
+        reply = httpraw.get(f"{server.url}/healthz", timeout=5)
+        assert reply.status == 200 and time.monotonic() - started < 2
+        assert _closed_within(waiting[0], 2), "the oldest waiting connection was kept"
+        assert value(f"{server.url}/metrics", CLOSED, reason="at_limit") >= 10
+        served.settimeout(5)
+        assert served.recv(65536).startswith(b"HTTP/1.1 200")  # the stream still flows
+        assert served.recv(65536)
+    finally:
+        served.close()
+        for sock in waiting:
+            sock.close()
