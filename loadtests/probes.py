@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from tablestream.testing import rss_bytes, temp_file_bytes
+from tablestream.testing import descriptor_census, process_cpu_seconds, rss_bytes
 
 __all__ = ["HEALTH_TIMEOUT", "Probe", "ProbeFigures", "Probes", "get", "percentile"]
 
@@ -63,6 +63,9 @@ class ProbeFigures:
     small: list[Probe] = field(default_factory=list)
     rss_peak: int = 0
     disk_peak: int = 0
+    sockets_peak: int = 0  # the server's open sockets (the listener among them)
+    cpu_seconds: float = 0.0  # the server's CPU time while the probes ran
+    seconds: float = 0.0  # how long the probes ran
 
     def answered(self, which: str) -> list[float]:
         return [p.seconds for p in getattr(self, which) if p.status == 200]
@@ -81,7 +84,14 @@ class ProbeFigures:
             [p for p in self.small if p.at < moment],
             self.rss_peak,
             self.disk_peak,
+            self.sockets_peak,
+            self.cpu_seconds,
+            self.seconds,
         )
+
+    @property
+    def cpu_percent(self) -> float | None:
+        return 100 * self.cpu_seconds / self.seconds if self.seconds else None
 
 
 @dataclass
@@ -102,22 +112,36 @@ class Probes:
         ]
 
     def start(self) -> None:
+        self._started = time.monotonic()
+        self._cpu = self._cpu_now()
         for thread in self._threads:
             thread.start()
 
     def stop(self) -> ProbeFigures:
         self._stop.set()
+        cpu = self._cpu_now()
+        if cpu is not None and self._cpu is not None:
+            self.figures.cpu_seconds = cpu - self._cpu
+            self.figures.seconds = time.monotonic() - self._started
         for thread in self._threads:
             thread.join(timeout=SMALL_TIMEOUT + 1)
         return self.figures
 
     def sample(self) -> None:
         try:
-            rss, disk = rss_bytes(self.pid), temp_file_bytes(self.pid)
+            rss = rss_bytes(self.pid)
+            disk, sockets = descriptor_census(self.pid)
         except (OSError, RuntimeError):  # the process is gone (the drain attack ends it)
             return
         self.figures.rss_peak = max(self.figures.rss_peak, rss)
         self.figures.disk_peak = max(self.figures.disk_peak, disk)
+        self.figures.sockets_peak = max(self.figures.sockets_peak, sockets)
+
+    def _cpu_now(self) -> float | None:
+        try:
+            return process_cpu_seconds(self.pid)
+        except (OSError, RuntimeError):
+            return None
 
     def _every(self, interval: float, probe: Callable[[], None]) -> None:
         # A probe that takes longer than the interval delays the next one; none overlap.

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import resource
 import subprocess
 import sys
 import threading
@@ -53,10 +54,17 @@ REJECTED = "tablestream_streams_rejected"
 
 PROFILES: dict[str, dict[str, float]] = {
     "full": {"stalled": 20, "slowloris": 250, "seconds": 60, "streams": 8, "rows": 2_000_000,
-             "drain_streams": 4, "drain_rows": 1_000_000, "settle": 30},
+             "drain_streams": 4, "drain_rows": 1_000_000, "settle": 30,
+             "flood_one": 5000, "flood_many": 10_000, "flood_addresses": 100,
+             "flood_seconds": 60, "flood_rows": 1_000_000},
     "quick": {"stalled": 8, "slowloris": 50, "seconds": 16, "streams": 4, "rows": 300_000,
-              "drain_streams": 2, "drain_rows": 500_000, "settle": 15},
+              "drain_streams": 2, "drain_rows": 500_000, "settle": 15,
+              "flood_one": 1000, "flood_many": 2000, "flood_addresses": 20,
+              "flood_seconds": 15, "flood_rows": 300_000},
 }  # fmt: skip
+FLOOD_REOPEN = 100  # openings per flood socket at most (a reset one reconnects at once)
+FLOOD_RSS = 640 * MIB  # the most a 10,000-socket flood may add to the server's RSS
+FLOOD_STREAM_RATIO = 0.5  # a legitimate stream's rows/s during the flood vs quiet
 
 
 @dataclass
@@ -134,6 +142,63 @@ def stalled_and_slowloris(ctx: Context) -> list[Check]:
     return [
         Check(f"every slowloris socket closed by the server within {deadline:.0f} s",
               not late and bool(closed), f"{len(late)} of {len(slow)} outlived it"),
+    ]  # fmt: skip
+
+
+def _flood(ctx: Context, sockets: int, addresses: int) -> attacks.AttackPool:
+    """Reconnecting slowloris sockets from ``addresses`` attacker addresses, started."""
+    pool = attacks.AttackPool(HOST, ctx.server.port, 0, sockets, sources=addresses,
+                              max_reopen=FLOOD_REOPEN)  # fmt: skip
+    pool.start()
+    return pool
+
+
+def _flood_notes(ctx: Context, pool: attacks.AttackPool, sockets: int, addresses: int) -> None:
+    slow = pool.slowloris_records()
+    closed = [r for r in slow if r.closed_by_server]
+    ctx.notes.append(
+        f"flood: {sockets:,} reconnecting slowloris sockets from {addresses} address(es); "
+        f"{len(slow):,} connections opened, {len(closed):,} closed by the server, "
+        f"{pool.connect_failures:,} connects failed"
+    )
+
+
+def _stream_rate(url: str, rows: int) -> float:
+    """Rows per second of one full-speed read of a ``rows``-row stream (0 if it broke)."""
+    started = time.monotonic()
+    response = httpraw.get(url + STREAM_PATH.format(rows=rows), keep=False, timeout=120)
+    took = time.monotonic() - started
+    return rows / took if response.terminated else 0.0
+
+
+def flood_one_address(ctx: Context) -> list[Check]:
+    """Issue 29: thousands of reconnecting slowloris sockets from one attacker address."""
+    p = ctx.profile
+    sockets = int(p["flood_one"])
+    pool = _flood(ctx, sockets, 1)
+    time.sleep(p["flood_seconds"])
+    pool.stop()
+    _flood_notes(ctx, pool, sockets, 1)
+    return []
+
+
+def flood_many_addresses(ctx: Context) -> list[Check]:
+    """Issue 29: ten thousand trickling sockets from a hundred addresses, and a real stream."""
+    p = ctx.profile
+    sockets, addresses, rows = int(p["flood_many"]), int(p["flood_addresses"]), int(p["flood_rows"])
+    quiet = _stream_rate(ctx.server.url, rows)
+    pool = _flood(ctx, sockets, addresses)
+    ends = time.monotonic() + p["flood_seconds"]
+    time.sleep(min(5.0, p["flood_seconds"] / 3))  # the sockets are open before the stream
+    during = _stream_rate(ctx.server.url, rows)
+    time.sleep(max(0.0, ends - time.monotonic()))
+    pool.stop()
+    _flood_notes(ctx, pool, sockets, addresses)
+    ratio = during / quiet if quiet else 0.0
+    return [
+        Check(f"a {rows:,}-row stream during the flood keeps >= {FLOOD_STREAM_RATIO}x its "
+              "quiet rows/s", ratio >= FLOOD_STREAM_RATIO,
+              f"{during:,.0f} rows/s vs {quiet:,.0f} quiet ({ratio:.2f}x)"),
     ]  # fmt: skip
 
 
@@ -252,7 +317,15 @@ ATTACKS: list[tuple[str, str, Callable[[dict], str], Callable[[Context], list[Ch
     ("drain", "SIGTERM with streams in flight",
      lambda p: f"{p['drain_streams']:.0f} streams", drain_under_load, False),
     ("expect", "Expect: 100-continue GET", lambda p: "1", expect_continue, False),
+    ("flood_one", "reconnecting slowloris flood, one address",
+     lambda p: f"{p['flood_one']:,.0f} from 1 address, {p['flood_seconds']:.0f} s",
+     flood_one_address, True),
+    ("flood_many", "trickling flood, many addresses, + a 1M-row stream",
+     lambda p: f"{p['flood_many']:,.0f} from {p['flood_addresses']:.0f} addresses, "
+               f"{p['flood_seconds']:.0f} s",
+     flood_many_addresses, False),
 ]  # fmt: skip
+FLOODS = ("flood_one", "flood_many")
 
 
 def _ensure_db(path: Path) -> Path:
@@ -282,7 +355,7 @@ def run_attack(key: str, env: dict[str, str], profile: dict, folder: Path, root:
         if ctx.probes_until is not None:
             figures = figures.until(ctx.probes_until)
             ctx.notes.append("probes counted until the signal (the port refuses after it)")
-        if key in ("stalled", "streams"):
+        if key in ("stalled", "streams", *FLOODS):
             checks.insert(0, _health_check(figures))
         if small_judged:
             small = figures.small
@@ -296,7 +369,16 @@ def run_attack(key: str, env: dict[str, str], profile: dict, folder: Path, root:
             rejected_after = _rejected(server.url)
         else:
             rejected_after = None
-        if key == "stalled":
+        if key == "flood_many":
+            added = figures.rss_peak - idle
+            checks.append(
+                Check(
+                    f"RSS during the flood <= idle + {FLOOD_RSS // MIB} MiB",
+                    added <= FLOOD_RSS,
+                    f"+{added / MIB:.0f} MiB at the peak",
+                )
+            )
+        if key in ("stalled", *FLOODS):
             back = after is not None and after <= idle + RSS_MARGIN
             measured = f"idle {idle / MIB:.1f} MiB, after {(after or 0) / MIB:.1f} MiB"
             checks.append(Check("RSS back within 5 MiB of idle afterwards", back, measured))
@@ -333,8 +415,16 @@ def _describe(root: Path) -> str:
     return f"commit {git('rev-parse', '--short', 'HEAD')}{dirty}"
 
 
+def _raise_open_files() -> None:
+    """The flood needs ten thousand sockets on this side too: soft limit up to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    _raise_open_files()
     profile = PROFILES["quick" if args.quick else "full"]
     root = Path(args.server_root).resolve()
     db = _ensure_db((ROOT / args.db).resolve())

@@ -29,6 +29,11 @@ TARGETS = {
     "drain": "SIGTERM with streams in flight: a new connection is refused (or answered 503) "
     "within 100 ms; /readyz is 503 from the signal on.",
     "expect": "Expect: 100-continue GET → 200.",
+    "flood_one": "5,000 reconnecting slowloris sockets from one address, 60 s: /healthz p99 ≤ "
+    "100 ms, every 10-row page ≤ 1 s, 0 probes unanswered.",
+    "flood_many": "10,000 trickling sockets from 100 addresses (100 each), 60 s: /healthz p99 ≤ "
+    "100 ms, 0 unanswered; RSS ≤ +640 MiB during, back within 5 MiB of idle after; a legitimate "
+    "1M-row stream during the attack keeps ≥ 0.5x its quiet rows/s.",
     "bench": "No regression: make bench verdicts stay green (rows/s within noise of today).",
 }
 
@@ -85,6 +90,8 @@ def _row_cells(row: Row) -> list[str]:
         "n/a" if row.rejected is None else f"{row.rejected:.0f}",
         f"{_mib(row.rss_idle)} / {_mib(f.rss_peak)} / {_mib(row.rss_after)}",
         _mib(f.disk_peak),
+        f"{f.sockets_peak:,}",
+        "-" if f.cpu_percent is None else f"{f.cpu_percent:.0f}",
         "PASS" if row.passed else "FAIL",
     ]
 
@@ -99,6 +106,8 @@ def render(rows: list[Row]) -> str:
         "Rejected (503)",
         "RSS idle / peak / after (MiB)",
         "Temp-file disk peak (MiB)",
+        "Server sockets peak",
+        "Server CPU %",
         "Verdict",
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

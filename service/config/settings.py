@@ -171,9 +171,11 @@ class Settings:
         "waitress worker threads: the stream slots plus a reserve for probes and small requests",
     )
     connection_limit: int = setting(
-        integer(1, 100_000),
-        "1000",
-        "open connections a process holds before it stops accepting (poll(), no 1024-fd cap)",
+        integer(1, 1_000_000),
+        "10000",
+        "open connections a process holds (epoll; a few KiB each); at the limit the oldest one "
+        "waiting for a request is closed for the new one; the open-file limit is raised to fit, "
+        "or the limit lowered to what it allows (the start-up line says what is held)",
     )
     connections_per_client: int = setting(
         integer(0, 100_000),

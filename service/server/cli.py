@@ -164,7 +164,7 @@ def serve_app(app: Flask, settings: Settings) -> int:
             sock = listening_socket(
                 settings.host, settings.port, settings.backlog, reuse_port=settings.reuse_port
             )
-    check_open_file_limit(settings)
+    options["connection_limit"] = check_open_file_limit(settings)
     runtime = app.extensions["tablestream"]
     cap = ClientCap(
         settings.connections_per_client,
@@ -183,12 +183,13 @@ def serve_app(app: Flask, settings: Settings) -> int:
         serve_metrics_port(settings, registry=runtime.metrics.registry)
     log.info(
         "tablestream serving %d tables on http://%s:%s/ (version %s) with waitress %s; "
-        "%d stream slots; malloc arenas %s",
+        "holds %d connections, %d stream slots; malloc arenas %s",
         len(runtime.catalog),
         settings.host,
         settings.port,
         __version__,
         " ".join(f"{k}={v}" for k, v in sorted(options.items())),
+        options["connection_limit"],
         runtime.admission.slots,
         settings.malloc_arenas if arenas_capped else "glibc default",
     )

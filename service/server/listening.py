@@ -31,29 +31,36 @@ FD_HEADROOM = 64  # descriptors besides connections: database files, pipes, the 
 
 
 def check_open_file_limit(settings: Settings) -> int:
-    """Raise the soft open-file limit to what the connection limit needs; warn if it cannot.
+    """Raise the soft open-file limit to what the connection limit needs; the connections held.
 
     Each connection is a descriptor, and a slow reader's spilled output buffer up to two more
     (temp files), so a container's usual soft limit of 1,024 would turn a connection flood into
-    accept() errors. The soft limit is raised up to the hard limit; what remains short is logged
-    with the settings to change. Returns the soft limit in force.
+    accept() errors. The soft limit is raised up to the hard limit. Returns how many connections
+    the process can hold: the connection limit, or fewer when the hard limit is short (logged
+    with the settings to change) — the server then holds that many, so accept() never fails
+    for want of a descriptor (which would also keep the listener readable, spinning the loop).
     """
-    needed = settings.connection_limit + 2 * settings.threads + FD_HEADROOM
+    reserve = 2 * settings.threads + FD_HEADROOM
+    needed = settings.connection_limit + reserve
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and soft < needed:
         raised = needed if hard == resource.RLIM_INFINITY else min(hard, needed)
         if raised > soft:
             resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
             soft = raised
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        log.warning(
-            "open-file limit is %d, below the %d that TABLESTREAM_CONNECTION_LIMIT=%d needs; "
-            "raise the hard limit (ulimit -n, LimitNOFILE=) or lower the connection limit",
-            soft,
-            needed,
-            settings.connection_limit,
-        )
-    return soft
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return settings.connection_limit
+    held = max(1, soft - reserve)
+    log.warning(
+        "open-file limit is %d, below the %d that TABLESTREAM_CONNECTION_LIMIT=%d needs: this "
+        "process holds %d connections; raise the hard limit (ulimit -n, LimitNOFILE=) or lower "
+        "the connection limit",
+        soft,
+        needed,
+        settings.connection_limit,
+        held,
+    )
+    return held
 
 
 def listening_socket(host: str, port: int, backlog: int, reuse_port: bool = False) -> socket.socket:

@@ -8,6 +8,7 @@ used by the service itself.
 
 from .process import (
     ServerProcess,
+    descriptor_census,
     free_port,
     process_cpu_seconds,
     refuses_connections,
@@ -18,6 +19,7 @@ from .process import (
 
 __all__ = [
     "ServerProcess",
+    "descriptor_census",
     "free_port",
     "process_cpu_seconds",
     "refuses_connections",

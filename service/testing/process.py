@@ -22,6 +22,7 @@ from pathlib import Path
 
 __all__ = [
     "ServerProcess",
+    "descriptor_census",
     "free_port",
     "process_cpu_seconds",
     "refuses_connections",
@@ -89,15 +90,23 @@ def process_cpu_seconds(pid: int) -> float:
 
 def temp_file_bytes(pid: int) -> int:
     """Bytes in the process's open, deleted files: waitress's overflow buffers (RSS misses them)."""
-    total = 0
+    return descriptor_census(pid)[0]
+
+
+def descriptor_census(pid: int) -> tuple[int, int]:
+    """One walk of the process's descriptors: (bytes in open deleted files, open sockets)."""
+    total = sockets = 0
     for fd in os.listdir(f"/proc/{pid}/fd"):
         path = f"/proc/{pid}/fd/{fd}"
         try:
-            if os.readlink(path).endswith("(deleted)"):
+            target = os.readlink(path)
+            if target.startswith("socket:"):
+                sockets += 1
+            elif target.endswith("(deleted)"):
                 total += os.stat(path).st_size
         except OSError:
             continue
-    return total
+    return total, sockets
 
 
 @dataclass
