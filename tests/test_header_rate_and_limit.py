@@ -120,3 +120,31 @@ def test_at_the_connection_limit_the_oldest_waiting_connection_makes_room(
         served.close()
         for sock in waiting:
             sock.close()
+
+
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
+def test_the_memory_of_a_crowd_of_connections_is_given_back_when_they_go(
+    process_server, settings_for
+):
+    server = _serve(process_server, settings_for, connections_per_client="0")
+    assert httpraw.get(f"{server.url}/healthz", timeout=5).status == 200
+    idle = server.rss()
+    crowd = []
+    try:
+        for _ in range(5000):
+            sock = socket.create_connection(("127.0.0.1", server.port))
+            sock.sendall(b"GET /healthz HTTP/1.1\r\n")  # a header begun
+            crowd.append(sock)
+        time.sleep(1)
+        held = server.rss()
+        assert held > idle + 8 * 1024 * 1024  # the crowd did cost memory (~3 KiB each)
+    finally:
+        for sock in crowd:
+            sock.close()
+    deadline = time.monotonic() + 10
+    while server.rss() > idle + 5 * 1024 * 1024 and time.monotonic() < deadline:
+        time.sleep(0.25)
+    after = server.rss()
+    assert after <= idle + 5 * 1024 * 1024, (
+        f"RSS idle {idle >> 20} MiB, with 5,000 connections {held >> 20} MiB, after {after >> 20}"
+    )
