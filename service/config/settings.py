@@ -198,7 +198,8 @@ class Settings:
     outbuf_overflow: int = setting(
         integer(64 * KIB, 1024 * MIB, "bytes"),
         str(256 * KIB),
-        "unsent bytes per connection kept in RAM before waitress spills to a temp file",
+        "waitress's own buffers only (file responses; none here): a connection's unsent output "
+        "is queued as its chunks, in RAM, up to TABLESTREAM_OUTBUF_HIGH_WATERMARK, never on disk",
     )
     max_request_header_size: int = setting(
         integer(1 * KIB, 1 * MIB, "bytes"),

@@ -53,6 +53,7 @@ from .allocator import trim_heap
 from .clientcap import PER_CLIENT, ClientCap, reset
 from .deadlines import AT_LIMIT, CHANNEL_TIMEOUT, Deadlines
 from .eventloop import ChannelMap, EpollLoop
+from .outbuf import ChannelOutput
 from .parsing import RequestParser
 
 __all__ = ["ClientCap", "Deadlines", "GuardedServer", "make_server", "waitress_options"]
@@ -74,7 +75,7 @@ ACCEPT_BATCH = 64
 TRIM_AFTER = 1000  # connections gone since the peak before the heap is trimmed
 
 
-class _GuardedChannel(HTTPChannel):
+class _GuardedChannel(ChannelOutput, HTTPChannel):
     parser_class = RequestParser
 
     def __init__(self, server: Any, sock: socket.socket, addr: Any, adj: Any, map=None) -> None:
@@ -83,6 +84,7 @@ class _GuardedChannel(HTTPChannel):
         _notsent_lowat(sock, NOTSENT_LOWAT)
         self.served = False
         super().__init__(server, sock, addr, adj, map)
+        self._use_chunk_queue()
         self.counted_host = addr[0]  # in the server's per-address count until del_channel
         server.opened_from(self.counted_host)
 
