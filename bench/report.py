@@ -154,7 +154,7 @@ def write_report(
         "",
         f"Written by `make {'bench-quick' if quick else 'bench'}` ({elapsed:.0f} s). Machine: "
         f"{platform.machine()}, {__import__('os').cpu_count()} CPUs, Python {platform.python_version()}, {versions}. "
-        "Server: `tablestream serve` defaults (waitress, 12 threads of which 8 stream slots, 32 KiB chunks), client: curl "
+        "Server: `tablestream serve` defaults (waitress, 264 threads of which 260 stream slots, admission by measured load, 32 KiB chunks), client: curl "
         "on 127.0.0.1 writing to /dev/null (wrk for the 1 vs 2 processes load). The machine is shared, so compare rows of one run, "
         "not runs of different days.",
         "",

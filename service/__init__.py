@@ -29,6 +29,7 @@ from .runtime import Runtime
 from .security import install_security_headers
 from .server.admission import REASONS, Admission
 from .server.allocator import trim_heap
+from .server.lag import PROCESS_LAG
 from .server.watchdog import Watchdog
 from .sources import build_catalog
 from .stream.markup import rows_html
@@ -91,12 +92,18 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
         catalog=catalog,
         metrics=metrics,
         watchdog=watchdog,
-        admission=Admission(settings.effective_stream_slots, settings.streams_per_client),
+        admission=Admission(
+            settings.effective_stream_slots,
+            settings.streams_per_client,
+            max_lag=settings.admit_max_lag_ms / 1000,
+            floor=settings.streams_always_admitted,
+        ),
         access=Access(settings, metrics, catalog),
         keysets=_keysets(settings),
         recent=RecentStreams(board=board),
     )
     app.extensions["tablestream"] = runtime
+    PROCESS_LAG.export_to(metrics.scheduling_lag)
     runtime.observer_factories.append(lambda table: watchdog.observer(table, request.environ))
     runtime.observer_factories.append(lambda table: stream_facts(table, request.environ))
     runtime.observer_factories.append(

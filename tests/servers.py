@@ -51,6 +51,9 @@ def clean_copy(dest: Path) -> Path:
     return dest
 
 
+THREADS = 16  # worker threads of a test server in this process, unless it asks for more
+
+
 @dataclass
 class ThreadServer:
     """waitress serving ``app`` from a thread of the test process."""
@@ -61,6 +64,10 @@ class ThreadServer:
     def __post_init__(self) -> None:
         # The app's own waitress settings (limits, buffers), so tests exercise what serve uses.
         options = waitress_options(self.app.extensions["tablestream"].settings)
+        # Plain waitress starts every worker thread at once, where `serve`'s pool starts them as
+        # tasks need them (service/server/workers.py): hundreds per test server would exhaust
+        # the test process, so a test server that does not ask for a count gets a few.
+        options["threads"] = min(options["threads"], THREADS)
         options.update(self.options, host="127.0.0.1", port=0)
         self.server = waitress.create_server(self.app, **options)
         self.url = f"http://127.0.0.1:{self.server.effective_port}"

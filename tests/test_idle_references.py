@@ -13,8 +13,8 @@ import threading
 import time
 import weakref
 
-from tablestream.server.connections import _Dispatcher
 from tablestream.server.watchdog import Watchdog
+from tablestream.server.workers import Workers
 
 
 class _Task:
@@ -42,7 +42,7 @@ def _released(ref: weakref.ref, within: float = 2.0) -> bool:
 
 
 def test_an_idle_worker_thread_holds_no_reference_to_its_last_task():
-    dispatcher = _Dispatcher()
+    dispatcher = Workers()
     dispatcher.set_thread_count(2)
     try:
         task = _Task()

@@ -166,9 +166,10 @@ class Settings:
     host: str = setting(text, "127.0.0.1", "address waitress listens on")
     port: int = setting(integer(0, 65535), "8080", "port waitress listens on")
     threads: int = setting(
-        integer(1, 256),
-        "12",
-        "waitress worker threads: the stream slots plus a reserve for probes and small requests",
+        integer(1, 4096),
+        "264",
+        "waitress worker threads: the stream slots plus a reserve for probes and small requests "
+        "(an idle thread costs ~15 KiB)",
     )
     connection_limit: int = setting(
         integer(1, 1_000_000),
@@ -311,10 +312,23 @@ class Settings:
         "seconds a stream may make no progress (client not reading) before it is cut",
     )
     stream_slots: int = setting(
-        integer(0, 256),
+        integer(0, 4096),
         "0",
         "streams that may run at once; more get 503 + Retry-After at once; 0 = threads minus "
         "a reserve of up to 4 threads kept for probes and small requests",
+    )
+    admit_max_lag_ms: float = setting(
+        number(0, 60_000, "milliseconds"),
+        "50",
+        "past TABLESTREAM_STREAMS_ALWAYS_ADMITTED streams, a new one gets 503 (overloaded) "
+        "while the process's threads wait longer than this for their turn (its CPU is "
+        "spent); 0 = only the slot count limits streams",
+    )
+    streams_always_admitted: int = setting(
+        integer(0, 4096),
+        "8",
+        "streams admitted whatever TABLESTREAM_ADMIT_MAX_LAG_MS says (a busy process still "
+        "serves this many)",
     )
     small_rows: int = setting(
         integer(0, 1_000_000),

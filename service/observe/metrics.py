@@ -193,6 +193,14 @@ class Metrics:
             multiprocess_mode="livesum",
             registry=own,
         )
+        self.scheduling_lag = Gauge(
+            "tablestream_scheduling_lag_seconds",
+            "How late a thread of the process wakes, smoothed over about a second: its wait for "
+            "the interpreter; above TABLESTREAM_ADMIT_MAX_LAG_MS new streams are refused "
+            "(overloaded)",
+            multiprocess_mode="livemax",
+            registry=own,
+        )
         self.http_requests = counter(
             "tablestream_http_requests", "HTTP requests answered", ["method", "route", "status"]
         )

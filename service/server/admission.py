@@ -25,10 +25,13 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
+from .lag import PROCESS_LAG, SchedulingLag
+
 __all__ = [
     "CLIENT_LIMIT",
     "DRAINING",
     "NO_SLOT",
+    "OVERLOADED",
     "REASONS",
     "SLOTS_FULL",
     "Admission",
@@ -40,7 +43,8 @@ __all__ = [
 SLOTS_FULL = "slots_full"
 CLIENT_LIMIT = "client_limit"
 DRAINING = "draining"
-REASONS = (SLOTS_FULL, CLIENT_LIMIT, DRAINING)  # the label values of streams_rejected_total
+OVERLOADED = "overloaded"
+REASONS = (SLOTS_FULL, CLIENT_LIMIT, DRAINING, OVERLOADED)  # streams_rejected_total's labels
 
 
 class Rejected(Exception):
@@ -111,13 +115,30 @@ NO_SLOT = NoSlot()
 
 
 class Admission:
-    """``slots`` streams at once in this process, at most ``per_client`` per address (0: any)."""
+    """``slots`` streams at once in this process, at most ``per_client`` per address (0: any).
 
-    def __init__(self, slots: int, per_client: int = 0) -> None:
+    Past ``floor`` streams, a new one is also refused while the process's threads wait more
+    than ``max_lag`` seconds for their turn (``lag``: service/server/lag.py): the process is
+    then at its CPU capacity, and one more stream would slow every reader and probe instead of
+    being served. 0 turns that rule off.
+    """
+
+    def __init__(
+        self,
+        slots: int,
+        per_client: int = 0,
+        *,
+        max_lag: float = 0.0,
+        floor: int = 0,
+        lag: SchedulingLag | None = None,
+    ) -> None:
         if slots < 1:
             raise ValueError(f"slots must be at least 1, got {slots}")
         self.slots = slots
         self.per_client = per_client
+        self.max_lag = max_lag
+        self.floor = floor
+        self.lag = lag if lag is not None else PROCESS_LAG
         self.draining = False
         self._lock = threading.Lock()
         self._in_use = 0
@@ -129,6 +150,8 @@ class Admission:
 
     def admit(self, client: str) -> Ticket:
         """A slot for a stream from ``client``, or ``Rejected`` saying why not."""
+        if self.max_lag:
+            self.lag.start()  # (once per process) measuring before the floor is reached
         with self._lock:
             if self.draining:
                 raise Rejected(DRAINING, "The server is shutting down; try another instance.")
@@ -137,6 +160,15 @@ class Admission:
                     SLOTS_FULL,
                     f"All {self.slots} stream slots of this server are taken.",
                 )
+            if self.max_lag and self._in_use >= self.floor:
+                lag = self.lag.seconds
+                if lag > self.max_lag:
+                    raise Rejected(
+                        OVERLOADED,
+                        f"This server is at its capacity: its threads wait {lag * 1000:.0f} ms "
+                        f"for their turn (it admits new streams below {self.max_lag * 1000:.0f} "
+                        "ms).",
+                    )
             if self.per_client and self._by_client[client] >= self.per_client:
                 raise Rejected(
                     CLIENT_LIMIT,

@@ -45,7 +45,6 @@ from typing import Any
 from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
 from waitress.server import TcpWSGIServer
-from waitress.task import ThreadedTaskDispatcher
 
 from ..config import Settings
 from ..stream.body import StreamAborted
@@ -55,6 +54,7 @@ from .deadlines import AT_LIMIT, CHANNEL_TIMEOUT, Deadlines
 from .eventloop import ChannelMap, EpollLoop
 from .outbuf import ChannelOutput
 from .parsing import RequestParser
+from .workers import Workers
 
 __all__ = ["ClientCap", "Deadlines", "GuardedServer", "make_server", "waitress_options"]
 
@@ -126,37 +126,6 @@ class _GuardedChannel(ChannelOutput, HTTPChannel):
         )
 
 
-class _Dispatcher(ThreadedTaskDispatcher):
-    """waitress's worker threads, except that an idle thread holds no reference to its last task.
-
-    waitress's ``handler_thread`` keeps its last ``task`` in a local variable while it waits for
-    the next one, and with it the task's channel, request, WSGI environ and response: a dozen
-    idle threads kept a few hundred small objects from the last requests they served. After an
-    attack those were allocated in the middle of it, each pinning one of the allocator's 1 MiB
-    arenas that would otherwise have gone back to the system (docs/reliability.md).
-    """
-
-    def handler_thread(self, thread_no: int) -> None:
-        while True:
-            with self.lock:
-                while not self.queue and self.stop_count == 0:
-                    self.active_count -= 1  # idle while waiting (as waitress counts it)
-                    self.queue_cv.wait()
-                    self.active_count += 1
-                if self.stop_count > 0:
-                    self.active_count -= 1
-                    self.stop_count -= 1
-                    self.threads.discard(thread_no)
-                    self.thread_exit_cv.notify()
-                    break
-                task = self.queue.popleft()
-            try:
-                task.service()
-            except BaseException:
-                self.logger.exception("Exception when servicing %r", task)
-            del task  # the point of this class: see its docstring
-
-
 class GuardedServer(TcpWSGIServer):
     """waitress's TCP server on an epoll loop, with deadlines, a per-address cap and a drain."""
 
@@ -177,7 +146,7 @@ class GuardedServer(TcpWSGIServer):
         self._probes: list[Any] = []  # channels holding a liveness probe to answer in the loop
         self._peak_channels = 0  # the most connections held since the heap was last trimmed
         self.closed_for_deadline = 0  # connections closed by the deadlines (for tests and logs)
-        dispatcher = _Dispatcher()
+        dispatcher = Workers()
         dispatcher.set_thread_count(adj.threads)
         sockinfo = (sock.family, sock.type, sock.proto, sock.getsockname())
         channels = ChannelMap()

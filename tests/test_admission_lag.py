@@ -1,0 +1,99 @@
+"""Past a floor of streams, a process whose CPU is spent refuses new streams instead of slowing all.
+
+service/server/lag.py measures how late a thread of the process wakes (its wait for the
+interpreter); service/server/admission.py refuses a stream past ``floor`` while that exceeds
+``max_lag`` (503 ``overloaded``, issue 30). The first tests drive the rule with a measured
+figure set by hand; the last one saturates a real server with full-speed streams.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from tablestream.server.admission import OVERLOADED, Admission, Rejected
+from tablestream.server.lag import SchedulingLag
+from tablestream.testing import httpraw
+from tablestream.testing.metricsread import value
+
+from .servers import wait_for
+
+
+class _Figure(SchedulingLag):
+    """A lag whose figure the test sets (its sampler never runs)."""
+
+    def start(self) -> SchedulingLag:
+        return self
+
+
+def test_a_lagging_process_refuses_streams_past_the_floor_and_admits_when_it_recovers():
+    lag = _Figure()
+    admission = Admission(slots=100, max_lag=0.05, floor=2, lag=lag)
+    lag.seconds = 0.2
+    admission.admit("a"), admission.admit("b")  # the floor is always admitted
+    with pytest.raises(Rejected) as refused:
+        admission.admit("c")
+    assert refused.value.reason == OVERLOADED and "200 ms" in refused.value.message
+    assert admission.in_use == 2  # the refusal took no slot
+    lag.seconds = 0.01
+    admission.admit("c")
+    assert admission.in_use == 3
+
+
+def test_without_a_lag_limit_only_the_slots_count():
+    lag = _Figure()
+    lag.seconds = 10.0
+    admission = Admission(slots=3, max_lag=0.0, floor=0, lag=lag)
+    for client in "abc":
+        admission.admit(client)
+    assert admission.in_use == 3
+
+
+def test_the_sampler_measures_a_thread_that_holds_the_interpreter():
+    lag = SchedulingLag().start()
+    time.sleep(0.3)
+    quiet = lag.seconds
+    stop = time.monotonic() + 1.0
+    while time.monotonic() < stop:  # pure Python: the sampler waits for the GIL
+        sum(range(1000))
+    assert lag.seconds > quiet + 0.001, (quiet, lag.seconds)
+
+
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
+def test_a_server_rendering_flat_out_answers_a_further_stream_503_overloaded(
+    process_server, settings_for
+):
+    env = {f"TABLESTREAM_{k.upper()}": v for k, v in settings_for().items()}
+    env.update(TABLESTREAM_ADMIT_MAX_LAG_MS="2", TABLESTREAM_STREAMS_ALWAYS_ADMITTED="2")
+    server = process_server(**env)
+    readers = [
+        threading.Thread(
+            target=httpraw.get,
+            args=(f"{server.url}/tables/synthetic?limit=3000000",),
+            kwargs={"keep": False, "timeout": 60, "max_bytes": 150_000_000},
+            daemon=True,
+        )
+        for _ in range(3)
+    ]
+    for reader in readers:
+        reader.start()
+    deadline = time.monotonic() + 20
+    refused = None
+    while time.monotonic() < deadline and refused is None:
+        time.sleep(0.3)
+        reply = httpraw.get(f"{server.url}/tables/synthetic?limit=2000000", max_bytes=65536)
+        if reply.status == 503:
+            refused = reply
+    assert refused is not None, "3 full-speed streams never made the process refuse a fourth"
+    assert refused.headers.get("retry-after")
+    assert "capacity" in refused.text
+    assert value(f"{server.url}/metrics", "tablestream_streams_rejected_total",
+                 reason="overloaded") >= 1  # fmt: skip
+    wait_for(  # the gauge is exported about once a second, and the readers still run
+        lambda: value(f"{server.url}/metrics", "tablestream_scheduling_lag_seconds") > 0.002,
+        timeout=5,
+        what="tablestream_scheduling_lag_seconds above the 2 ms limit",
+        step=0.25,
+    )
