@@ -137,6 +137,14 @@ class Metrics:
             "TABLESTREAM_CONNECTIONS_PER_CLIENT connections (per_client)",
             ["reason"],
         )
+        self.shared_store_errors = counter(
+            "tablestream_shared_store_errors",
+            "Decisions taken with this instance's own state because the shared store (Redis, "
+            "TABLESTREAM_REDIS_URL) failed or failed less than a second ago, by what was asked: "
+            "the per-client cap (client_cap), the failure budget (budget), the stream board "
+            "(board), renewals of leases and records (keep)",
+            ["what"],
+        )
         self.auth_failures = counter(
             "tablestream_auth_failures",
             "Requests refused for their credentials: none (missing), not Bearer (malformed), "

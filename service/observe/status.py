@@ -18,7 +18,7 @@ from collections import OrderedDict
 from typing import Any
 
 from ..stream.body import StreamObserver
-from .board import IN_PROGRESS, Board
+from .board import IN_PROGRESS, Shelf
 
 __all__ = ["IN_PROGRESS", "RecentStreams"]
 
@@ -43,7 +43,7 @@ class RecentStreams:
     possible through a proxy that passes clients' ids on) starts a record of its own beside the
     other's, never in its place, and its stream's end is written only into its own record."""
 
-    def __init__(self, capacity: int = 1024, board: Board | None = None) -> None:
+    def __init__(self, capacity: int = 1024, board: Shelf | None = None) -> None:
         self._capacity = capacity
         self.board = board
         self._lock = threading.Lock()

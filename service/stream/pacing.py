@@ -31,7 +31,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-from ..observe.board import POLL_S, Board
+from ..observe.board import POLL_S, Shelf
 from ..sources.base import Row, RowStream, WrappedRows
 
 __all__ = ["FLUSH_EVERY", "PATIENCE", "Paced", "Pacers"]
@@ -111,7 +111,7 @@ class Pacers:
     unpaced (the app gives ``TABLESTREAM_WRITE_TIMEOUT``, the same patience as for a client
     that does not read)."""
 
-    def __init__(self, stuck: float = 60.0, board: Board | None = None) -> None:
+    def __init__(self, stuck: float = 60.0, board: Shelf | None = None) -> None:
         self._stuck = stuck
         self._board = board
         self._lock = threading.Lock()
