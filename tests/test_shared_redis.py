@@ -71,6 +71,62 @@ def hung_redis() -> Iterator[str]:
     listener.close()
 
 
+class FreezingRedis:
+    """A TCP relay to the real Redis that can stop answering (``frozen``) and start again: what
+    a Redis stuck in a long command, or behind a dead network path, looks like to a client."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.05)
+        self.url = f"redis://127.0.0.1:{self.listener.getsockname()[1]}/0"
+        self.frozen = threading.Event()
+        self._stop = threading.Event()
+        self._sockets: list[socket.socket] = []
+        self._threads = [threading.Thread(target=self._accept, daemon=True)]
+        self._threads[0].start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client = self.listener.accept()[0]
+            except TimeoutError:
+                continue
+            upstream = socket.create_connection(("127.0.0.1", 6379))
+            self._sockets += [client, upstream]
+            for src, dst in ((client, upstream), (upstream, client)):
+                thread = threading.Thread(target=self._pump, args=(src, dst), daemon=True)
+                self._threads.append(thread)
+                thread.start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        src.settimeout(0.05)
+        while not self._stop.is_set():
+            if self.frozen.is_set():
+                time.sleep(0.01)  # what arrives waits, unanswered
+                continue
+            try:
+                data = src.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            while self.frozen.is_set() and not self._stop.is_set():
+                time.sleep(0.01)  # read just as it froze: held too
+            try:
+                dst.sendall(data)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(5)
+        for sock in [*self._sockets, self.listener]:
+            sock.close()
+
+
 def _open_stream(url: str) -> urllib.request.addinfourl:
     """A long page's response, headers read, body not: its stream holds a slot."""
     response = urllib.request.urlopen(url, timeout=30)
@@ -296,3 +352,53 @@ def test_a_live_instance_keeps_its_leases_past_their_ttl_until_it_gives_them_bac
     assert leases.take("10.0.0.5", 1) is None
     leases.give_back("10.0.0.5", lease)
     assert leases.take("10.0.0.5", 1)
+
+
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
+def test_a_redis_that_stops_answering_mid_service_leaves_local_limits_and_then_shares_again(
+    thread_server, settings_for, prefix, caplog, monkeypatch
+):
+    monkeypatch.setattr(store_module, "KEEP_S", 0.2)  # the keeper's retry of a failed give-back
+    monkeypatch.setattr(store_module, "RETRY_S", 0.2)  # the pause after a failure
+    relay = FreezingRedis()
+    try:
+        settings = settings_for(
+            redis_url=relay.url,
+            redis_prefix=prefix,
+            redis_timeout="0.05",
+            streams_per_client="1",
+            gzip="false",
+        )
+        a, b = thread_server(create_app(settings)), thread_server(create_app(settings))
+        held = _open_stream(f"{a.url}/tables/synthetic")
+        assert httpraw.get(f"{b.url}/tables/synthetic.csv?limit=2000").status == 503  # shared
+        relay.frozen.set()
+        with caplog.at_level(logging.WARNING, logger="tablestream"):
+            started = time.monotonic()
+            during = httpraw.get(f"{b.url}/tables/synthetic.csv?limit=2000")
+            took = time.monotonic() - started
+            held.close()  # its give-back cannot reach Redis now
+            time.sleep(0.3)
+        assert during.status == 200 and during.terminated, during.body[-700:]  # B own cap
+        assert took < 1.0, f"a stream took {took:.2f} s with Redis not answering"
+        # One warning per instance (A's give-back, B's admission), however many calls failed.
+        assert sum("shared store" in r.getMessage() for r in caplog.records) == 2
+        relay.frozen.clear()
+        # Redis answers again: the lease of the stream that ended during the outage is removed
+        # by the keeper, and the cap is shared again.
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+            if redis.Redis.from_url(REDIS).zcard(f"{prefix}cap:127.0.0.1") == 0:
+                break
+        else:
+            pytest.fail("the lease given back during the outage was never removed")
+        time.sleep(0.3)  # past B's pause after its failure: it asks Redis again
+        again = _open_stream(f"{b.url}/tables/synthetic")
+        try:
+            refused = httpraw.get(f"{a.url}/tables/synthetic.csv?limit=2000")
+        finally:
+            again.close()
+        assert refused.status == 503 and b"across" in refused.body, "the cap is not shared again"
+    finally:
+        relay.close()

@@ -71,7 +71,9 @@ class ClientLeases:
         return lease
 
     def give_back(self, client: str, lease: str) -> None:
-        """End ``lease`` of ``client`` (if Redis fails now, it expires within ``LEASE_S``)."""
+        """End ``lease`` of ``client``; if Redis fails now, the keeper removes it at its first
+        tick Redis answers (and it expires within ``LEASE_S`` anyway)."""
         self._store.let_go(lease)
         key = self._store.key("cap", client)
-        self._store.run("client_cap", lambda r: r.zrem(key, lease))
+        if self._store.run("client_cap", lambda r: r.zrem(key, lease)) is UNAVAILABLE:
+            self._store.keep(lease, lambda pipe: pipe.zrem(key, lease), once=True)

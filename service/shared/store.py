@@ -18,6 +18,8 @@ request that timeout, not a stall; after a failure the store is not asked again 
 
 ``keep`` registers a renewal (a lease, a running stream's record) that one daemon thread
 sends every ``KEEP_S`` in one pipeline while the holder lives; the holder's ``let_go`` ends it.
+A lease whose give-back failed is kept as a removal sent once, at the first tick Redis
+answers: a client is not held to a stream that ended during an outage for the lease's TTL.
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ class SharedStore:
         self._lock = threading.Lock()
         self._down_until = 0.0
         self._warned = -WARN_EVERY_S
-        self._kept: dict[object, Callable[[Any], None]] = {}
+        self._kept: dict[object, tuple[Callable[[Any], None], bool]] = {}
         self._keeper: threading.Thread | None = None
         self._url = url
         self._scripts: dict[str, Any] = {}
@@ -124,10 +126,11 @@ class SharedStore:
         """Ask Redis once at start-up: a warning (never a refusal to start) when it fails."""
         return self.run("keep", lambda r: r.ping()) is not UNAVAILABLE
 
-    def keep(self, token: object, renew: Callable[[Any], None]) -> None:
-        """Call ``renew(pipeline)`` every ``KEEP_S`` until ``let_go(token)``."""
+    def keep(self, token: object, renew: Callable[[Any], None], once: bool = False) -> None:
+        """Call ``renew(pipeline)`` every ``KEEP_S`` until ``let_go(token)``; with ``once``,
+        until it was sent once (a give-back that failed, tried again until Redis takes it)."""
         with self._lock:
-            self._kept[token] = renew
+            self._kept[token] = (renew, once)
             if self._keeper is None:
                 self._keeper = threading.Thread(
                     target=self._keep_loop, name="tablestream-shared-keeper", daemon=True
@@ -142,18 +145,23 @@ class SharedStore:
         while True:
             time.sleep(KEEP_S)
             with self._lock:
-                renewals = list(self._kept.values())
-                if not renewals:
+                kept = list(self._kept.items())
+                if not kept:
                     self._keeper = None  # started again by the next keep()
                     return
 
-            def send(r: Any, renewals: list[Callable[[Any], None]] = renewals) -> None:
+            def send(r: Any, kept: list[tuple[object, Any]] = kept) -> bool:
                 pipe = r.pipeline(transaction=False)
-                for renew in renewals:
+                for _, (renew, _) in kept:
                     renew(pipe)
                 pipe.execute()
+                return True
 
-            self.run("keep", send)
+            if self.run("keep", send) is not UNAVAILABLE:
+                with self._lock:
+                    for token, (renew, once) in kept:
+                        if once and self._kept.get(token) == (renew, once):
+                            del self._kept[token]
 
     def _fell_back(self, what: str, exc: BaseException) -> None:
         now = time.monotonic()
