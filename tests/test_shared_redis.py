@@ -402,3 +402,29 @@ def test_a_redis_that_stops_answering_mid_service_leaves_local_limits_and_then_s
         assert refused.status == 503 and b"across" in refused.body, "the cap is not shared again"
     finally:
         relay.close()
+
+
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
+def test_two_real_servers_one_with_processes_share_the_cap_and_the_board(process_server, prefix):
+    env = {
+        "TABLESTREAM_DB": "",
+        "TABLESTREAM_SYNTHETIC_ROWS": "2000000",
+        "TABLESTREAM_GZIP": "false",
+        "TABLESTREAM_STREAMS_PER_CLIENT": "1",
+        "TABLESTREAM_REDIS_URL": REDIS,
+        "TABLESTREAM_REDIS_PREFIX": prefix,
+    }
+    a = process_server(("--processes", "2"), **env)
+    b = process_server(**env)
+    held = urllib.request.urlopen(f"{a.url}/tables/synthetic", timeout=30)
+    try:
+        head = held.read(6000).decode()
+        status_url = re.search(r'data-status-url="([^"]+)"', head).group(1)
+        refused = httpraw.get(f"{b.url}/tables/synthetic.csv?limit=2000")
+        assert refused.status == 503 and b"across" in refused.body
+        answer = httpraw.get(b.url + status_url)
+        assert answer.status == 200 and b'"outcome": "in_progress"' in answer.body, answer.body
+    finally:
+        held.close()
+    for server in (a, b):
+        assert value(f"{server.url}/metrics", "tablestream_shared_store_errors_total") == 0
