@@ -19,7 +19,8 @@ beside the other's record, never over it (issue 28); ``owner`` is still checked 
 A process removes its records when it forgets the stream (after its last ``capacity``
 streams); the parent removes those of a child that ended. Records are a few hundred bytes, two
 writes a stream, and only with ``--processes``; a failed write (a full disk) is logged and costs
-only the siblings' view, never the stream.
+only the siblings' view, never the stream. Instances behind a balancer share the same records
+in Redis instead (shared/board.py, the same ``Shelf``), this board kept as its fallback.
 """
 
 from __future__ import annotations

@@ -7,8 +7,9 @@ request id, and ``GET /streams/<request id>`` answers with the stream's outcome 
 
 Kept in memory, per process, for the last ``capacity`` streams (a few hundred bytes each), and
 only for outcomes and counts, never data. With several processes behind one port the question
-may reach a process that did not serve the stream: each record is also posted on the board the
-processes share (``board.py``), where that process finds it.
+may reach a process that did not serve the stream, and behind a balancer another instance: each
+record is also posted on the board they share (``board.py``; Redis, ``shared/board.py``), where
+that process finds it.
 """
 
 from __future__ import annotations
