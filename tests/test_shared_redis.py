@@ -127,9 +127,10 @@ class FreezingRedis:
             sock.close()
 
 
-def _open_stream(url: str) -> urllib.request.addinfourl:
+def _open_stream(url: str, headers: dict[str, str] | None = None) -> urllib.request.addinfourl:
     """A long page's response, headers read, body not: its stream holds a slot."""
-    response = urllib.request.urlopen(url, timeout=30)
+    request = urllib.request.Request(url, headers=headers or {})
+    response = urllib.request.urlopen(request, timeout=30)
     response.read(4000)
     return response
 
@@ -315,7 +316,7 @@ def test_a_redis_outage_leaves_each_instance_its_own_limits_never_a_refusal_or_5
         assert took < 1.0, f"a page took {took:.2f} s with Redis {down}"
         status_url = re.search(rb'data-status-url="([^"]+)"', page.body).group(1).decode()
         assert httpraw.get(server.url + status_url, headers=auth).status == 200  # the local board
-        held = _open_stream_with(f"{server.url}/tables/synthetic", auth)
+        held = _open_stream(f"{server.url}/tables/synthetic", auth)
         try:  # the instance's own cap of 1 still holds
             assert httpraw.get(f"{server.url}/tables/synthetic.csv", headers=auth).status == 503
         finally:
@@ -333,12 +334,6 @@ def test_a_redis_outage_leaves_each_instance_its_own_limits_never_a_refusal_or_5
     for what in ("client_cap", "board", "budget"):
         counted = registry.get_sample_value("tablestream_shared_store_errors_total", {"what": what})
         assert counted >= 1, what
-
-
-def _open_stream_with(url: str, headers: dict[str, str]) -> urllib.request.addinfourl:
-    response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30)
-    response.read(4000)
-    return response
 
 
 def test_a_live_instance_keeps_its_leases_past_their_ttl_until_it_gives_them_back(
