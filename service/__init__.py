@@ -19,7 +19,7 @@ from .access import Access, PeerMiddleware, install_access, read_proxy_secret
 from .config import ConfigError, Settings
 from .config.secretfile import read_secrets
 from .errors import register_error_pages
-from .observe.board import Board
+from .observe.board import Board, Shelf
 from .observe.instrumentation import install_metrics
 from .observe.metrics import Metrics
 from .observe.requestlog import REQUEST_ID_KEY, RequestLogMiddleware, stream_facts
@@ -31,6 +31,8 @@ from .server.admission import REASONS, Admission
 from .server.allocator import trim_heap
 from .server.lag import PROCESS_LAG
 from .server.watchdog import Watchdog
+from .shared import ClientLeases, RedisBoard, SharedStore
+from .shared.store import WHATS
 from .sources import build_catalog
 from .stream.markup import rows_html
 from .stream.pacing import Pacers
@@ -84,8 +86,14 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
         marker_timeout=settings.cut_marker_timeout,
         on_idle=trim_heap,
     )
-    # Behind --processes, what a page asks may reach a sibling: the siblings share a board.
-    board = Board(settings.shared_dir) if settings.shared_dir else None
+    # Behind --processes, what a page asks may reach a sibling: the siblings share a board;
+    # behind a balancer, another instance: the instances share Redis (shared/).
+    board: Shelf | None = Board(settings.shared_dir) if settings.shared_dir else None
+    store = _shared_store(settings, metrics)
+    leases = None
+    if store is not None:
+        board = RedisBoard(store, board)
+        leases = ClientLeases(store)
     catalog = build_catalog(settings)
     runtime = Runtime(
         settings=settings,
@@ -95,10 +103,11 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
         admission=Admission(
             settings.effective_stream_slots,
             settings.streams_per_client,
+            leases,
             max_lag=settings.admit_max_lag_ms / 1000,
             floor=settings.streams_always_admitted,
         ),
-        access=Access(settings, metrics, catalog),
+        access=Access(settings, metrics, catalog, store),
         keysets=_keysets(settings),
         recent=RecentStreams(board=board),
     )
@@ -144,6 +153,27 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     # Pages kept near their reader's parser, never longer than a client may stall a stream.
     app.extensions[PACERS_KEY] = Pacers(settings.write_timeout, board)
     return app
+
+
+def _shared_store(settings: Settings, metrics: Metrics) -> SharedStore | None:
+    """Redis when ``TABLESTREAM_REDIS_URL`` is set; one that does not answer now is a warning
+    (each instance's own limits meanwhile), never a reason not to start."""
+    if not settings.redis_url:
+        return None
+    failures = metrics.shared_store_errors
+    for what in WHATS:  # every series exists from the start, at 0, so rate() works
+        failures.labels(what)
+    try:
+        store = SharedStore(
+            settings.redis_url,
+            settings.redis_prefix,
+            settings.redis_timeout,
+            lambda what: failures.labels(what).inc(),
+        )
+    except ImportError as exc:
+        raise ConfigError(str(exc)) from None
+    store.check()
+    return store
 
 
 def _keysets(settings: Settings) -> Keysets:

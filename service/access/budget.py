@@ -23,7 +23,12 @@ in one step, so concurrent failures cannot both slip through):
   degrades to "within budget" (401, never 500) with a warning at most once a minute: the budget
   is a courtesy, the tokens are the lock.
 
-A store shared by several instances (Redis) would be a third class with the same ``fail``.
+- ``RedisFailureBudget``: with ``TABLESTREAM_REDIS_URL``, every instance's failures spend one
+  bucket in Redis (a hash per address, read, refilled on Redis's clock, spent and written back
+  by one Lua script, so failures at two instances at once cannot both slip through; its TTL is
+  ``WINDOW_S``, after which it would be full anyway). When Redis does not answer, the instance's
+  own store above takes the failure (shared/store.py): the budget then holds per instance.
+
 Behind a trusted proxy the address is the client's (``X-Forwarded-For``), not the proxy's.
 """
 
@@ -37,7 +42,17 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Protocol
 
-__all__ = ["Budget", "FailureBudget", "SharedFailureBudget", "budget_for"]
+from ..shared.store import UNAVAILABLE, SharedStore
+
+__all__ = [
+    "WINDOW_S",
+    "Budget",
+    "FailureBudget",
+    "RedisFailureBudget",
+    "SharedFailureBudget",
+    "budget_for",
+    "retry_after",
+]
 
 log = logging.getLogger("tablestream.access")
 
@@ -59,7 +74,7 @@ def _after(level: float, per_minute: int, elapsed: float) -> float:
     return min(float(per_minute), level + elapsed * per_minute / WINDOW_S)
 
 
-def _wait(level: float, per_minute: int) -> int:
+def retry_after(level: float, per_minute: int) -> int:
     """0 when a failure at ``level`` is within budget, else the seconds until one would be."""
     if level >= 1.0:
         return 0
@@ -86,7 +101,7 @@ class FailureBudget:
             self._buckets.move_to_end(client)
             while len(self._buckets) > self._max:
                 self._buckets.popitem(last=False)
-        return _wait(level, self.per_minute)
+        return retry_after(level, self.per_minute)
 
 
 class SharedFailureBudget:
@@ -143,7 +158,7 @@ class SharedFailureBudget:
         except sqlite3.Error as exc:
             self._degraded(exc)
             return 0
-        return _wait(level, self.per_minute)
+        return retry_after(level, self.per_minute)
 
     def _degraded(self, exc: sqlite3.Error) -> None:
         now = time.monotonic()
@@ -157,8 +172,48 @@ class SharedFailureBudget:
             )
 
 
-def budget_for(per_minute: int, shared_dir: str) -> Budget:
-    """The shared store when the processes of a server share a directory, else memory."""
-    if shared_dir:
-        return SharedFailureBudget(Path(shared_dir) / "failure-budget.sqlite3", per_minute)
-    return FailureBudget(per_minute)
+_SPEND = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local per, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+local was = redis.call('HMGET', KEYS[1], 'level', 'at')
+local level = per
+if was[1] then
+  level = math.min(per, tonumber(was[1]) + math.max(0, now - tonumber(was[2])) * per / window)
+end
+redis.call('HSET', KEYS[1], 'level', tostring(math.max(0, level - 1)), 'at', now)
+redis.call('PEXPIRE', KEYS[1], window)
+return tostring(level)
+"""
+
+
+class RedisFailureBudget:
+    """The buckets of every instance on ``store``; ``fallback``'s when Redis cannot say."""
+
+    def __init__(self, store: SharedStore, per_minute: int, fallback: Budget) -> None:
+        self.per_minute = per_minute
+        self._store = store
+        self._fallback = fallback
+        self._spend = store.script(_SPEND)
+
+    def fail(self, client: str) -> int:
+        if not self.per_minute:
+            return 0
+        key = self._store.key("budget", client)
+        args = [self.per_minute, int(WINDOW_S * 1000)]
+        level = self._store.run("budget", lambda r: self._spend(keys=[key], args=args, client=r))
+        if level is UNAVAILABLE:
+            return self._fallback.fail(client)
+        return retry_after(float(level), self.per_minute)
+
+
+def budget_for(per_minute: int, shared_dir: str, store: SharedStore | None = None) -> Budget:
+    """Redis when instances share one, else the processes' shared directory, else memory."""
+    local: Budget = (
+        SharedFailureBudget(Path(shared_dir) / "failure-budget.sqlite3", per_minute)
+        if shared_dir
+        else FailureBudget(per_minute)
+    )
+    if store is not None and per_minute:
+        return RedisFailureBudget(store, per_minute, local)
+    return local

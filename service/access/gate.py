@@ -35,6 +35,7 @@ from werkzeug.exceptions import Forbidden, TooManyRequests, Unauthorized
 
 from ..config import ConfigError, Settings
 from ..observe.requestlog import CALLER_KEY
+from ..shared.store import SharedStore
 from .budget import budget_for
 from .grants import Caller, GrantError, ServedColumns
 from .peer import FROM_TRUSTED_PROXY_KEY, environ_key
@@ -83,10 +84,17 @@ class Access:
     """The access control of one app, built from settings; ``enabled`` is False when open.
 
     ``catalog`` (table name → table with ``columns()``) is what hide entries are checked
-    against; ``metrics`` gives the failure counter and the broken-file gauge.
+    against; ``metrics`` gives the failure counter and the broken-file gauge; ``store`` (Redis,
+    when instances share one) keeps the failure budget across instances.
     """
 
-    def __init__(self, settings: Settings, metrics: Any, catalog: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: Any,
+        catalog: Mapping[str, Any],
+        store: SharedStore | None = None,
+    ) -> None:
         served = ServedColumns(catalog, lambda table: catalog[table].columns())
         broken = metrics.access_file_broken
         for file in ("tokens", "policy"):  # both series exist, at 0: a file not set is not broken
@@ -106,7 +114,7 @@ class Access:
         self._user_key = environ_key(settings.auth_user_header)
         self._groups_key = environ_key(settings.auth_groups_header)
         self.budget = budget_for(
-            settings.auth_failures_per_minute if self.enabled else 0, settings.shared_dir
+            settings.auth_failures_per_minute if self.enabled else 0, settings.shared_dir, store
         )
         self._failures = failures = metrics.auth_failures
         for reason in REASONS:  # every series exists from the start, at 0, so rate() works

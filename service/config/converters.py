@@ -27,6 +27,8 @@ __all__ = [
     "pg_tables",
     "proxy_address",
     "proxy_headers",
+    "redis_key_prefix",
+    "redis_url",
     "text",
 ]
 
@@ -183,6 +185,31 @@ def proxy_headers(value: str) -> tuple[str, ...]:
 proxy_headers.allowed = (  # type: ignore[attr-defined]
     f"space-separated, of {', '.join(sorted(KNOWN_PROXY_HEADERS))}; forwarded alone"
 )
+
+
+def redis_url(value: str) -> str:
+    """Where Redis is: redis://, rediss:// (TLS) or unix:// as redis-py reads it; empty: none."""
+    value = value.strip()
+    if value and not re.match(r"^(redis|rediss|unix)://\S+$", value):
+        raise ValueError(
+            "is not a Redis URL; expected redis://[:password@]host[:port][/db], rediss://... "
+            "(TLS) or unix:///path/to/socket, or empty for none"
+        )
+    return value
+
+
+redis_url.allowed = "redis://host[:port][/db], rediss://..., unix://path, or empty"  # type: ignore[attr-defined]
+
+
+def redis_key_prefix(value: str) -> str:
+    """Printable text without spaces, at most 64 characters: the start of every key."""
+    value = value.strip()
+    if not re.fullmatch(r"[!-~]{1,64}", value):
+        raise ValueError("is not a key prefix; expected 1 to 64 printable characters, no spaces")
+    return value
+
+
+redis_key_prefix.allowed = "1 to 64 printable characters, no spaces"  # type: ignore[attr-defined]
 
 
 _HEADER_NAME = re.compile(r"[A-Za-z0-9-]{1,64}")

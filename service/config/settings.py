@@ -33,6 +33,8 @@ from .converters import (
     pg_tables,
     proxy_address,
     proxy_headers,
+    redis_key_prefix,
+    redis_url,
     text,
 )
 from .declare import Setting, declared, markdown_table, setting
@@ -433,6 +435,26 @@ class Settings:
         "children); empty = none",
     )
 
+    redis_url: str = setting(
+        redis_url,
+        "",
+        "Redis shared by several instances (redis://[:password@]host:port/db): the per-client "
+        "stream cap, the failure budget and the stream board (status, pages' reports) then hold "
+        "across them; when it does not answer, each instance's own limits apply (needs the "
+        "redis extra); empty = per instance",
+    )
+    redis_prefix: str = setting(
+        redis_key_prefix,
+        "tablestream:",
+        "prefix of every Redis key the service writes (several services or tests may share one "
+        "Redis)",
+    )
+    redis_timeout: float = setting(
+        number(0.005, 5, "seconds"),
+        "0.1",
+        "seconds to connect to or hear from Redis before deciding with this instance's own state",
+    )
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read every TABLESTREAM_* variable; raise ConfigError naming the first bad one."""
@@ -485,7 +507,7 @@ class Settings:
         return max(1, self.threads - min(4, max(1, self.threads // 3)))
 
 
-_PASSWORD = re.compile(r"(password\s*=\s*)('[^']*'|\S+)|(://[^:/@\s]+:)[^@\s]+(@)", re.IGNORECASE)
+_PASSWORD = re.compile(r"(password\s*=\s*)('[^']*'|\S+)|(://[^:/@\s]*:)[^@\s]+(@)", re.IGNORECASE)
 
 
 def _no_password(value: str) -> str:

@@ -19,7 +19,8 @@ beside the other's record, never over it (issue 28); ``owner`` is still checked 
 A process removes its records when it forgets the stream (after its last ``capacity``
 streams); the parent removes those of a child that ended. Records are a few hundred bytes, two
 writes a stream, and only with ``--processes``; a failed write (a full disk) is logged and costs
-only the siblings' view, never the stream.
+only the siblings' view, never the stream. Instances behind a balancer share the same records
+in Redis instead (shared/board.py, the same ``Shelf``), this board kept as its fallback.
 """
 
 from __future__ import annotations
@@ -32,9 +33,9 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-__all__ = ["POLL_S", "Board"]
+__all__ = ["POLL_S", "Board", "Shelf", "board_key"]
 
 log = logging.getLogger("tablestream")
 
@@ -42,6 +43,23 @@ POLL_S = 0.1
 """Seconds between a waiting pacer's looks for a report its siblings received."""
 
 IN_PROGRESS = "in_progress"  # observe/status.py's outcome of a stream still running
+
+
+def board_key(request_id: str, owner: str | None) -> str:
+    """The name of ``owner``'s ``request_id`` on a board: a hash, never the client's text."""
+    # The owner and the id as one JSON array: no two pairs give the same text.
+    named = json.dumps([owner, request_id]).encode("utf-8", "surrogatepass")
+    return hashlib.sha256(named).hexdigest()[:32]
+
+
+class Shelf(Protocol):
+    """What a board does, in a shared directory (``Board``) or in Redis (shared/board.py)."""
+
+    def post(self, request_id: str, record: dict[str, Any]) -> None: ...
+    def find(self, request_id: str, owner: str | None = None) -> dict[str, Any] | None: ...
+    def remove(self, request_id: str, owner: str | None = None) -> None: ...
+    def report(self, request_id: str, owner: str | None, parsed: int) -> bool: ...
+    def reports(self, request_id: str, owner: str | None = None) -> Callable[[], int | None]: ...
 
 
 class Board:
@@ -122,10 +140,7 @@ class Board:
         return removed
 
     def _path(self, request_id: str, owner: str | None, suffix: str) -> Path:
-        # The owner and the id as one JSON array: no two pairs give the same text.
-        named = json.dumps([owner, request_id]).encode("utf-8", "surrogatepass")
-        key = hashlib.sha256(named).hexdigest()[:32]
-        return self._dir / f"{key}{suffix}"
+        return self._dir / f"{board_key(request_id, owner)}{suffix}"
 
     def _write(self, path: Path, data: dict[str, Any]) -> None:
         # Written aside and renamed over: a reader never sees half a record.

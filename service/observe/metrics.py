@@ -145,6 +145,14 @@ class Metrics:
             "the oldest waiting one, dropped for a new connection at the limit (at_limit)",
             ["reason"],
         )
+        self.shared_store_errors = counter(
+            "tablestream_shared_store_errors",
+            "Decisions taken with this instance's own state because the shared store (Redis, "
+            "TABLESTREAM_REDIS_URL) failed or failed less than a second ago, by what was asked: "
+            "the per-client cap (client_cap), the failure budget (budget), the stream board "
+            "(board), renewals of leases and records (keep)",
+            ["what"],
+        )
         self.auth_failures = counter(
             "tablestream_auth_failures",
             "Requests refused for their credentials: none (missing), not Bearer (malformed), "

@@ -7,8 +7,9 @@ request id, and ``GET /streams/<request id>`` answers with the stream's outcome 
 
 Kept in memory, per process, for the last ``capacity`` streams (a few hundred bytes each), and
 only for outcomes and counts, never data. With several processes behind one port the question
-may reach a process that did not serve the stream: each record is also posted on the board the
-processes share (``board.py``), where that process finds it.
+may reach a process that did not serve the stream, and behind a balancer another instance: each
+record is also posted on the board they share (``board.py``; Redis, ``shared/board.py``), where
+that process finds it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections import OrderedDict
 from typing import Any
 
 from ..stream.body import StreamObserver
-from .board import IN_PROGRESS, Board
+from .board import IN_PROGRESS, Shelf
 
 __all__ = ["IN_PROGRESS", "RecentStreams"]
 
@@ -43,7 +44,7 @@ class RecentStreams:
     possible through a proxy that passes clients' ids on) starts a record of its own beside the
     other's, never in its place, and its stream's end is written only into its own record."""
 
-    def __init__(self, capacity: int = 1024, board: Board | None = None) -> None:
+    def __init__(self, capacity: int = 1024, board: Shelf | None = None) -> None:
         self._capacity = capacity
         self.board = board
         self._lock = threading.Lock()

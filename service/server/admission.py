@@ -17,7 +17,12 @@ that needs no slot gets ``NO_SLOT``, which has the same shape and holds nothing.
 
 A second, optional cap counts streams per client address, so one client cannot take every slot.
 Behind a proxy that address is the proxy's unless the proxy is trusted (its forwarded header is
-then believed by waitress and becomes ``REMOTE_ADDR``). A draining server admits no new stream.
+then believed by waitress and becomes ``REMOTE_ADDR``). With instances sharing Redis
+(``leases``, shared/leases.py) the cap holds across them: after this instance's own checks the
+stream also takes a lease of its client's, refused when the client runs the cap on all
+instances together; ``Ticket.release`` gives the lease back with the slot, once. When Redis
+cannot say, this instance's cap alone applies: never a refusal because Redis is down. A
+draining server admits no new stream.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
+from ..shared.leases import ClientLeases
+from ..shared.store import UNAVAILABLE
 from .lag import PROCESS_LAG, SchedulingLag
 
 __all__ = [
@@ -63,11 +70,12 @@ class Ticket:
     to the stream body inside the block; the body's end (``finished``) gives it back then.
     """
 
-    __slots__ = ("_admission", "_client", "_handed_over", "_released")
+    __slots__ = ("_admission", "_client", "_handed_over", "_lease", "_released")
 
-    def __init__(self, admission: Admission, client: str) -> None:
+    def __init__(self, admission: Admission, client: str, lease: str | None = None) -> None:
         self._admission = admission
         self._client = client
+        self._lease = lease  # the client's lease across instances, if one was taken
         self._handed_over = False
         self._released = False
 
@@ -93,7 +101,7 @@ class Ticket:
         """Give the slot back; safe to call more than once."""
         if not self._released:
             self._released = True
-            self._admission._release(self._client)
+            self._admission._release(self._client, self._lease)
 
 
 class NoSlot:
@@ -115,7 +123,8 @@ NO_SLOT = NoSlot()
 
 
 class Admission:
-    """``slots`` streams at once in this process, at most ``per_client`` per address (0: any).
+    """``slots`` streams at once in this process, at most ``per_client`` per address (0: any),
+    counted across instances when ``leases`` is given.
 
     Past ``floor`` streams, a new one is also refused while the process's threads wait more
     than ``max_lag`` seconds for their turn (``lag``: service/server/lag.py): the process is
@@ -127,6 +136,7 @@ class Admission:
         self,
         slots: int,
         per_client: int = 0,
+        leases: ClientLeases | None = None,
         *,
         max_lag: float = 0.0,
         floor: int = 0,
@@ -143,6 +153,7 @@ class Admission:
         self._lock = threading.Lock()
         self._in_use = 0
         self._by_client: Counter[str] = Counter()
+        self._leases = leases if per_client else None
 
     @property
     def in_use(self) -> int:
@@ -177,9 +188,22 @@ class Admission:
                 )
             self._in_use += 1
             self._by_client[client] += 1
-        return Ticket(self, client)
+        if self._leases is None:
+            return Ticket(self, client)
+        # Asked outside the lock: a slow Redis delays this stream only, never the others.
+        lease = self._leases.take(client, self.per_client)
+        if lease is None:
+            self._release(client, None)
+            raise Rejected(
+                CLIENT_LIMIT,
+                f"This client already runs {self.per_client} streams across this service's "
+                "instances, the most one client may run at once.",
+            )
+        return Ticket(self, client, None if lease is UNAVAILABLE else lease)
 
-    def _release(self, client: str) -> None:
+    def _release(self, client: str, lease: str | None) -> None:
+        if lease is not None and self._leases is not None:
+            self._leases.give_back(client, lease)
         with self._lock:
             self._in_use -= 1
             self._by_client[client] -= 1

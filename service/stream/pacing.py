@@ -12,9 +12,9 @@ whatever the page removes, so past the page's window (``TABLESTREAM_PAGE_ROWS``)
 script reports gets each batch as its count instead of its rows (``Paced.compactor``); the
 script fetches rows back by range (``fragments.py``) when the reader goes there.
 
-Behind ``--processes`` a report can reach a sibling of the process serving the stream; the
-sibling leaves it on the board they share (observe/board.py), where the stream's pacer looks for
-it every ``POLL_S`` seconds.
+Behind ``--processes`` a report can reach a sibling of the process serving the stream, and
+behind a balancer another instance; it is left on the board they share (observe/board.py, or
+Redis: shared/board.py), where the stream's pacer looks for it every ``POLL_S`` seconds.
 
 Only a page that reports is paced, and only while it reports: without scripts, or when reports
 stop for ``PATIENCE`` seconds (a closed tab), the stream runs free again, as before. A wait
@@ -31,7 +31,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-from ..observe.board import POLL_S, Board
+from ..observe.board import POLL_S, Shelf
 from ..sources.base import Row, RowStream, WrappedRows
 
 __all__ = ["FLUSH_EVERY", "PATIENCE", "Paced", "Pacers"]
@@ -111,7 +111,7 @@ class Pacers:
     unpaced (the app gives ``TABLESTREAM_WRITE_TIMEOUT``, the same patience as for a client
     that does not read)."""
 
-    def __init__(self, stuck: float = 60.0, board: Board | None = None) -> None:
+    def __init__(self, stuck: float = 60.0, board: Shelf | None = None) -> None:
         self._stuck = stuck
         self._board = board
         self._lock = threading.Lock()
