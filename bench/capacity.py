@@ -50,7 +50,7 @@ class Plan:
     per_address: int = 4  # readers per source address 127.0.2.x
 
 
-FULL = Plan(ns=(8, 32, 128, 512), rates=(2 * MB, 200_000), rows=1_000_000, seconds=15)
+FULL = Plan(ns=(8, 32, 128, 256, 512), rates=(2 * MB, 200_000), rows=1_000_000, seconds=15)
 QUICK = Plan(ns=(8, 32), rates=(2 * MB,), rows=100_000, seconds=6)
 
 

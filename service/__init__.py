@@ -106,6 +106,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
             leases,
             max_lag=settings.admit_max_lag_ms / 1000,
             floor=settings.streams_always_admitted,
+            per_second=settings.admit_per_second,
         ),
         access=Access(settings, metrics, catalog, store),
         keysets=_keysets(settings),

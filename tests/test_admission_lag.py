@@ -97,3 +97,18 @@ def test_a_server_rendering_flat_out_answers_a_further_stream_503_overloaded(
         what="tablestream_scheduling_lag_seconds above the 2 ms limit",
         step=0.25,
     )
+
+
+def test_past_the_floor_a_burst_of_arrivals_is_admitted_only_as_fast_as_the_ramp_allows():
+    lag = _Figure()  # 0 ms: the CPU looks idle, as it does before a burst's streams run
+    admission = Admission(slots=100, max_lag=0.05, floor=2, per_second=3, lag=lag)
+    for client in "abcde":  # the floor, then the three the bucket holds
+        admission.admit(client)
+    with pytest.raises(Rejected) as refused:
+        admission.admit("f")
+    assert refused.value.reason == OVERLOADED and "3 new streams a second" in refused.value.message
+    time.sleep(0.4)  # 0.4 s at 3 a second: one more
+    admission.admit("f")
+    with pytest.raises(Rejected):
+        admission.admit("g")
+    assert admission.in_use == 6

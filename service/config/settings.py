@@ -332,6 +332,12 @@ class Settings:
         "streams admitted whatever TABLESTREAM_ADMIT_MAX_LAG_MS says (a busy process still "
         "serves this many)",
     )
+    admit_per_second: int = setting(
+        integer(0, 100_000),
+        "32",
+        "past TABLESTREAM_STREAMS_ALWAYS_ADMITTED streams, the most new streams admitted in any "
+        "second (a burst is admitted before its cost shows in the lag); 0 = no such limit",
+    )
     small_rows: int = setting(
         integer(0, 1_000_000),
         "1000",

@@ -28,6 +28,7 @@ draining server admits no new stream.
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 
 from ..shared.leases import ClientLeases
@@ -129,7 +130,10 @@ class Admission:
     Past ``floor`` streams, a new one is also refused while the process's threads wait more
     than ``max_lag`` seconds for their turn (``lag``: service/server/lag.py): the process is
     then at its CPU capacity, and one more stream would slow every reader and probe instead of
-    being served. 0 turns that rule off.
+    being served. 0 turns that rule off. The lag shows a stream's cost only once it runs (and a
+    stream renders its first megabytes at full speed, whatever its reader), so a burst of
+    arrivals would all be admitted before it rose: past the floor, at most ``per_second``
+    streams are admitted in any second (a token bucket of that size, refilled continuously).
     """
 
     def __init__(
@@ -140,6 +144,7 @@ class Admission:
         *,
         max_lag: float = 0.0,
         floor: int = 0,
+        per_second: int = 0,
         lag: SchedulingLag | None = None,
     ) -> None:
         if slots < 1:
@@ -149,6 +154,9 @@ class Admission:
         self.max_lag = max_lag
         self.floor = floor
         self.lag = lag if lag is not None else PROCESS_LAG
+        self.per_second = per_second
+        self._tokens = float(per_second)  # admissions past the floor available now
+        self._filled_at = time.monotonic()
         self.draining = False
         self._lock = threading.Lock()
         self._in_use = 0
@@ -172,14 +180,7 @@ class Admission:
                     f"All {self.slots} stream slots of this server are taken.",
                 )
             if self.max_lag and self._in_use >= self.floor:
-                lag = self.lag.seconds
-                if lag > self.max_lag:
-                    raise Rejected(
-                        OVERLOADED,
-                        f"This server is at its capacity: its threads wait {lag * 1000:.0f} ms "
-                        f"for their turn (it admits new streams below {self.max_lag * 1000:.0f} "
-                        "ms).",
-                    )
+                self._check_load()
             if self.per_client and self._by_client[client] >= self.per_client:
                 raise Rejected(
                     CLIENT_LIMIT,
@@ -200,6 +201,30 @@ class Admission:
                 "instances, the most one client may run at once.",
             )
         return Ticket(self, client, None if lease is UNAVAILABLE else lease)
+
+    def _check_load(self) -> None:
+        """Past the floor (the lock is held): refuse if the CPU is spent or the ramp is used up."""
+        lag = self.lag.seconds
+        if lag > self.max_lag:
+            raise Rejected(
+                OVERLOADED,
+                f"This server is at its capacity: its threads wait {lag * 1000:.0f} ms for "
+                f"their turn (it admits new streams below {self.max_lag * 1000:.0f} ms).",
+            )
+        if not self.per_second:
+            return
+        now = time.monotonic()
+        self._tokens = min(
+            float(self.per_second), self._tokens + (now - self._filled_at) * self.per_second
+        )
+        self._filled_at = now
+        if self._tokens < 1:
+            raise Rejected(
+                OVERLOADED,
+                f"This server admits at most {self.per_second} new streams a second once "
+                f"{self.floor} run, until it has measured what they cost.",
+            )
+        self._tokens -= 1
 
     def _release(self, client: str, lease: str | None) -> None:
         if lease is not None and self._leases is not None:
