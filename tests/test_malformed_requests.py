@@ -83,6 +83,10 @@ CASES = [
     ("bare-cr-in-value", b"GET /healthz HTTP/1.1\r\n" + H + b"X-A: a\rb\r\n\r\n", 400),
     ("bare-lf-in-headers", b"GET /healthz HTTP/1.1\r\n" + H + b"X-A: a\nX-B: b\r\n\r\n", 400),
     ("obs-fold", b"GET /healthz HTTP/1.1\r\n" + H + b"X-A: a\r\n b\r\n\r\n", 400),
+    ("no-host-in-http-1.1", b"GET /healthz HTTP/1.1\r\nX-A: b\r\n\r\n", 400),
+    ("two-host-headers", b"GET /healthz HTTP/1.1\r\n" + H + b"Host: y\r\n\r\n", 400),
+    ("host-with-a-space", b"GET /healthz HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+    ("host-with-a-slash", b"GET /healthz HTTP/1.1\r\nHost: a/b\r\n\r\n", 400),
     ("oversize-header-value", b"GET /healthz HTTP/1.1\r\nX-A: " + b"a" * 20000 + b"\r\n", 431),
     ("oversize-many-headers", b"GET /healthz HTTP/1.1\r\n" + b"X-A: aaaaaaaa\r\n" * 1500, 431),
     # -- message framing
@@ -175,7 +179,9 @@ def test_a_well_formed_request_is_still_served(
 
 def test_a_minor_version_above_1_1_is_served_as_http_1_1(server: ServerProcess) -> None:
     """RFC 9110 §2.5: a higher minor version is processed as the highest the server knows."""
-    answer, _, _ = exchange(server.port, b"GET /healthz HTTP/1.7\r\nConnection: close\r\n\r\n")
+    answer, _, _ = exchange(
+        server.port, b"GET /healthz HTTP/1.7\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
     assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
 
 

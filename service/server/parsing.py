@@ -12,6 +12,8 @@ failed on: the connection was closed with no answer at all. Here:
 - **Line endings are CRLF**: a bare LF anywhere in the head, and obs-fold, are refused with 400
   as they arrive (RFC 9112 §2.2 and §5.2 allow refusing either; refusing leaves no two readings
   of one request for a proxy in front to disagree with).
+- **Host is checked** (RFC 9112 §3.2): an HTTP/1.1 request without one, any request with two,
+  or one whose value is not ``host[:port]`` is 400.
 - **Framing that cannot be trusted is 400** (RFC 9112 §6): both Content-Length and
   Transfer-Encoding, chunked applied twice or not last, a Transfer-Encoding on HTTP/1.0. A coding
   other than chunked is 501 (§6.1). A chunk larger than the body limit is 413 at its size line,
@@ -44,6 +46,7 @@ _REQUEST_LINE_START = re.compile(
 )
 _LEADING_EMPTY_LINES = re.compile(rb"(?:\r\n)*")
 _BARE_LF = re.compile(rb"(?<!\r)\n")
+_HOST = re.compile(rb"[A-Za-z0-9\-._~!$&'()*+,;=%:\[\]]*")  # uri-host [":" port], RFC 3986
 # Stands in for a refused request, so waitress's ErrorTask answers HTTP/1.1 and closes.
 _STAND_IN = b"GET / HTTP/1.1\r\nConnection: close"
 
@@ -104,6 +107,18 @@ def _framing_problem(lines: list[bytes], version: bytes) -> Error | None:
     return None
 
 
+def _host_problem(lines: list[bytes], http11: bool) -> Error | None:
+    """RFC 9112 §3.2: one Host line with a valid value, and one at all in HTTP/1.1."""
+    hosts = [v for n, _, v in (line.partition(b":") for line in lines) if n.lower() == b"host"]
+    if len(hosts) > 1:
+        return BadRequest("more than one Host header: expected one")
+    if not hosts:
+        return BadRequest("no Host header: an HTTP/1.1 request needs one") if http11 else None
+    if not _HOST.fullmatch(hosts[0].strip(b" \t")):
+        return BadRequest("malformed Host header: expected host[:port]")
+    return None
+
+
 class RequestParser(HTTPRequestParser):
     """waitress's parser with the checks of the module docstring; every error answered."""
 
@@ -130,6 +145,8 @@ class RequestParser(HTTPRequestParser):
         if any(line[:1] in (b" ", b"\t") for line in lines[1:]):
             raise _Refused(BadRequest("obs-fold (a header line starting with whitespace)"))
         if problem := _framing_problem(lines[1:], match[3] + b"." + match[4]):
+            raise _Refused(problem)
+        if problem := _host_problem(lines[1:], http11=match[4] != b"0"):
             raise _Refused(problem)
         if match[4] not in (b"0", b"1"):  # a higher 1.x is served as 1.1 (RFC 9110 §2.5)
             lines[0] = lines[0][: match.start(4)] + b"1"
