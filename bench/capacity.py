@@ -29,6 +29,7 @@ from pathlib import Path
 
 from tablestream.testing import ServerProcess
 
+from .capacity_plot import plot
 from .readers import Reader, read_all, read_at_rate
 
 __all__ = ["FULL", "QUICK", "Plan", "Run", "main", "table_lines", "verdicts"]
@@ -327,10 +328,11 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--quick", action="store_true", help="N = 8, 32 at 2 MB/s, 100k rows")
-    parser.add_argument("--n", type=int, nargs="+", help="reader counts [8 32 128 512]")
+    parser.add_argument("--n", type=int, nargs="+", help="reader counts [8 32 128 256 512]")
     parser.add_argument("--rate", type=int, nargs="+", help="bytes/s per reader [2e6 2e5]")
     parser.add_argument("--rows", type=int, help="rows of each reader's page")
     parser.add_argument("--seconds", type=float, help="how long each reader reads")
+    parser.add_argument("--plot", type=Path, help="write the curve (PNG) to this file")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     plan = Plan(
@@ -356,6 +358,9 @@ def main(argv: list[str] | None = None) -> int:
             server.stop()
     print()
     print("\n".join(table_lines(runs)))
+    if args.plot:
+        plot(runs, args.plot, _quantile)
+        print(f"\ncurve written to {args.plot}")
     lines = verdicts(runs, fast)
     print()
     for status, text in lines:
