@@ -178,7 +178,7 @@ def measure(server: ServerProcess, n: int, rate: int, plan: Plan) -> Run:
     for watcher in watchers:
         watcher.join(10)
     peak = server.peak()
-    server.settle(2.0)
+    _settle(server, idle)
     return Run(
         n=n,
         rate=rate,
@@ -193,6 +193,14 @@ def measure(server: ServerProcess, n: int, rate: int, plan: Plan) -> Run:
         healthz=healthz,
         small=small,
     )
+
+
+def _settle(server: ServerProcess, idle: int, most: float = 12.0) -> None:
+    """Wait until RSS is back near ``idle``, at most ``most`` s (idle threads end after 3 s)."""
+    deadline = time.monotonic() + most
+    server.settle(2.0)
+    while time.monotonic() < deadline and server.rss() > idle + 5 * MIB:
+        time.sleep(0.5)
 
 
 def fast_cpu_per_byte(server: ServerProcess, rows: int) -> float:

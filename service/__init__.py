@@ -28,7 +28,7 @@ from .query.keyset import Keysets
 from .runtime import Runtime
 from .security import install_security_headers
 from .server.admission import REASONS, Admission
-from .server.allocator import trim_heap
+from .server.allocator import give_back_memory
 from .server.lag import PROCESS_LAG
 from .server.watchdog import Watchdog
 from .shared import ClientLeases, RedisBoard, SharedStore
@@ -84,7 +84,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
         min_rate=settings.min_send_rate,
         rate_window=settings.send_rate_window,
         marker_timeout=settings.cut_marker_timeout,
-        on_idle=trim_heap,
+        on_idle=give_back_memory,
     )
     # Behind --processes, what a page asks may reach a sibling: the siblings share a board;
     # behind a balancer, another instance: the instances share Redis (shared/).

@@ -54,3 +54,29 @@ def test_the_pool_never_grows_past_its_count():
     finally:
         release.set()
         workers.shutdown(cancel_pending=True, timeout=5)
+
+
+def test_threads_beyond_the_first_end_after_idling_and_the_pool_grows_again(monkeypatch):
+    monkeypatch.setattr("tablestream.server.workers.IDLE_RETIRE_S", 0.2)
+    workers = Workers()
+    release = threading.Event()
+    workers.set_thread_count(50)
+    try:
+        tasks = [_Blocking(release) for _ in range(FIRST_THREADS + 6)]
+        for task in tasks:
+            workers.add_task(task)
+        assert all(task.started.wait(5) for task in tasks)
+        release.set()
+        deadline = threading.Event()
+        for _ in range(50):  # up to 5 s for the idle ones to end
+            if len(workers.threads) == FIRST_THREADS:
+                break
+            deadline.wait(0.1)
+        assert len(workers.threads) == FIRST_THREADS
+        again = [_Blocking(release) for _ in range(FIRST_THREADS + 2)]
+        for task in again:
+            workers.add_task(task)
+        assert all(task.started.wait(5) for task in again)
+    finally:
+        release.set()
+        workers.shutdown(cancel_pending=True, timeout=5)

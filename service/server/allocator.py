@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 
-__all__ = ["limit_malloc_arenas", "trim_heap"]
+__all__ = ["give_back_memory", "limit_malloc_arenas", "trim_heap"]
 
 _M_ARENA_MAX = -8  # from glibc's malloc.h
 
@@ -49,3 +50,14 @@ def trim_heap() -> bool:
     if malloc_trim is None:
         return False
     return bool(malloc_trim(0))
+
+
+def give_back_memory() -> bool:
+    """A full collection, then ``trim_heap``: for when a crowd of streams or connections ended.
+
+    waitress's channels and a stream's objects are in reference cycles, freed only by a full
+    collection of the cyclic GC, which a process that has gone idle never runs by itself; what
+    it frees lands in glibc's heap, which ``trim_heap`` then gives back. Tens of milliseconds.
+    """
+    gc.collect()
+    return trim_heap()

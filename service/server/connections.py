@@ -36,7 +36,6 @@ closes channels, so they never race with it; a channel being served is never tou
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import socket
 import time
@@ -48,7 +47,7 @@ from waitress.server import TcpWSGIServer
 
 from ..config import Settings
 from ..stream.body import StreamAborted
-from .allocator import trim_heap
+from .allocator import give_back_memory
 from .clientcap import PER_CLIENT, ClientCap, reset
 from .deadlines import AT_LIMIT, CHANNEL_TIMEOUT, Deadlines
 from .eventloop import ChannelMap, EpollLoop
@@ -273,8 +272,7 @@ class GuardedServer(TcpWSGIServer):
         held = len(self.active_channels)
         self._peak_channels = max(self._peak_channels, held)
         if self._peak_channels - held >= TRIM_AFTER and held <= self._peak_channels // 2:
-            gc.collect()
-            trim_heap()
+            give_back_memory()
             self._peak_channels = held
 
     def _close_listener(self) -> None:

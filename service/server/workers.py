@@ -9,17 +9,25 @@ from typing import Any
 
 from waitress.task import ThreadedTaskDispatcher
 
-__all__ = ["FIRST_THREADS", "Workers"]
+from .allocator import give_back_memory
+
+__all__ = ["FIRST_THREADS", "IDLE_RETIRE_S", "Workers"]
 
 FIRST_THREADS = 8  # worker threads started with the server; more start as tasks need them
+# A thread beyond FIRST_THREADS idle this long ends: a burst of streams touched each one's stack
+# (a few hundred KiB of Jinja frames), which stays resident while the thread lives and is given
+# back when it exits (glibc madvises a dead thread's stack away).
+IDLE_RETIRE_S = 3.0
 
 
 class Workers(ThreadedTaskDispatcher):
     """waitress's worker threads, started as tasks need them, holding nothing while idle.
 
-    - **Started on demand, up to the thread count**: a stream holds its thread while its client
-      reads, so the count is sized for hundreds of slow readers (docs/operations.md#sizing), but
-      a process that serves a few starts a few. A task finding no idle thread starts one at once.
+    - **Started on demand, up to the thread count, and ended when idle**: a stream holds its
+      thread while its client reads, so the count is sized for hundreds of slow readers
+      (docs/operations.md#sizing), but a process that serves a few runs a few. A task finding no
+      idle thread starts one at once; one idle for ``IDLE_RETIRE_S`` ends (down to
+      ``FIRST_THREADS``).
     - **An idle thread holds no reference to its last task**: waitress's ``handler_thread``
       keeps its last ``task`` in a local variable while it waits for the next one, and with it
       the task's channel, request, WSGI environ and response. After an attack those were
@@ -53,6 +61,14 @@ class Workers(ThreadedTaskDispatcher):
             for _ in range(min(len(self.queue) - ready, self.most - running)):
                 self._start_thread()
 
+    def _retire(self, thread_no: int) -> bool:
+        """End this idle thread if more than ``FIRST_THREADS`` run (the lock is held)."""
+        if len(self.threads) - self.stop_count <= FIRST_THREADS:
+            return False
+        self.threads.discard(thread_no)
+        self.thread_exit_cv.notify()
+        return True
+
     def _start_thread(self) -> None:
         """One more handler thread (the lock is held), as waitress's set_thread_count does."""
         thread_no = 0
@@ -65,21 +81,31 @@ class Workers(ThreadedTaskDispatcher):
 
     def handler_thread(self, thread_no: int) -> None:
         while True:
+            retired = last = False
             with self.lock:
                 self.fresh.discard(thread_no)
                 while not self.queue and self.stop_count == 0:
                     self.active_count -= 1  # idle while waiting (as waitress counts it)
-                    self.queue_cv.wait()
+                    woken = self.queue_cv.wait(IDLE_RETIRE_S)
+                    if not woken and not self.queue and self._retire(thread_no):
+                        retired = True
+                        last = len(self.threads) - self.stop_count <= FIRST_THREADS
+                        break
                     self.active_count += 1
-                if self.stop_count > 0:
-                    self.active_count -= 1
-                    self.stop_count -= 1
-                    self.threads.discard(thread_no)
-                    self.thread_exit_cv.notify()
-                    break
-                task = self.queue.popleft()
+                if not retired:
+                    if self.stop_count > 0:
+                        self.active_count -= 1
+                        self.stop_count -= 1
+                        self.threads.discard(thread_no)
+                        self.thread_exit_cv.notify()
+                        break
+                    task = self.queue.popleft()
+            if retired:
+                if last:  # the burst is over: what its threads and tasks held goes back
+                    give_back_memory()
+                return
             try:
                 task.service()
             except BaseException:
                 self.logger.exception("Exception when servicing %r", task)
-            del task  # the point of this class: see its docstring
+            del task  # an idle thread holds nothing of it: see the class docstring
