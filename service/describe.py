@@ -70,6 +70,8 @@ def download_name(table: str, q: Query, suffix: str) -> tuple[str, str]:
     its filters and sort, ``orders_status-refunded_sort-total.csv``."""
     parts = [table]
     parts += [f"{f.param}-{f.text}" for f in q.filters]
+    if q.search is not None:
+        parts.append(f"search-{q.search}")
     if q.sort:
         parts.append(f"sort{'-desc' if q.descending else ''}-{q.sort}")
     full = "_".join(parts)[:120] + f".{suffix}"

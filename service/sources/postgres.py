@@ -30,6 +30,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from .base import BadValue, RowStream, SourceBusy, SourceError, Table, unique_columns
 from .deadline import QueryTimeout
 from .pgstream import PostgresStream
+from .search import PG_GIN_INDEXES, SearchIndex, pg_search_index
 
 __all__ = ["PostgresSource", "PostgresTable"]
 
@@ -58,6 +59,7 @@ class PostgresTable(Table):
         self._columns: list[str] | None = None
         self._types: dict[str, str] | None = None
         self._key: str | None = None
+        self._search: SearchIndex | bool | None = False  # False: not looked for yet
 
     @property
     def identifier(self) -> sql.Identifier:
@@ -97,6 +99,17 @@ class PostgresTable(Table):
     def key_column(self) -> str | None:
         self.column_types()
         return self._key
+
+    def search_index(self) -> SearchIndex | None:
+        """A GIN index on ``to_tsvector(…)`` of this table (``search.py``); looked for once."""
+        if self._search is False:
+            try:
+                with self._source.connection() as conn:
+                    name = self.identifier.as_string(conn)
+                    self._search = pg_search_index(conn.execute(PG_GIN_INDEXES, (name,)).fetchall())
+            except psycopg.Error as exc:
+                raise SourceError(f"cannot read table {self.name!r}: {exc}") from exc
+        return self._search  # type: ignore[return-value]
 
     def column_details(self) -> list[dict[str, Any]]:
         query = (
