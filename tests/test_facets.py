@@ -71,6 +71,19 @@ def test_customers_facet_counts_equal_the_databases_group_by_in_the_same_filter(
     db.close()
 
 
+def test_the_table_page_takes_facet_for_its_script_and_streams_the_same_rows(
+    thread_server, demo_db
+):
+    server = thread_server(create_app({"db": str(demo_db), "synthetic_rows": "0"}))
+    plain = httpraw.get(f"{server.url}/tables/orders.csv?status=paid&limit=50", timeout=10)
+    faceted = httpraw.get(
+        f"{server.url}/tables/orders.csv?status=paid&limit=50&_facet=status&_facet=note",
+        timeout=10,
+    )
+    assert plain.status == faceted.status == 200
+    assert faceted.text == plain.text and plain.text.count("\r\n") == 51
+
+
 def test_a_facet_over_its_time_limit_says_timed_out(thread_server, tmp_path: Path):
     path = tmp_path / "slow.sqlite3"
     with sqlite3.connect(path) as conn:

@@ -53,9 +53,11 @@ RESERVED = frozenset(
         "_cols",
         "_after",
         "_search",
+        "_facet",
     }
 )
-"""Options, not filters: a column of one of these names is filtered as ``null__exact=``."""
+"""Options, not filters: a column of one of these names is filtered as ``null__exact=``.
+``_facet`` is the page's, for its script (``views/facets.py`` counts): the rows ignore it."""
 TYPES = ("integer", "real", "numeric", "boolean", "timestamp", "date", "text")
 """Column types as the query sees them; a source maps its own types onto these."""
 
