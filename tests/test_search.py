@@ -15,6 +15,7 @@ import pytest
 
 from tablestream import create_app
 from tablestream.access.tokens import add_token
+from tablestream.sources.search import pg_search_index
 from tablestream.testing import httpraw
 
 from .test_queries import _csv_ids, _follow
@@ -143,3 +144,36 @@ def test_an_index_over_a_column_the_caller_may_not_see_reads_as_no_index(
     assert hidden.text.replace("orders", "customers") == missing.text
     assert get("/tables/orders/facets.json?_facet=status&_search=gift", no_note).status == 400
     assert get("/tables/orders.csv?_search=gift", full).status == 200
+
+
+def test_only_an_fts5_table_with_the_table_as_its_content_makes_it_searchable(
+    thread_server, tmp_path
+):
+    path = tmp_path / "own.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            """
+            CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);
+            INSERT INTO notes VALUES (1, 'gift wrap'), (2, 'rush');
+            CREATE VIRTUAL TABLE notes_fts USING fts5(body);  -- its own content, not notes'
+            INSERT INTO notes_fts (rowid, body) SELECT id, body FROM notes;
+            CREATE TABLE memos (id INTEGER PRIMARY KEY, body TEXT, secret TEXT);
+            INSERT INTO memos VALUES (1, 'gift', 'x'), (2, 'rush gift', 'y'), (3, 'no', 'gift');
+            CREATE VIRTUAL TABLE memos_fts USING fts5(body, content = "memos", content_rowid=id);
+            INSERT INTO memos_fts (memos_fts) VALUES ('rebuild');
+            """
+        )
+    db.close()
+    server = thread_server(create_app({"db": str(path), "synthetic_rows": "0"}))
+    refused = _get(server, "/tables/notes?_search=gift")
+    assert refused.status == 400 and "searched: memos." in refused.text
+    assert _csv_ids(_get(server, "/tables/memos.csv?_search=gift")) == ["1", "2"]
+    assert "notes_fts" not in _get(server, "/").text  # an index, even of its own content
+
+
+def test_postgres_indexes_other_than_a_tsvector_expression_are_not_search_indexes():
+    assert pg_search_index([("trgm", "lower(name)", ["name"])]) is None
+    assert pg_search_index([("nocols", "to_tsvector('simple'::regconfig, 'x'::text)", [])]) is None
+    found = pg_search_index([("t", "to_tsvector('simple'::regconfig, name)", ["name"])])
+    assert found is not None and found.columns == {"name"}
+    assert found.condition.endswith("websearch_to_tsquery('simple'::regconfig, %s)")

@@ -181,5 +181,7 @@ def table_query(
         _check_searchable(runtime, source, hidden)
     if hidden and q.columns is None:
         q = replace(q, columns=tuple(columns))
-    request.environ[FILTERS_KEY] = [f.param for f in q.filters]
+    request.environ[FILTERS_KEY] = [f.param for f in q.filters] + (
+        ["_search"] if q.search is not None else []
+    )
     return q, key
