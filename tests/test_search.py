@@ -137,6 +137,17 @@ def test_an_index_over_a_column_the_caller_may_not_see_reads_as_no_index(
     def get(path: str, token: str) -> httpraw.RawResponse:
         return httpraw.get(server.url + path, headers={"Authorization": f"Bearer {token}"})
 
+    described = {
+        (table, who): json.loads(get(f"/tables/{table}.json", token).text)["query"]["search"]
+        for table in ("orders", "customers")
+        for who, token in (("no-note", no_note), ("full", full))
+        if (table, who) != ("customers", "full")
+    }
+    assert described == {
+        ("orders", "no-note"): False,
+        ("customers", "no-note"): False,
+        ("orders", "full"): True,
+    }
     hidden = get("/tables/orders?_search=gift", no_note)
     missing = get("/tables/customers?_search=gift", no_note)
     assert hidden.status == missing.status == 400
