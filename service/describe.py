@@ -4,8 +4,8 @@ A job that pulls ``orders.csv`` every night, or a pipeline that loads NDJSON, wa
 table's shape first: its columns with their types (as the query compares them and as the source
 declares them) and nullability where the source knows it, the key, whether ``_search`` works,
 the row count (at most 10 s old, None when unknown: ``sources/counts.py``), the URL of each
-format and what the query string accepts. It is small and not streamed; an ``ETag`` (a hash of the body) lets a client ask again
-for nothing but a 304.
+format and what the query string accepts. It is small and not streamed; an ``ETag`` (a hash of
+the body) lets a client ask again for nothing but a 304.
 """
 
 from __future__ import annotations

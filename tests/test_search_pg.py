@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 import pytest
 
 from tablestream import create_app
+from tablestream.query import open_query, parse_query
 from tablestream.sources.demo import DEMO_SEARCH_PG
 from tablestream.testing import httpraw
 
@@ -122,3 +123,21 @@ def test_postgres_facet_counts_equal_its_group_by_in_the_same_filter_and_search(
             got = [(v["value"], v["count"]) for v in facet["values"]]
             assert got == [(v, n) for v, n in expected[:30]], (column, extra)
             assert facet["truncated"] == (len(expected) > 30) and not facet["timed_out"]
+
+
+def test_a_postgres_search_sends_csv_from_its_cursor_not_a_copy_planned_for_every_match(pg_app):
+    table = pg_app.extensions["tablestream"].catalog["orders"]
+    columns, types = table.columns(), table.column_types()
+    ways = {}
+    for name, args in (("search", {"_search": ["gift"]}), ("filter", {"note": ["gift"]})):
+        # Columns whose text the server writes (not the copy's double precision total).
+        q = parse_query({**args, "_cols": ["id,product,note"]}, columns, types)
+        stream = open_query(table, q, "id", None, 0, 10_000)
+        try:
+            lines = stream.csv_lines("", False)
+            ways[name] = lines is not None
+            if lines is not None:
+                assert next(iter(lines)).endswith(",gift\r\n")  # the server's CSV lines
+        finally:
+            stream.close()
+    assert ways == {"search": False, "filter": True}

@@ -58,7 +58,15 @@ def open_query(
         name = table.sql_name  # type: ignore[attr-defined]
         index = table.search_index() if q.search is not None else None
         tail, params = clauses(dialect, q, key, name, index)
-        return table.open_where(q.columns, tail, params, limit=limit, offset=offset, typed=typed)  # type: ignore[attr-defined]
+        return table.open_where(  # type: ignore[attr-defined]
+            q.columns,
+            tail,
+            params,
+            limit=limit,
+            offset=offset,
+            typed=typed,
+            fast_start=q.search is not None,  # a search's first rows: from the cursor
+        )
     if q.search is not None:
         raise QueryError(NO_INDEX)  # CSV files and the synthetic table have no index
     return python_query(table, q, limit, offset, sort_rows)

@@ -143,10 +143,12 @@ class PostgresTable(Table):
         limit: int | None = None,
         offset: int = 0,
         typed: bool = False,
+        fast_start: bool = False,
     ) -> RowStream:
         """Stream ``columns`` (all when None) with ``tail`` (`` WHERE … ORDER BY …`` with
         ``%s`` placeholders for ``params``, from ``query/sql.py``), in one snapshot; ``typed``:
-        NULL kept for ``typed_batches()`` (NDJSON, CSV with ``null=``)."""
+        NULL kept for ``typed_batches()`` (NDJSON, CSV with ``null=``). ``fast_start``: CSV
+        too comes from the cursor, never a ``COPY`` of the query (a search: ``pgstream``)."""
         conn = self._source.borrow()
         try:
             return PostgresStream(
@@ -160,6 +162,7 @@ class PostgresTable(Table):
                 typed=typed,
                 request_values=bool(params),
                 time_limit=self._source.time_limit,
+                copy=not fast_start,
             )
         except BadValue:
             self._source.pool.putconn(conn)

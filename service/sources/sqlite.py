@@ -278,11 +278,12 @@ class SQLiteTable(Table):
         limit: int | None = None,
         offset: int = 0,
         typed: bool = False,
+        fast_start: bool = False,
     ) -> RowStream:
         """Stream ``columns`` (all when None) with ``tail`` (`` WHERE … ORDER BY …`` with
         ``?`` placeholders for ``params``, from ``query/sql.py``), in one snapshot, ``limit``
-        rows after ``offset``. ``typed`` changes nothing here: SQLite's cursor always has the
-        values for ``typed_batches()``."""
+        rows after ``offset``. ``typed`` and ``fast_start`` change nothing here: SQLite's
+        cursor always has the values for ``typed_batches()``, and is the only way rows come."""
         self.column_types()  # the declared types, read once: which columns are date/times
         # Qualified: a search joins the FTS5 table, whose columns have the same names.
         table = quote_identifier(self.name)
