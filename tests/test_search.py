@@ -183,8 +183,10 @@ def test_only_an_fts5_table_with_the_table_as_its_content_makes_it_searchable(
 
 
 def test_postgres_indexes_other_than_a_tsvector_expression_are_not_search_indexes():
-    assert pg_search_index([("trgm", "lower(name)", ["name"])]) is None
-    assert pg_search_index([("nocols", "to_tsvector('simple'::regconfig, 'x'::text)", [])]) is None
-    found = pg_search_index([("t", "to_tsvector('simple'::regconfig, name)", ["name"])])
+    assert pg_search_index([("trgm", "lower(name)", None, ["name"])]) is None
+    assert (
+        pg_search_index([("no", "to_tsvector('simple'::regconfig, 'x'::text)", None, [])]) is None
+    )
+    found = pg_search_index([("t", "to_tsvector('simple'::regconfig, name)", None, ["name"])])
     assert found is not None and found.columns == {"name"}
     assert found.condition.endswith("websearch_to_tsquery('simple'::regconfig, %s)")

@@ -37,6 +37,17 @@ def pg_schema(demo_db: Path) -> Iterator[tuple]:
         admin.execute(DEMO_SEARCH_PG)
         admin.execute("CREATE TABLE plain (id integer PRIMARY KEY, word text)")
         admin.execute("INSERT INTO plain VALUES (1, 'gift'), (2, 'rush')")
+        # A stored generated tsvector column with its GIN index: searched as itself.
+        admin.execute(
+            "CREATE TABLE memos (id integer PRIMARY KEY, title text, body text, secret text, "
+            "words tsvector GENERATED ALWAYS AS (to_tsvector('english', coalesce(title, '') "
+            "|| ' ' || coalesce(body, ''))) STORED)"
+        )
+        admin.execute("CREATE INDEX memos_words ON memos USING gin (words)")
+        admin.execute(
+            "INSERT INTO memos (id, title, body, secret) VALUES (1, 'fragile', 'heavy box', "
+            "'gift'), (2, 'heavy', 'fragile', 'x'), (3, 'gifts', 'fragile heavy', 'y')"
+        )
         admin.execute("ANALYZE orders")
         yield admin, schema
 
@@ -49,7 +60,7 @@ def pg_app(pg_schema):
             "db": "",
             "synthetic_rows": "0",
             "pg_dsn": DSN,
-            "pg_tables": f"{schema}.orders,{schema}.plain",
+            "pg_tables": f"{schema}.orders,{schema}.plain,{schema}.memos",
             "facet_time_limit_ms": "5000",
         }
     )
@@ -99,7 +110,25 @@ def test_search_gives_exactly_the_rows_postgres_matches_in_csv_ndjson_and_html_p
 
 def test_a_postgres_table_without_a_gin_index_is_a_400_naming_the_searchable_ones(pg_server):
     answer = _get(pg_server, "/tables/plain?_search=gift")
-    assert answer.status == 400 and "searched: orders." in answer.text
+    assert answer.status == 400 and "searched: orders, memos." in answer.text
+
+
+def test_a_stored_generated_tsvector_column_is_searched_through_its_gin_index(pg_server, pg_schema):
+    admin, schema = pg_schema
+    for words, ids in [
+        ('"fragile heavy"', ["1", "3"]),
+        ("gift", ["3"]),
+        ("heavy -box", ["2", "3"]),
+    ]:
+        assert (
+            _csv_ids(_get(pg_server, "/tables/memos.csv?" + urlencode({"_search": words}))) == ids
+        )
+        expected = admin.execute(
+            f"SELECT id FROM {schema}.memos WHERE words @@ websearch_to_tsquery('english', %s) "
+            "ORDER BY id",
+            (words,),
+        ).fetchall()
+        assert [str(r[0]) for r in expected] == ids
 
 
 def test_postgres_facet_counts_equal_its_group_by_in_the_same_filter_and_search(

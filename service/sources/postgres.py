@@ -106,7 +106,8 @@ class PostgresTable(Table):
             try:
                 with self._source.connection() as conn:
                     name = self.identifier.as_string(conn)
-                    self._search = pg_search_index(conn.execute(PG_GIN_INDEXES, (name,)).fetchall())
+                    found = conn.execute(PG_GIN_INDEXES, {"table": name}).fetchall()
+                    self._search = pg_search_index(found)
             except psycopg.Error as exc:
                 raise SourceError(f"cannot read table {self.name!r}: {exc}") from exc
         return self._search  # type: ignore[return-value]
