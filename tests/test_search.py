@@ -23,7 +23,8 @@ from .test_queries import _csv_ids, _follow
 SEARCHES = [
     # (query string, the same rows as FTS5 and SQL give them: where, params, order)
     ({"_search": "gift"}, "", (), "o.id"),
-    ({"_search": "widget OR rush"}, "", (), "o.id"),
+    ({"_search": "widget OR rush", "customer_id__lt": "250"}, "AND o.customer_id < ?", (250,),
+     "o.id"),
     ({"_search": '"fragile heavy"', "status": "paid"}, "AND o.status = ?", ("paid",), "o.id"),
     ({"_search": "spr*", "_sort_desc": "total"}, "", (), "o.total DESC, o.id DESC"),
     ({"_search": "gift NOT gadget", "quantity__gte": "5", "_sort": "placed_at"},
