@@ -17,7 +17,7 @@ DEVPY := $(DEV)/bin/python
 SOURCES := pyproject.toml setup.py $(shell find service templates -type f -not -name '*.pyc' 2>/dev/null)
 
 .PHONY: run test check lint format venv clean system-deps e2e readme bench bench-quick loadtest \
-	loadtest-smoke reliability bench-capacity
+	loadtest-smoke reliability bench-capacity bench-queries
 
 %/bin/activate:
 	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found; set PYTHON=python3.x" >&2; exit 1; }
@@ -69,6 +69,13 @@ bench: $(DEV)/.installed-test system-deps
 # The same targets judged on smaller runs (~5 min); the report goes to runs/bench-quick/.
 bench-quick: $(DEV)/.installed-test system-deps
 	$(DEVPY) -m bench.run --quick
+
+# The queries' benchmark on a 1M-row demo database: filters, a sort, keyset pages, and issue 32's
+# search, facets and time limit (PostgreSQL's search too when it answers); a verdict per target,
+# exit 1 when one is missed (~8 min). QUERIES_ARGS is passed on (--rows N, --rounds K).
+QUERIES_ARGS ?=
+bench-queries: $(DEV)/.installed-test system-deps
+	$(DEVPY) -m bench.queries $(QUERIES_ARGS)
 
 # Issue 30's capacity benchmark: N slow readers at fixed rates from 127.0.2.x, probes throughout;
 # prints the table and a verdict per target, exit 1 when one is missed (~2 min with --quick; the

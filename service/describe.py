@@ -2,10 +2,10 @@
 
 A job that pulls ``orders.csv`` every night, or a pipeline that loads NDJSON, wants to check the
 table's shape first: its columns with their types (as the query compares them and as the source
-declares them) and nullability where the source knows it, the key, the row count (at most 10 s
-old, None when unknown: ``sources/counts.py``), the URL of each format and what the query string
-accepts. It is small and not streamed; an ``ETag`` (a hash of the body) lets a client ask again
-for nothing but a 304.
+declares them) and nullability where the source knows it, the key, whether ``_search`` works,
+the row count (at most 10 s old, None when unknown: ``sources/counts.py``), the URL of each
+format and what the query string accepts. It is small and not streamed; an ``ETag`` (a hash of
+the body) lets a client ask again for nothing but a 304.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ def describe(
     """The description of ``table`` without the ``hidden`` columns (SourceError if unreadable)."""
     columns = [c for c in table.column_details() if c["name"] not in hidden]
     key = visible_key(table, hidden)
+    index = table.search_index()
     return {
         "name": table.name,
         "source": table.kind,
@@ -49,6 +50,8 @@ def describe(
             if pushed_down
             else f"in memory, with limit and offset + limit <= {sort_rows}",
             "keyset": key is not None,
+            # _search: an index over columns this caller may all see (views/params.py)
+            "search": index is not None and not index.hidden_from(hidden),
             "docs": "docs/queries.md",
         },
     }
@@ -70,6 +73,8 @@ def download_name(table: str, q: Query, suffix: str) -> tuple[str, str]:
     its filters and sort, ``orders_status-refunded_sort-total.csv``."""
     parts = [table]
     parts += [f"{f.param}-{f.text}" for f in q.filters]
+    if q.search is not None:
+        parts.append(f"search-{q.search}")
     if q.sort:
         parts.append(f"sort{'-desc' if q.descending else ''}-{q.sort}")
     full = "_".join(parts)[:120] + f".{suffix}"

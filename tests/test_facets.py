@@ -47,6 +47,43 @@ def test_facet_counts_equal_the_databases_group_by_in_the_same_filter(thread_ser
     ]
 
 
+def test_customers_facet_counts_equal_the_databases_group_by_in_the_same_filter(
+    thread_server, demo_db
+):
+    server = thread_server(create_app({"db": str(demo_db), "synthetic_rows": "0",
+                                       "facet_time_limit_ms": "5000"}))  # fmt: skip
+    with sqlite3.connect(demo_db) as db:
+        columns = [r[1] for r in db.execute("PRAGMA table_info(customers)")]
+        assert len(columns) == 5
+        for column in columns:
+            status, body = _facets(
+                f"{server.url}/tables/customers/facets.json?_facet={column}&city__not=Lima"
+            )
+            assert status == 200, body
+            expected = db.execute(
+                f'SELECT "{column}", count(*) FROM customers WHERE city IS NOT ? GROUP BY 1 '
+                "ORDER BY 2 DESC, 1 LIMIT 31",
+                ("Lima",),
+            ).fetchall()
+            facet = body["facets"][column]
+            assert [(v["value"], v["count"]) for v in facet["values"]] == expected[:30]
+            assert facet["truncated"] == (len(expected) > 30) and not facet["timed_out"]
+    db.close()
+
+
+def test_the_table_page_takes_facet_for_its_script_and_streams_the_same_rows(
+    thread_server, demo_db
+):
+    server = thread_server(create_app({"db": str(demo_db), "synthetic_rows": "0"}))
+    plain = httpraw.get(f"{server.url}/tables/orders.csv?status=paid&limit=50", timeout=10)
+    faceted = httpraw.get(
+        f"{server.url}/tables/orders.csv?status=paid&limit=50&_facet=status&_facet=note",
+        timeout=10,
+    )
+    assert plain.status == faceted.status == 200
+    assert faceted.text == plain.text and plain.text.count("\r\n") == 51
+
+
 def test_a_facet_over_its_time_limit_says_timed_out(thread_server, tmp_path: Path):
     path = tmp_path / "slow.sqlite3"
     with sqlite3.connect(path) as conn:

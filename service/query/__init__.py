@@ -11,7 +11,7 @@ from __future__ import annotations
 from ..sources.base import RowStream, Table
 from .rows import python_query
 from .spec import Query, QueryError, parse_query
-from .sql import POSTGRES, SQLITE, Dialect, clauses
+from .sql import NO_INDEX, POSTGRES, SQLITE, Dialect, clauses
 
 DIALECTS: dict[str, Dialect] = {"sqlite": SQLITE, "postgres": POSTGRES}
 """Sources that take SQL (``open_where``): the query is pushed down to them."""
@@ -56,6 +56,17 @@ def open_query(
         # same URL gives the same rows (PostgreSQL may start a plain scan mid-table, where a
         # running scan is) and the page's "next rows" link continues it exactly.
         name = table.sql_name  # type: ignore[attr-defined]
-        tail, params = clauses(dialect, q, key, name)
-        return table.open_where(q.columns, tail, params, limit=limit, offset=offset, typed=typed)  # type: ignore[attr-defined]
+        index = table.search_index() if q.search is not None else None
+        tail, params = clauses(dialect, q, key, name, index)
+        return table.open_where(  # type: ignore[attr-defined]
+            q.columns,
+            tail,
+            params,
+            limit=limit,
+            offset=offset,
+            typed=typed,
+            fast_start=q.search is not None,  # a search's first rows: from the cursor
+        )
+    if q.search is not None:
+        raise QueryError(NO_INDEX)  # CSV files and the synthetic table have no index
     return python_query(table, q, limit, offset, sort_rows)

@@ -4,9 +4,10 @@ An ``_after`` token carries the last row's sort value and key, and the next slic
 after them. Unsigned, any client could write one: a caller whose token hides a table's key
 could binary-search that key with ``?name=…&_after=<guess>`` in twenty requests (issue 28).
 So a token is made here only, by the page that showed the row, and carries an HMAC-SHA256 over
-its values and its *scope*: the table, the key column, the sort column and direction and every
-filter (as given, order-free). ``limit``, ``offset``, ``format`` and ``_col`` are not bound: a
-page's link may continue as a CSV download, a smaller page, or with other columns.
+its values and its *scope*: the table, the key column, the sort column and direction, every
+filter (as given, order-free) and the search words. ``limit``, ``offset``, ``format`` and
+``_col`` are not bound: a page's link may continue as a CSV download, a smaller page, or with
+other columns.
 
 The first secret signs and every secret verifies, so a secret is rotated by putting the new one
 first and dropping the old one later, without a 400 in between. Each token names its secret by
@@ -76,7 +77,10 @@ def query_scope(table: str, key: str, q: Query) -> bytes:
     given (sorted, so their order in the URL does not matter). Canonical JSON, so two equal
     scopes are equal bytes."""
     filters = sorted([f.param, f.text] for f in q.filters)
-    return _json([table, key, q.sort, q.descending, filters])
+    scope: list = [table, key, q.sort, q.descending, filters]
+    if q.search is not None:  # appended only when searching: earlier tokens still open
+        scope.append(["_search", q.search])
+    return _json(scope)
 
 
 class Keysets:

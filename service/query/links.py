@@ -137,6 +137,10 @@ class PageLinks:
                 if j != i and x.param == f.param
             ]
             shown.append(ActiveFilter(label, self._url({f.param, "_after", "offset"}, others)))
+        if self.q.search is not None:
+            shown.append(
+                ActiveFilter(f"search {self.q.search}", self._url({"_search", "_after", "offset"}))
+            )
         return shown
 
     @property

@@ -13,6 +13,7 @@ The grammar, the same for every source and format::
     ?_sort=column / ?_sort_desc=column
     ?_col=a&_col=b / ?_cols=a,b
     ?_after=TOKEN               the "next rows" link of a page cut by limit (keyset.py)
+    ?_search=words              the table's full-text index (sources/search.py), if it has one
 
 Several filters combine with AND; a parameter not in this grammar is a 400, never ignored.
 """
@@ -51,9 +52,12 @@ RESERVED = frozenset(
         "_col",
         "_cols",
         "_after",
+        "_search",
+        "_facet",
     }
 )
-"""Options, not filters: a column of one of these names is filtered as ``null__exact=``."""
+"""Options, not filters: a column of one of these names is filtered as ``null__exact=``.
+``_facet`` is the page's, for its script (``views/facets.py`` counts): the rows ignore it."""
 TYPES = ("integer", "real", "numeric", "boolean", "timestamp", "date", "text")
 """Column types as the query sees them; a source maps its own types onto these."""
 
@@ -94,10 +98,19 @@ class Query:
     # ``_after`` as given: opened into ``after`` by keyset.py once the table's key is known
     after_token: str | None = None
     types: Mapping[str, str] = field(default_factory=dict)
+    # ``_search``'s words as given, for the table's full-text index; None: no search
+    search: str | None = None
 
     @property
     def is_plain(self) -> bool:
-        return not (self.filters or self.sort or self.columns or self.after or self.after_token)
+        return not (
+            self.filters
+            or self.sort
+            or self.columns
+            or self.after
+            or self.after_token
+            or self.search is not None
+        )
 
 
 def _shown(text: str) -> str:
@@ -239,6 +252,7 @@ def parse_query(
         raise QueryError("a column is chosen twice in _col/_cols; expected each column once.")
     after_token = _one(args, "_after")
     return Query(
+        search=_search(args),
         filters=tuple(filters),
         sort=sort,
         descending=descending is not None,
@@ -246,3 +260,16 @@ def parse_query(
         after_token=after_token,
         types=dict(types),
     )
+
+
+def _search(args: Mapping[str, Sequence[str]]) -> str | None:
+    """``_search``'s words; None when absent or blank (a search box sent empty)."""
+    text = _one(args, "_search")
+    if text is None or not text.strip():
+        return None
+    if "\x00" in text or len(text) > MAX_VALUE_CHARS:
+        raise QueryError(
+            f"_search is too long or contains a NUL character; expected at most "
+            f"{MAX_VALUE_CHARS} characters of words."
+        )
+    return text

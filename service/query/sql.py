@@ -16,12 +16,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .keyset import NO_KEYSET
 from .spec import Filter, Query, QueryError, convert_value
 
+if TYPE_CHECKING:
+    from ..sources.search import SearchIndex
+
 __all__ = ["POSTGRES", "SQLITE", "Dialect", "clauses"]
+
+NO_INDEX = "_search needs the table's full-text index; expected it only on a table that has one."
 
 
 @dataclass(frozen=True)
@@ -91,28 +96,45 @@ def _keyset(d: Dialect, q: Query, key: str, params: list[Any], col: Callable[[st
 
 
 def clauses(
-    d: Dialect, q: Query, key: str | None, table: Sequence[str] = ()
+    d: Dialect,
+    q: Query,
+    key: str | None,
+    table: Sequence[str] = (),
+    search: SearchIndex | None = None,
 ) -> tuple[str, list[Any]]:
     """`` WHERE … ORDER BY …`` (either may be absent) and its parameters, for a source that
-    writes its own select list.
+    writes its own select list; with ``q.search``, the table's full-text index ``search``
+    joined before them (``sources/search.py``).
 
     Columns are qualified with ``table`` (its name's parts): in ORDER BY a bare name would
     mean the select list's column of that name first, and a source may select a column as
     an expression under its own name (PostgreSQL's text, ``sources/pgtext.py``), which would
-    then sort as text.
+    then sort as text; and a search's FTS5 table has columns of the same names.
     """
     prefix = "".join(d.quote(part) + "." for part in table)
+    if q.search is not None and search is None:
+        raise QueryError(NO_INDEX)
+    index = search if q.search is not None else None
+    # Searching, the key is read from the index where it has it (SQLite's FTS5 rowid): the
+    # index then hands its matches in key order, and an _after starts inside it.
+    index_key = index.key if index is not None else None
 
     def col(name: str) -> str:
+        if name == key and index_key is not None:
+            return index_key
         return prefix + d.quote(name)
 
     params: list[Any] = []
-    where = [_condition(d, f, params, col) for f in q.filters]
+    where = []
+    if index is not None:
+        params.append(q.search)
+        where.append(index.condition)
+    where += [_condition(d, f, params, col) for f in q.filters]
     if q.after is not None:
         if key is None:
             raise QueryError(NO_KEYSET)
         where.append(_keyset(d, q, key, params, col))
-    text = ""
+    text = index.join if index is not None else ""
     if where:
         text += " WHERE " + " AND ".join(where)
     order = []

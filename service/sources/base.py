@@ -12,7 +12,10 @@ from __future__ import annotations
 import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .search import SearchIndex
 
 __all__ = [
     "KINDS",
@@ -220,6 +223,10 @@ class Table(ABC):
 
     def key_column(self) -> str | None:
         """A column that orders the rows uniquely and cheaply (``_after`` pages), if any."""
+        return None
+
+    def search_index(self) -> SearchIndex | None:
+        """The table's full-text index (``?_search=``, ``search.py``), if it has one."""
         return None
 
     def column_details(self) -> list[dict[str, Any]]:

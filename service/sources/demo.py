@@ -89,6 +89,19 @@ orders (?customer_id=42, first byte in a few ms on 1M rows) and orders by status
 docs/queries.md), which is what an unindexed sort costs on a real table."""
 
 
+DEMO_SEARCH_SQLITE = """
+CREATE VIRTUAL TABLE orders_fts USING fts5(product, note, content='orders', content_rowid='id');
+INSERT INTO orders_fts(orders_fts) VALUES ('rebuild');
+"""
+DEMO_SEARCH_PG = """
+CREATE INDEX orders_search ON orders
+    USING gin (to_tsvector('english', product || ' ' || coalesce(note, '')));
+"""
+"""The full-text indexes ``?_search=`` finds (``sources/search.py``): an FTS5 table with the
+orders as its content in SQLite (+1.6 s on 1M rows, 92 → 110 MB), a GIN index in PostgreSQL,
+both over ``product`` and ``note``."""
+
+
 def _customers(rng: random.Random, n: int) -> Iterator[tuple]:
     for i in range(1, n + 1):
         first, last = rng.choice(_FIRST), rng.choice(_LAST)
@@ -145,6 +158,7 @@ def create_demo_db(
             "INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?, ?, ?)", _orders(rng, rows, customers)
         )
         conn.executescript(DEMO_INDEXES)
+        conn.executescript(DEMO_SEARCH_SQLITE)
         conn.commit()
     finally:
         conn.close()
@@ -181,3 +195,4 @@ def create_demo_pg(dsn: str, rows: int, customers: int = 10_000, seed: int = 1) 
             for row in _orders(rng, rows, customers):
                 copy.write_row(row)
         cur.execute(DEMO_INDEXES)
+        cur.execute(DEMO_SEARCH_PG)

@@ -19,6 +19,7 @@ from typing import Any
 
 from .base import SourceError, Table
 from .deadline import SQLiteDeadline
+from .search import BadSearch, is_search_error
 
 __all__ = ["SAMPLE_ROWS", "Facet", "facet_counts", "few_distinct"]
 
@@ -45,6 +46,8 @@ def _run(table: Table, sql: str, params: Sequence[Any], seconds: float) -> list[
             except sqlite3.Error as exc:
                 if deadline.expired(exc):
                     return None
+                if is_search_error(exc, sql):
+                    raise BadSearch(str(exc)) from exc
                 raise SourceError(f"cannot count table {table.name!r}: {exc}") from exc
     import psycopg
 
@@ -70,7 +73,7 @@ def facet_counts(
 ) -> Facet:
     """The ``top`` most frequent values of ``column`` among the rows ``where`` selects."""
     name = ".".join(quote(part) for part in table.sql_name)  # type: ignore[attr-defined]
-    col = quote(column)
+    col = f"{name}.{quote(column)}"  # qualified: a search joins an index of the same names
     sql = (
         f"SELECT {col}, count(*) FROM {name}{where} GROUP BY {col} "
         f"ORDER BY count(*) DESC, {col} LIMIT {int(top) + 1}"

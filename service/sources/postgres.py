@@ -30,6 +30,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from .base import BadValue, RowStream, SourceBusy, SourceError, Table, unique_columns
 from .deadline import QueryTimeout
 from .pgstream import PostgresStream
+from .search import PG_GIN_INDEXES, SearchIndex, pg_search_index
 
 __all__ = ["PostgresSource", "PostgresTable"]
 
@@ -58,6 +59,7 @@ class PostgresTable(Table):
         self._columns: list[str] | None = None
         self._types: dict[str, str] | None = None
         self._key: str | None = None
+        self._search: SearchIndex | bool | None = False  # False: not looked for yet
 
     @property
     def identifier(self) -> sql.Identifier:
@@ -98,6 +100,18 @@ class PostgresTable(Table):
         self.column_types()
         return self._key
 
+    def search_index(self) -> SearchIndex | None:
+        """A GIN index on ``to_tsvector(…)`` of this table (``search.py``); looked for once."""
+        if self._search is False:
+            try:
+                with self._source.connection() as conn:
+                    name = self.identifier.as_string(conn)
+                    found = conn.execute(PG_GIN_INDEXES, {"table": name}).fetchall()
+                    self._search = pg_search_index(found)
+            except psycopg.Error as exc:
+                raise SourceError(f"cannot read table {self.name!r}: {exc}") from exc
+        return self._search  # type: ignore[return-value]
+
     def column_details(self) -> list[dict[str, Any]]:
         query = (
             "SELECT attname, format_type(atttypid, atttypmod), NOT attnotnull FROM pg_attribute "
@@ -130,10 +144,12 @@ class PostgresTable(Table):
         limit: int | None = None,
         offset: int = 0,
         typed: bool = False,
+        fast_start: bool = False,
     ) -> RowStream:
         """Stream ``columns`` (all when None) with ``tail`` (`` WHERE … ORDER BY …`` with
         ``%s`` placeholders for ``params``, from ``query/sql.py``), in one snapshot; ``typed``:
-        NULL kept for ``typed_batches()`` (NDJSON, CSV with ``null=``)."""
+        NULL kept for ``typed_batches()`` (NDJSON, CSV with ``null=``). ``fast_start``: CSV
+        too comes from the cursor, never a ``COPY`` of the query (a search: ``pgstream``)."""
         conn = self._source.borrow()
         try:
             return PostgresStream(
@@ -147,6 +163,7 @@ class PostgresTable(Table):
                 typed=typed,
                 request_values=bool(params),
                 time_limit=self._source.time_limit,
+                copy=not fast_start,
             )
         except BadValue:
             self._source.pool.putconn(conn)

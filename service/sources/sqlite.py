@@ -36,6 +36,7 @@ from .counts import COUNT_SECONDS
 from .cursor import CursorRowStream
 from .deadline import QueryTimeout, SQLiteDeadline
 from .demo import DEMO_APPLICATION_ID
+from .search import BadSearch, SearchIndex, index_tables, is_search_error, sqlite_search_index
 from .sqlitefile import FileWatch, not_a_database
 
 __all__ = ["SQLiteTable", "is_datetime_type", "quote_identifier", "sqlite_tables"]
@@ -179,6 +180,7 @@ class SQLiteTable(Table):
         self._info: list[Any] | None = None  # PRAGMA table_info, read once (_table_info)
         self._datetimes: frozenset[str] = frozenset()
         self._key: str | None = None
+        self._search: SearchIndex | bool | None = False  # False: not looked for yet
 
     def _query(self, sql: str) -> list[Any]:
         """Run a short catalogue query; SourceError naming the table when it cannot be read."""
@@ -253,6 +255,18 @@ class SQLiteTable(Table):
         """The table's name as SQL identifier parts, for qualified column names."""
         return (self.name,)
 
+    def search_index(self) -> SearchIndex | None:
+        """``<name>_fts``, an FTS5 table with this table as its content (``search.py``);
+        looked for once."""
+        if self._search is False:
+            columns, key = self.columns(), self.key_column()
+            with closing(connect_readonly(self.path)) as conn:
+                try:
+                    self._search = sqlite_search_index(conn, self.name, columns, key)
+                except sqlite3.Error as exc:
+                    raise SourceError(f"cannot read table {self.name!r}: {exc}") from exc
+        return self._search  # type: ignore[return-value]
+
     def open(self, limit: int | None = None, offset: int = 0) -> RowStream:
         return self.open_where(None, "", (), limit, offset)
 
@@ -264,14 +278,17 @@ class SQLiteTable(Table):
         limit: int | None = None,
         offset: int = 0,
         typed: bool = False,
+        fast_start: bool = False,
     ) -> RowStream:
         """Stream ``columns`` (all when None) with ``tail`` (`` WHERE … ORDER BY …`` with
         ``?`` placeholders for ``params``, from ``query/sql.py``), in one snapshot, ``limit``
-        rows after ``offset``. ``typed`` changes nothing here: SQLite's cursor always has the
-        values for ``typed_batches()``."""
+        rows after ``offset``. ``typed`` and ``fast_start`` change nothing here: SQLite's
+        cursor always has the values for ``typed_batches()``, and is the only way rows come."""
         self.column_types()  # the declared types, read once: which columns are date/times
-        shown = ", ".join(map(quote_identifier, columns)) if columns else "*"
-        sql = f"SELECT {shown} FROM {quote_identifier(self.name)}{tail}"
+        # Qualified: a search joins the FTS5 table, whose columns have the same names.
+        table = quote_identifier(self.name)
+        shown = ", ".join(f"{table}.{quote_identifier(c)}" for c in columns or ()) or f"{table}.*"
+        sql = f"SELECT {shown} FROM {table}{tail}"
         # The file may be replaced between our descriptor, SQLite's, and the lock: try again.
         for _ in range(_OPEN_ATTEMPTS):
             try:
@@ -307,6 +324,8 @@ class SQLiteTable(Table):
                 watch.close()
                 if isinstance(exc, QueryTimeout):
                     raise
+                if is_search_error(exc, sql):
+                    raise BadSearch(str(exc)) from exc
                 raise SourceError(f"cannot read table {self.name!r}: {exc}") from exc
             if watch.changed() is None and watch.is_the_path():
                 return stream
@@ -368,13 +387,16 @@ def sqlite_tables(
     try:
         with closing(connect_readonly(file)) as conn:
             demo = conn.execute("PRAGMA application_id").fetchone()[0] == DEMO_APPLICATION_ID
-            names = [
-                r[0]
-                for r in conn.execute(
-                    "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
-                    "AND name NOT LIKE 'sqlite_%' ORDER BY name"
-                )
-            ]
+            entries = conn.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type IN ('table', 'view') "
+                "AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            ).fetchall()
     except sqlite3.DatabaseError as exc:
         raise SourceError(f"TABLESTREAM_DB={path!r} is not a SQLite database: {exc}") from exc
-    return [SQLiteTable(file, name, fetch_rows, demo, cache_kib, time_limit) for name in names]
+    # Full-text indexes are how a table is searched, not tables to serve (search.py).
+    hidden = index_tables(entries)
+    return [
+        SQLiteTable(file, name, fetch_rows, demo, cache_kib, time_limit)
+        for name, _ in entries
+        if name not in hidden
+    ]

@@ -21,8 +21,9 @@ from ..query.sql import clauses
 from ..security import NOT_STORED
 from ..sources import SourceError
 from ..sources.facets import facet_counts, few_distinct
+from ..sources.search import BadSearch
 from . import bp
-from .params import app_runtime, table_and_format, table_query
+from .params import app_runtime, bad_search, table_and_format, table_query
 
 __all__: list[str] = []
 
@@ -55,7 +56,14 @@ def facets(name: str) -> Response:
         if column not in visible:
             abort(400, f"_facet={column!r} is not a column of {name!r}; expected one of "
                        f"{', '.join(visible)}.")  # fmt: skip
-    where, params = clauses(dialect, replace(q, sort=None, after=None), None, source.sql_name)  # type: ignore[attr-defined]
+    index = source.search_index() if q.search is not None else None
+    where, params = clauses(
+        dialect,
+        replace(q, sort=None, after=None),
+        None,
+        source.sql_name,
+        index,  # type: ignore[attr-defined]
+    )
     seconds = runtime.settings.facet_time_limit_ms / 1000
     args = [(k, v) for k, v in request.args.items(multi=True) if k != "_facet"]
     table_path = request.path.removesuffix("/facets.json")
@@ -73,6 +81,8 @@ def facets(name: str) -> Response:
             }
         others = [c for c in visible if c not in result]
         suggested = few_distinct(source, dialect.quote, others, TOP_VALUES, seconds)
+    except BadSearch as exc:
+        abort(400, bad_search(exc))
     except SourceError as exc:
         current_app.logger.error("cannot count facets of %s: %s", name, exc)
         abort(503, f"The table {name!r} cannot be read right now; try again later.")

@@ -18,7 +18,14 @@ from ..runtime import Runtime
 from ..sources import SourceError, Table
 from ..stream.formats import FORMATS, Format
 
-__all__ = ["app_runtime", "query_choice", "query_int", "table_and_format", "table_query"]
+__all__ = [
+    "app_runtime",
+    "bad_search",
+    "query_choice",
+    "query_int",
+    "table_and_format",
+    "table_query",
+]
 
 _DIGITS = re.compile(r"[0-9]{1,19}")
 
@@ -99,6 +106,48 @@ def _negotiated() -> str:
     return _BY_MIMETYPE.get(best or "text/html", "html")
 
 
+def _searchable(runtime: Runtime, table: Table) -> bool:
+    """Whether this caller may search ``table``: it has a full-text index over columns the
+    caller may all see (else a search would tell the hidden columns' words)."""
+    if not runtime.access.may_read(request.environ, table.name):
+        return False
+    try:
+        index = table.search_index()
+    except SourceError:
+        return False
+    hidden = runtime.access.hidden(request.environ, table.name)
+    return index is not None and not index.hidden_from(hidden)
+
+
+def _check_searchable(runtime: Runtime, source: Table, hidden: frozenset[str]) -> None:
+    """A 400 naming the tables this caller can search, when ``source`` is not one of them.
+
+    An index over a column the caller may not see reads as no index at all: the refusal is
+    the same, so it does not tell that such a column exists."""
+    try:
+        index = source.search_index()
+    except SourceError as exc:
+        current_app.logger.error("cannot read the search index of %s: %s", source.name, exc)
+        abort(503, f"The table {source.name!r} cannot be read right now; try again later.")
+    if index is not None and not index.hidden_from(hidden):
+        return
+    others = [t.name for t in runtime.catalog.values() if _searchable(runtime, t)]
+    abort(
+        400,
+        f"_search is not available on {source.name!r}: it has no full-text index. Tables that "
+        f"can be searched: {', '.join(others) if others else 'none on this service'}.",
+    )
+
+
+def bad_search(exc: SourceError) -> str:
+    """The 400's text for search words the database's full-text syntax refuses."""
+    return (
+        f"_search={_shown(request.args.get('_search', ''))!r} is not a search this table's "
+        f'index understands ({exc}). Expected words, "quoted phrases", AND, OR, NOT and '
+        'prefix* (SQLite FTS5); put a word with punctuation in double quotes ("USB-C").'
+    )
+
+
 def table_query(
     runtime: Runtime, source: Table, ignore: tuple[str, ...] = ()
 ) -> tuple[Query, str | None]:
@@ -128,7 +177,11 @@ def table_query(
             q = replace(q, after=runtime.keysets.open(q.after_token, scope))
     except QueryError as exc:
         abort(400, f"{exc}")
+    if q.search is not None:
+        _check_searchable(runtime, source, hidden)
     if hidden and q.columns is None:
         q = replace(q, columns=tuple(columns))
-    request.environ[FILTERS_KEY] = [f.param for f in q.filters]
+    request.environ[FILTERS_KEY] = [f.param for f in q.filters] + (
+        ["_search"] if q.search is not None else []
+    )
     return q, key

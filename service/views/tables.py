@@ -24,6 +24,7 @@ from ..security import NOT_STORED
 from ..server.admission import NO_SLOT, NoSlot, Rejected, Ticket
 from ..sources import BadValue, QueryTimeout, RowStream, SourceBusy, SourceError, Table
 from ..sources.deadline import TIMEOUT_ADVICE
+from ..sources.search import BadSearch
 from ..stream.body import STOP_KEY, TableStreamBody
 from ..stream.chunker import Chunker
 from ..stream.compression import GzipChunks
@@ -34,7 +35,14 @@ from ..stream.fragments import render as render_fragment
 from ..stream.markup import rows_html
 from ..stream.pacing import Paced
 from . import PACERS_KEY, ROW_TEMPLATES_KEY, bp
-from .params import app_runtime, query_choice, query_int, table_and_format, table_query
+from .params import (
+    app_runtime,
+    bad_search,
+    query_choice,
+    query_int,
+    table_and_format,
+    table_query,
+)
 
 __all__: list[str] = []
 
@@ -145,6 +153,8 @@ def _open(
             f"A value in this query does not fit its column: {exc}. Expected a value "
             "of the column's type.",
         )
+    except BadSearch as exc:
+        abort(400, bad_search(exc))
     except SourceBusy as exc:
         runtime.metrics.source_busy.labels(name).inc()
         raise ServiceUnavailable(
