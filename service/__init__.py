@@ -114,6 +114,8 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     )
     app.extensions["tablestream"] = runtime
     PROCESS_LAG.export_to(metrics.scheduling_lag)
+    if settings.admit_max_lag_ms:
+        PROCESS_LAG.start()  # one thread per process, measuring before the first stream
     runtime.observer_factories.append(lambda table: watchdog.observer(table, request.environ))
     runtime.observer_factories.append(lambda table: stream_facts(table, request.environ))
     runtime.observer_factories.append(

@@ -48,6 +48,9 @@ def test_fifty_slow_readers_hold_bounded_memory_and_temp_file_disk(process_serve
         TABLESTREAM_OUTBUF_HIGH_WATERMARK=str(HIGH_WATERMARK),
         TABLESTREAM_OUTBUF_OVERFLOW=str(OVERFLOW),
         TABLESTREAM_WRITE_TIMEOUT="120",
+        # Memory per slow reader is measured here, so all 50 must run: admission by slots only
+        # (the load-based ramp would refuse part of a burst of 50; tests/test_admission_lag.py).
+        TABLESTREAM_ADMIT_MAX_LAG_MS="0",
     )
     server = process_server(**env)
     httpraw.get(f"{server.url}/tables/synthetic?limit=20000", keep=False)

@@ -334,7 +334,7 @@ class Settings:
     )
     admit_per_second: int = setting(
         integer(0, 100_000),
-        "32",
+        "64",
         "past TABLESTREAM_STREAMS_ALWAYS_ADMITTED streams, the most new streams admitted in any "
         "second (a burst is admitted before its cost shows in the lag); 0 = no such limit",
     )
@@ -363,8 +363,9 @@ class Settings:
     header_initial_timeout: float = setting(
         number(0.5, 3600, "seconds"),
         "5",
-        "seconds a request header has before TABLESTREAM_HEADER_MIN_RATE extends it (one more "
-        "second per that many bytes received, up to TABLESTREAM_HEADER_TIMEOUT)",
+        "seconds a request header has from its first byte before TABLESTREAM_HEADER_MIN_RATE "
+        "extends it (one more second per that many bytes received, up to "
+        "TABLESTREAM_HEADER_TIMEOUT from the connect)",
     )
     header_min_rate: int = setting(
         integer(0, 1024 * MIB, "bytes per second"),

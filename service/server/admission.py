@@ -169,8 +169,6 @@ class Admission:
 
     def admit(self, client: str) -> Ticket:
         """A slot for a stream from ``client``, or ``Rejected`` saying why not."""
-        if self.max_lag:
-            self.lag.start()  # (once per process) measuring before the floor is reached
         with self._lock:
             if self.draining:
                 raise Rejected(DRAINING, "The server is shutting down; try another instance.")

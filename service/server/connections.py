@@ -80,6 +80,7 @@ class _GuardedChannel(ChannelOutput, HTTPChannel):
     def __init__(self, server: Any, sock: socket.socket, addr: Any, adj: Any, map=None) -> None:
         self.waiting_since = time.monotonic()  # connect, first byte of a request, or last reply
         self.header_bytes = 0  # bytes of the request header being waited for, since then
+        self.header_began = 0.0  # when the first of those bytes came
         _notsent_lowat(sock, NOTSENT_LOWAT)
         self.served = False
         super().__init__(server, sock, addr, adj, map)
@@ -105,6 +106,8 @@ class _GuardedChannel(ChannelOutput, HTTPChannel):
             self.waiting_since = time.monotonic()
             self.header_bytes = 0
         if not self.requests:
+            if not self.header_bytes:
+                self.header_began = time.monotonic()
             self.header_bytes += len(data)
         return super().received(data)
 
@@ -121,7 +124,9 @@ class _GuardedChannel(ChannelOutput, HTTPChannel):
             return ""  # being served, queued, or still sending: not idle
         awaiting_header = self.request is not None or not self.served
         return deadlines.overdue(
-            now - self.waiting_since, self.header_bytes if awaiting_header else None
+            now - self.waiting_since,
+            self.header_bytes if awaiting_header else None,
+            now - self.header_began,
         )
 
 

@@ -5,12 +5,14 @@ request, so one that waits for nothing must go (issue 29). The rules, checked on
 by the server's loop (service/server/connections.py) on channels with no request in service:
 
 - **A request header arrives at a minimum rate** (Apache's ``mod_reqtimeout``
-  ``header=5-10,MinRate=500``): a header has ``TABLESTREAM_HEADER_INITIAL_TIMEOUT`` seconds,
-  plus one second per ``TABLESTREAM_HEADER_MIN_RATE`` bytes received, never more than
-  ``TABLESTREAM_HEADER_TIMEOUT``. A client that sends its header in one packet needs
-  milliseconds; one that trickles a byte every few seconds (slowloris) is closed after the
-  initial allowance instead of the whole deadline, so a flood holds half the sockets it did.
-  The clock starts at the connect for a first request, at its first byte for a kept-alive
+  ``header=5-10,MinRate=500``): from its first byte a header has
+  ``TABLESTREAM_HEADER_INITIAL_TIMEOUT`` seconds, plus one second per
+  ``TABLESTREAM_HEADER_MIN_RATE`` bytes received, and never more than
+  ``TABLESTREAM_HEADER_TIMEOUT`` from the connect. A connection that has sent nothing has the
+  whole header timeout (a browser's preconnected socket waits for its request). A client that
+  sends its header in one packet needs milliseconds; one that trickles a byte every few
+  seconds (slowloris) is closed after the initial allowance instead of the whole deadline. The
+  deadline counts from the connect for a first request, from its first byte for a kept-alive
   connection's next one (as Go's ``ReadHeaderTimeout``).
 - **A kept-alive connection idle between requests** goes after ``TABLESTREAM_KEEPALIVE_TIMEOUT``.
 - **At the connection limit, the oldest connection waiting for a request is dropped** so the
@@ -65,18 +67,22 @@ class Deadlines:
         allowed = self.header_initial_timeout + received / self.header_min_rate
         return min(self.header_timeout, allowed)
 
-    def overdue(self, waited: float, header_bytes: int | None) -> str:
+    def overdue(self, waited: float, header_bytes: int | None, trickling: float = 0.0) -> str:
         """Why a connection that has waited ``waited`` s should close ('' if it should not).
 
         ``header_bytes`` is how much of a request header it has sent, or None when it is idle
-        between requests (a kept-alive connection after a response).
+        between requests (a kept-alive connection after a response); ``trickling`` is the time
+        since the first of those bytes. A connection that has sent nothing yet has the whole
+        ``header_timeout`` (a browser's preconnected socket waits for its request); once bytes
+        come they must keep coming at the minimum rate.
         """
         if header_bytes is None:
             return KEEPALIVE_TIMEOUT if waited > self.keepalive_timeout else ""
-        allowed = self.header_allowance(header_bytes)
-        if waited <= allowed:
-            return ""
-        return HEADER_RATE if allowed < self.header_timeout else HEADER_TIMEOUT
+        if waited > self.header_timeout:
+            return HEADER_TIMEOUT
+        if header_bytes and trickling > self.header_allowance(header_bytes):
+            return HEADER_RATE
+        return ""
 
     def count(self, reason: str) -> None:
         if self.closed is not None:

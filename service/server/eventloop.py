@@ -131,13 +131,20 @@ class EpollLoop:
         if obj is None:
             self._forget(fd)
             return
+        # Busy first: a worker thread may end a request between the two questions, and a
+        # channel seen busy, then asked its interest once idle, would be left unwatched with the
+        # interest of a busy one (not reading): its next request never read (a kept-alive
+        # client's second request waited for the keep-alive timeout). Seen busy, it stays
+        # watched and is asked again after the worker's trigger; seen idle, only this thread
+        # can make it busy again.
+        busy = _busy(obj)
         mask = 0
         if obj.readable():
             mask |= _READ
         if obj.writable() and not obj.accepting:
             mask |= _WRITE
         self._register(fd, mask)
-        if _busy(obj):
+        if busy:
             self.quiet.pop(fd, None)
         else:
             self.watched.discard(fd)
