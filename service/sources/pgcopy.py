@@ -10,13 +10,15 @@ The bytes are those the csv module (``stream/csvnulls.py``) writes for the same 
 construction and by ``tests/test_pg_copy.py`` (every type, every NULL spelling, cells with
 commas, quotes, CR, LF, the NULL words):
 
-- cells: the same text expressions as the cursor's (``pgtext``), NULL kept;
+- cells: the same text as the cursor's (``pgtext``), NULL kept; a column whose type's own
+  output is that text is selected bare (``copy_select``): no expression per row;
 - quoting: PostgreSQL quotes a field with a comma, a quote, CR or LF and doubles its quotes, as
   the csv module does, and also a field equal to the NULL string: exactly the rule of
   ``?null=copy``, ``\\N`` and ``NULL``. For ``empty`` (NULL and the empty string both an
   unquoted empty field) a column whose text can be empty is selected as ``NULLIF(…, '')``;
 - line ends: PostgreSQL writes LF, CSV here is CRLF. A batch whose LFs are exactly its line ends
-  (no cell holds a line break) is mended with one replace, any other line by line;
+  (no cell holds a line break) is mended with one replace, any other by its quotes
+  (``_crlf_outside_quotes``);
 - one-column tables are not copied: there PostgreSQL quotes a lone ``\\.`` and the csv module a
   lone empty field, so csvnulls writes them as before.
 
@@ -70,20 +72,23 @@ class CopyOut:
         conn = self._conn
         get = conn.pgconn.get_copy_data
         while not self.done:
-            lines: list[memoryview] = []
-            append = lines.append
+            # Each row is copied into the batch at once: a row's memoryview keeps libpq's buffer
+            # alive, and holding 512 of them to join cost ~0.25 µs a row more (the bench's orders).
+            blob = bytearray()
+            count = 0
             with conn.lock:
-                while len(lines) < rows:
+                while count < rows:
                     nbytes, data = get(1)  # one row, or 0 when libpq holds no whole row yet
                     if nbytes > 0:
-                        append(data)
+                        blob += data
+                        count += 1
                     elif nbytes == 0:
                         conn.wait(_more_input(conn.pgconn))
                     else:  # -1: the COPY is over; its result says how
                         self._finish()
                         break
-            if lines:
-                yield self._text(lines), len(lines)
+            if count:
+                yield self._text(blob, count), count
 
     def _finish(self) -> None:
         results = self._conn.wait(generators.fetch_many(self._conn.pgconn))
@@ -91,10 +96,21 @@ class CopyOut:
         if results and results[-1].status != pq.ExecStatus.COMMAND_OK:
             raise errors.error_from_result(results[-1], encoding=self._codec)
 
-    def _text(self, lines: list[memoryview]) -> str:
-        blob = b"".join(lines)
-        if blob.count(b"\n") == len(lines):  # no cell holds a line break
-            blob = blob.replace(b"\n", b"\r\n")
-        else:
-            blob = b"\r\n".join([line[:-1] for line in lines]) + b"\r\n"
-        return blob.decode(self._codec)
+    def _text(self, blob: bytearray, lines: int) -> str:
+        if blob.count(b"\n") == lines:  # no cell holds a line break
+            return blob.replace(b"\n", b"\r\n").decode(self._codec)
+        return _crlf_outside_quotes(bytes(blob)).decode(self._codec)
+
+
+def _crlf_outside_quotes(blob: bytes) -> bytes:
+    """CRLF for the LFs that end lines, LF kept inside quoted cells: a line break inside a cell
+    always is (CSV quotes such a cell), and a quote toggles in and out of one (a doubled quote
+    inside a cell toggles twice)."""
+    pieces = blob.split(b"\n")
+    quoted = False
+    out = []
+    for piece in pieces[:-1]:
+        if piece.count(b'"') % 2:
+            quoted = not quoted
+        out.append(piece + (b"\n" if quoted else b"\r\n"))
+    return b"".join(out)

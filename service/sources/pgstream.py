@@ -21,7 +21,7 @@ from .base import BATCH_ROWS, BadValue, unique_columns
 from .cursor import CursorRowStream
 from .pgcopy import CopyOut, copy_statement
 from .pgfetch import FetchAhead
-from .pgtext import TEXT_OIDS, text_select
+from .pgtext import TEXT_OIDS, copy_select, text_select
 
 __all__ = ["PostgresStream"]
 
@@ -130,9 +130,8 @@ class PostgresStream(CursorRowStream):
         _, _, params = self._from
         if conn is None or self.rows_read or len(self._names) < 2:
             return None
-        select, all_text = text_select(
-            self._names, self._types, keep_null=True, empty_as_null=empty_is_null
-        )
+        iso = (conn.info.parameter_status("DateStyle") or "").startswith("ISO")
+        select, all_text = copy_select(self._names, self._types, empty_is_null, iso)
         if not all_text:
             return None
         query = psycopg.ClientCursor(conn).mogrify(self._query(select), params)
