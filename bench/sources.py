@@ -30,7 +30,12 @@ from typing import Any
 from tablestream.sources.demo import create_demo_db, create_demo_pg
 from tablestream.testing import ServerProcess
 
-__all__ = ["SourcesResult", "phase_f", "report_lines", "source_verdicts"]
+from .exports import Exports, engine_command, measure_exports
+from .exports import figure_lines as export_figures
+from .exports import report_lines as export_report
+from .exports import verdicts as export_verdicts
+
+__all__ = ["SourcesResult", "phase_f", "report_lines", "source_figures", "source_verdicts"]
 
 MIB = 1024 * 1024
 PG_DSN = os.environ.get("BENCH_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test")
@@ -51,6 +56,7 @@ class SourcesResult:
     skipped: str = ""  # why PostgreSQL is not in it
     runs: dict[tuple[str, str, str], list[Any]] = field(default_factory=dict)  # (table, fmt, way)
     different: list[str] = field(default_factory=list)
+    exports: Exports = field(default_factory=lambda: Exports(0))
 
     def add(self, key: tuple[str, str, str], run: Any) -> None:
         self.runs.setdefault(key, []).append(run)
@@ -157,7 +163,7 @@ def phase_f(
     if skipped:
         print(f"  PostgreSQL phase skipped: {skipped}", flush=True)
     tables = ["synthetic", "orders", *([] if skipped else ["pg_orders"])]
-    result = SourcesResult(rows, tables, skipped)
+    result = SourcesResult(rows, tables, skipped, exports=Exports(rows))
     argv = [py, "-m", "bench.server"]
     new = ServerProcess(_env(rows, db, not skipped), logs / "sources.log", argv=argv)
     old = None
@@ -187,6 +193,15 @@ def phase_f(
                         + " rows/s",
                         flush=True,
                     )
+            measure_exports(
+                result.exports,
+                tables,
+                lambda table, fmt: _url(new, table, fmt, rows),
+                lambda table: engine_command(
+                    table, rows, db, PG_SERVE_DSN, f"{PG_SCHEMA}.pg_orders"
+                ),
+                lambda url: measure(new, url, rows),
+            )
     finally:
         new.stop()
         if old is not None:
@@ -204,17 +219,18 @@ def source_verdicts(result: SourcesResult) -> list[tuple[bool, str]]:
             + ("yes" if not r.different else "NO: " + ", ".join(r.different)),
         )
     )
-    for table in r.tables[1:]:
-        for fmt in FORMATS:
-            ratio = r.best((table, fmt, "plain"), ("synthetic", fmt, "plain"), "mb_per_s")
-            lines.append(
-                (
-                    ratio >= 0.8,
-                    f"{table} {fmt} vs synthetic {fmt}, MB/s of output, best runs: {ratio:.2f}x "
-                    f"({r.top(table, fmt, 'plain', 'mb_per_s'):.1f} vs "
-                    f"{r.top('synthetic', fmt, 'plain', 'mb_per_s'):.1f} MB/s; target >= 0.8x)",
-                )
+    for table in r.tables[1:]:  # issue 30: HTML judged per byte; the text formats by exports.py
+        ratio = r.paired((table, "html", "plain"), ("synthetic", "html", "plain"), "mb_per_s")
+        lines.append(
+            (
+                ratio >= 0.8,
+                f"{table} html vs synthetic html, MB/s of output: {ratio:.2f}x "
+                f"({r.median(table, 'html', 'plain', 'mb_per_s'):.1f} vs "
+                f"{r.median('synthetic', 'html', 'plain', 'mb_per_s'):.1f} MB/s; target >= 0.8x, "
+                "median of pairwise ratios)",
             )
+        )
+    lines += export_verdicts(r.exports, r.tables)
     for table in r.tables:  # issue 20: the formats for programs keep up with the page
         for fmt in FORMATS[1:]:
             ratio = r.best((table, fmt, "plain"), (table, "html", "plain"), "rows_per_s")
@@ -226,19 +242,7 @@ def source_verdicts(result: SourcesResult) -> list[tuple[bool, str]]:
                     f"{r.top(table, 'html', 'plain', 'rows_per_s'):,.0f}; target >= 0.8x)",
                 )
             )
-    if "pg_orders" in r.tables:
-        rate = max(run.rows_per_s for run in r.runs[("pg_orders", "html", "plain")])
-        speedup = r.paired(
-            ("pg_orders", "html", "plain"), ("pg_orders", "html", "before"), "rows_per_s"
-        )
-        lines.append(
-            (
-                rate >= 3 * TODAY_PG_ROWS_PER_S,
-                f"PostgreSQL HTML, best run: {rate:,.0f} rows/s (target >= 3x issue 17's 140k = 420k rows/s); "
-                f"{speedup:.2f}x the before path in this run",
-            )
-        )
-    else:
+    if r.skipped:
         lines.append((True, f"PostgreSQL targets not judged: {r.skipped}"))
     for table in ("synthetic", "orders"):
         speed = r.best((table, "html", "gzip"), (table, "html", "plain"), "rows_per_s")
@@ -261,6 +265,27 @@ def source_verdicts(result: SourcesResult) -> list[tuple[bool, str]]:
             )
         )
     return lines
+
+
+def source_figures(result: SourcesResult) -> list[str]:
+    """What phase G measures and no longer judges (issue 30 restated those targets): the text
+    formats per byte against synthetic's, PostgreSQL HTML against issue 17's 140k rows/s, and
+    NDJSON against the engine's CSV."""
+    r, lines = result, []
+    for table in r.tables[1:]:
+        for fmt in FORMATS[1:]:
+            ratio = r.paired((table, fmt, "plain"), ("synthetic", fmt, "plain"), "mb_per_s")
+            lines.append(f"figure: {table} {fmt} vs synthetic {fmt}, MB/s: {ratio:.2f}x")
+    if "pg_orders" in r.tables:
+        rate = r.median("pg_orders", "html", "plain", "rows_per_s")
+        speedup = r.paired(
+            ("pg_orders", "html", "plain"), ("pg_orders", "html", "before"), "rows_per_s"
+        )
+        lines.append(
+            f"figure: PostgreSQL HTML {rate:,.0f} rows/s ({rate / TODAY_PG_ROWS_PER_S:.1f}x "
+            f"issue 17's 140k), {speedup:.2f}x the before path in this run"
+        )
+    return lines + export_figures(r.exports)
 
 
 def report_lines(result: SourcesResult) -> list[str]:
@@ -294,4 +319,5 @@ def report_lines(result: SourcesResult) -> list[str]:
                 f"| {r.median(table, fmt, 'before', 'rows_per_s'):,.0f} "
                 f"| {r.rows / r.median(table, fmt, 'before', 'cpu'):,.0f} | {speedup:.2f}x |"
             )
-    return [*lines, ""]
+    figures = [f"- {line.removeprefix('figure: ')}" for line in source_figures(r)]
+    return [*lines, "", "Figures without a target:", "", *figures, "", *export_report(r.exports)]
