@@ -72,6 +72,11 @@ def schema() -> Iterator[str]:
             "(2, '0044-03-15 BC', '10000-01-01 00:00', '0001-01-01 00:00:00+00 BC'),"
             "(3, '2024-02-29', '0044-03-15 12:00:00.5 BC', '2024-01-01 00:00:00.5+00')"
         )
+        for view, seconds in (("sleepy", 0.8), ("sleepless", 3)):  # to the first row
+            admin.execute(
+                f"CREATE VIEW {name}.{view} AS SELECT * FROM {name}.tricky "
+                f"WHERE (SELECT pg_sleep({seconds})::text) IS NOT NULL"
+            )
         admin.execute(
             f"CREATE TABLE {name}.big AS SELECT i AS id, 'row ' || i AS name, i * 1.5 AS amount "
             "FROM generate_series(1, 1000000) i"
@@ -268,3 +273,62 @@ def test_a_backend_killed_mid_copy_ends_the_csv_with_the_error_marker_not_a_clea
     assert not tail.endswith(b"0\r\n\r\n")  # no terminating chunk: the cut shows
     again = httpraw.get(f"{copy_server.url}/tables/big.csv?limit=3", timeout=30)
     assert again.terminated and again.body.count(b"\r\n") == 4
+
+
+def _limited_server(thread_server, schema: str, limit_ms: int):
+    app = create_app(
+        {
+            "db": "",
+            "synthetic_rows": "0",
+            "pg_dsn": DSN,
+            "pg_pool_max": "2",
+            "pg_tables": f"{schema}.sleepy,{schema}.sleepless,{schema}.tricky",
+            "query_time_limit_ms": str(limit_ms),
+        }
+    )
+    return app, thread_server(app)
+
+
+def _timed(url: str) -> tuple[httpraw.RawResponse, float]:
+    started = time.monotonic()
+    answer = httpraw.get(url, timeout=30)
+    return answer, time.monotonic() - started
+
+
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
+def test_a_csv_under_the_query_time_limit_runs_its_query_once(thread_server, schema):
+    """The view takes 0.8 s to its first row, within the 1.5 s limit. CSV used to run the
+    query twice: a first FETCH under the limit, then the COPY (1.6 s); now the COPY alone."""
+    app, server = _limited_server(thread_server, schema, 1500)
+    try:
+        page, page_took = _timed(f"{server.url}/tables/sleepy")
+        csv_file, csv_took = _timed(f"{server.url}/tables/sleepy.csv")
+        assert page.status == 200 and csv_file.status == 200 and csv_file.terminated
+        assert csv_file.body.startswith(b"id,a,b\r\n") and csv_file.body.count(b"\r\n") > 10
+        assert page_took > 0.8 and csv_took > 0.8  # each waited for the view once
+        assert csv_took < page_took + 0.5, (csv_took, page_took)
+    finally:
+        app.extensions["tablestream"].catalog["sleepy"]._source.close()
+
+
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
+def test_a_csv_without_a_first_row_in_time_is_a_503_its_copy_cancelled(thread_server, schema):
+    app, server = _limited_server(thread_server, schema, 200)
+    admission = app.extensions["tablestream"].admission
+    in_use = admission.in_use
+    try:
+        for _ in range(3):  # more than the pool's two connections
+            answer, took = _timed(f"{server.url}/tables/sleepless.csv")
+            assert answer.status == 503 and "took too long" in answer.text, answer.text[:300]
+            assert took < 1.5  # the 3 s view was not waited for
+        assert admission.in_use == in_use
+        with psycopg.connect(DSN, autocommit=True) as conn:
+            running = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE %s AND state = 'active'",
+                (f"COPY %{schema}.sleepless%",),
+            ).fetchone()[0]
+        assert running == 0
+        again = httpraw.get(f"{server.url}/tables/tricky.csv", timeout=30)
+        assert again.status == 200 and again.terminated
+    finally:
+        app.extensions["tablestream"].catalog["sleepy"]._source.close()

@@ -130,10 +130,12 @@ class PostgresTable(Table):
         limit: int | None = None,
         offset: int = 0,
         typed: bool = False,
+        csv: tuple[str, bool] | None = None,
     ) -> RowStream:
         """Stream ``columns`` (all when None) with ``tail`` (`` WHERE … ORDER BY …`` with
         ``%s`` placeholders for ``params``, from ``query/sql.py``), in one snapshot; ``typed``:
-        NULL kept for ``typed_batches()`` (NDJSON, CSV with ``null=``)."""
+        NULL kept for ``typed_batches()`` (NDJSON, CSV with ``null=``); ``csv``: the rows will
+        be read as ``csv_lines(*csv)``, so a COPY starts now (``pgstream``)."""
         conn = self._source.borrow()
         try:
             return PostgresStream(
@@ -147,6 +149,7 @@ class PostgresTable(Table):
                 typed=typed,
                 request_values=bool(params),
                 time_limit=self._source.time_limit,
+                csv=csv,
             )
         except BadValue:
             self._source.pool.putconn(conn)

@@ -264,11 +264,12 @@ class SQLiteTable(Table):
         limit: int | None = None,
         offset: int = 0,
         typed: bool = False,
+        csv: tuple[str, bool] | None = None,
     ) -> RowStream:
         """Stream ``columns`` (all when None) with ``tail`` (`` WHERE … ORDER BY …`` with
         ``?`` placeholders for ``params``, from ``query/sql.py``), in one snapshot, ``limit``
-        rows after ``offset``. ``typed`` changes nothing here: SQLite's cursor always has the
-        values for ``typed_batches()``."""
+        rows after ``offset``. ``typed`` and ``csv`` change nothing here: SQLite's cursor always has
+        the values for ``typed_batches()``, and SQLite writes no CSV itself."""
         self.column_types()  # the declared types, read once: which columns are date/times
         shown = ", ".join(map(quote_identifier, columns)) if columns else "*"
         sql = f"SELECT {shown} FROM {quote_identifier(self.name)}{tail}"
