@@ -26,7 +26,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ENGINES", "Exports", "figure_lines", "measure_exports", "report_lines", "verdicts"]
+__all__ = [
+    "ENGINES",
+    "Exports",
+    "engine_command",
+    "figure_lines",
+    "measure_exports",
+    "report_lines",
+    "run_engine",
+    "verdicts",
+]
 
 ENGINES = {  # table: (tool, target, what the target compares)
     "orders": ("sqlite3", 0.45, "sqlite3 -csv to a pipe"),
@@ -65,7 +74,7 @@ def engine_command(table: str, rows: int, sqlite_db: Path, pg_dsn: str, pg_table
     return ["psql", pg_dsn, "-X", "-c", f"\\copy ({query}) to stdout with csv header"]
 
 
-def _run_engine(command: list[str]) -> tuple[float, int]:
+def run_engine(command: list[str]) -> tuple[float, int]:
     """Seconds until the tool's stdout closed, read through a pipe; and the bytes read."""
     start = time.perf_counter()
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
@@ -96,7 +105,7 @@ def measure_exports(
             result.missing[table] = f"{tool} is not installed (tests/system/install-deps.sh)"
             continue
         ours = measure(url(table, "csv"))
-        seconds, _ = _run_engine(command(table))
+        seconds, _ = run_engine(command(table))
         ndjson = measure(url(table, "ndjson"))
         result.pairs.setdefault(table, []).append((seconds, ours, ndjson))
         print(
