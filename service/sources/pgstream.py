@@ -69,10 +69,11 @@ class PostgresStream(CursorRowStream):
         if chosen is not None:  # a query's columns, in its order (names checked by the query)
             picked = [names.index(name) for name in chosen]
             names, types = [names[i] for i in picked], [types[i] for i in picked]
+        iso = _iso_dates(conn)
         if typed:  # NULL kept; typed_batches() hands the cells as they come
-            select, _ = text_select(names, types, keep_null=True)
+            select, _ = text_select(names, types, keep_null=True, iso_dates=iso)
         else:
-            select, self._rows_are_text = text_select(names, types)
+            select, self._rows_are_text = text_select(names, types, iso_dates=iso)
         self.kinds = [
             _TEXT_KINDS.get(t, "text") if typed and t in TEXT_OIDS else "value" for t in types
         ]
@@ -169,8 +170,7 @@ class PostgresStream(CursorRowStream):
         _, _, params = self._from
         if len(self._names) < 2:
             return None
-        iso = (conn.info.parameter_status("DateStyle") or "").startswith("ISO")
-        select, all_text = copy_select(self._names, self._types, empty_is_null, iso)
+        select, all_text = copy_select(self._names, self._types, empty_is_null, _iso_dates(conn))
         if not all_text:
             return None
         query = psycopg.ClientCursor(conn).mogrify(self._query(select), params)
@@ -199,3 +199,8 @@ class PostgresStream(CursorRowStream):
             log.warning("PostgreSQL connection broken while closing a stream: %s", exc)
         finally:
             self._pool.putconn(conn)
+
+
+def _iso_dates(conn: psycopg.Connection) -> bool:
+    """Whether the session writes dates as ISO (``DateStyle``, which the server reports)."""
+    return (conn.info.parameter_status("DateStyle") or "").startswith("ISO")
