@@ -201,7 +201,7 @@ def source_verdicts(result: SourcesResult) -> list[tuple[bool, str]]:
                 )
             )
     if r.skipped:
-        lines.append((True, f"PostgreSQL targets not judged: {r.skipped}"))
+        lines.append((False, f"PostgreSQL targets not judged: {r.skipped}"))
     for table in ("synthetic", "orders"):
         speed = r.best((table, "html", "gzip"), (table, "html", "plain"), "rows_per_s")
         ratio = r.median(table, "html", "plain", "size") / r.median(table, "html", "gzip", "size")
