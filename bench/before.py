@@ -45,11 +45,14 @@ def install() -> None:
         from tablestream.sources import pgstream
     except ImportError:  # no pg extra: nothing PostgreSQL to put back
         return
+
+    def as_they_are(names: Sequence[str], *_: Any, **__: Any) -> tuple[Any, bool]:
+        # Not all text: no COPY either (CSV written from the rows, as before).
+        return sql.SQL(", ").join(map(sql.Identifier, names)), False
+
     pgstream.TEXT_OIDS = frozenset()  # typed streams: every column a psycopg value
-    pgstream.text_select = lambda names, type_oids, keep_null=False, empty_as_null=False: (
-        sql.SQL(", ").join(map(sql.Identifier, names)),
-        False,  # not all text: no COPY either (CSV written from the rows, as before)
-    )
+    pgstream.text_select = as_they_are
+    pgstream.copy_select = as_they_are
     pgstream.FetchAhead = _FetchInTurn
 
 

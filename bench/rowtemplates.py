@@ -49,7 +49,7 @@ class Plan:
 
 
 FULL = Plan(rows=1_000_000, repeats=3, baseline_pairs=3)
-QUICK = Plan(rows=100_000, repeats=2, baseline_pairs=2)
+QUICK = Plan(rows=100_000, repeats=3, baseline_pairs=3)  # 3: a median of 2 is their mean
 WAYS = {
     "synthetic": {
         "plain": "/tables/synthetic",
@@ -64,6 +64,13 @@ WAYS = {
 }
 
 
+TARGETS = {"plain": 1.0, "hand": 1.2}
+"""Issue 30: a row template writes more markup per row than the default path, so against it
+the unit is bytes of table per second (>= 1.0x its MB/s); against the same markup written by
+hand (f-strings over the rows) it is rows/s (>= 1.2x)."""
+UNITS = {"plain": "mb_per_s", "hand": "rows_per_s"}
+
+
 @dataclass
 class Result:
     rows: int
@@ -73,8 +80,8 @@ class Result:
     baseline_rates: dict[str, list[float]] = field(default_factory=dict)
     same_markup: list[str] = field(default_factory=list)  # what differs, empty when all same
 
-    def rate(self, table: str, way: str) -> float:
-        return statistics.median(r.rows_per_s for r in self.runs[(table, way)])
+    def rate(self, table: str, way: str, unit: str = "rows_per_s") -> float:
+        return statistics.median(getattr(r, unit) for r in self.runs[(table, way)])
 
 
 def _orders_db(folder: Path, rows: int) -> Path:
@@ -147,8 +154,8 @@ def measure_row_templates(
                 for way, path in ways.items():
                     got[way] = measure(server, f"{server.url}{path}?limit={plan.rows}", plan.rows)
                     result.runs.setdefault((table, way), []).append(got[way])
-                for other in ("plain", "hand"):
-                    ratio = got["template"].rows_per_s / got[other].rows_per_s
+                for other, unit in UNITS.items():
+                    ratio = getattr(got["template"], unit) / getattr(got[other], unit)
                     result.ratios.setdefault((table, other), []).append(ratio)
                 print(
                     f"  {table} run {repeat + 1}: "
@@ -212,15 +219,22 @@ def verdicts(result: Result) -> list[tuple[bool, str]]:
         )
     ]
     for table in WAYS:
-        for other, target in (("plain", 0.9), ("hand", 1.0)):
+        for other, target in TARGETS.items():
             ratio = statistics.median(result.ratios[(table, other)])
-            what = "three-string default path" if other == "plain" else "hand-written f-strings"
+            unit = UNITS[other]
+            what = (
+                "the default markup (three-string path), MB/s of table"
+                if other == "plain"
+                else "the same markup by hand (f-strings over the rows), rows/s"
+            )
+            shown = "MB/s" if unit == "mb_per_s" else "rows/s"
             lines.append(
                 (
                     ratio >= target,
                     f"{table}, {result.rows:,} rows: row template vs {what}: {ratio:.2f}x "
-                    f"({result.rate(table, 'template'):,.0f} vs {result.rate(table, other):,.0f} "
-                    f"rows/s; target >= {target}x, median of pairwise ratios)",
+                    f"({result.rate(table, 'template', unit):,.1f} vs "
+                    f"{result.rate(table, other, unit):,.1f} {shown}; target >= {target}x, "
+                    "median of pairwise ratios)",
                 )
             )
     ratio = statistics.median(result.baseline)
@@ -266,12 +280,12 @@ def report_lines(result: Result) -> list[str]:
         f"`python -m bench.rowtemplates` (phase F), {result.rows:,} rows per stream, one bench "
         "server: the default three-string path (`plain`), the table's row template compiled "
         "(`template`; docs/row-templates.md) and the same markup by hand (`hand`: f-strings and "
-        "`html.escape` per cell), run by run. Ratios are the template's rows/s over the other "
-        "way's, pair by pair: vs plain "
+        "`html.escape` per cell), run by run. Ratios, pair by pair: the template's MB/s over "
+        "plain's (a template writes more markup per row) "
         + "; ".join(
             f"{t} " + ", ".join(f"{r:.2f}x" for r in result.ratios[(t, "plain")]) for t in WAYS
         )
-        + "; vs hand "
+        + "; its rows/s over hand's "
         + "; ".join(
             f"{t} " + ", ".join(f"{r:.2f}x" for r in result.ratios[(t, "hand")]) for t in WAYS
         )

@@ -34,7 +34,7 @@ from tablestream.testing import ServerProcess
 from . import rowtemplates
 from .measure import fetch, fetch_many, steady_load, wire_bytes
 from .report import write_report
-from .sources import SourcesResult, phase_f, report_lines, source_verdicts
+from .sources import SourcesResult, phase_f, report_lines, source_figures, source_verdicts
 from .steps import measure_steps
 
 MIB = 1024 * 1024
@@ -444,6 +444,7 @@ def _sources_only(plan: Plan, py: str, logs: Path, out: Path, started: float) ->
     print()
     for ok, text in lines:
         print(f"{'PASS' if ok else 'FAIL'}  {text}")
+    print("\n".join(source_figures(sources)))
     print(f"\nreport: {report} ({time.monotonic() - started:.0f} s)")
     return 0 if all(ok for ok, _ in lines) else 1
 
@@ -512,6 +513,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for ok, text in lines:
         print(f"{'PASS' if ok else 'FAIL'}  {text}")
+    print("\n".join(source_figures(sources)))
     print(f"\nreport: {report} ({elapsed:.0f} s)")
     return 0 if all(ok for ok, _ in lines) else 1
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import os
 import statistics
 import urllib.request
 from collections.abc import Callable
@@ -27,20 +26,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tablestream.sources.demo import create_demo_db, create_demo_pg
 from tablestream.testing import ServerProcess
 
-__all__ = ["SourcesResult", "phase_f", "report_lines", "source_verdicts"]
+from .data import DATA_ROWS, PG_SCHEMA, PG_SERVE_DSN, postgres, secret_file, sqlite_file
+from .exports import Exports, engine_command, measure_exports
+from .exports import figure_lines as export_figures
+from .exports import report_lines as export_report
+from .exports import verdicts as export_verdicts
+
+__all__ = ["SourcesResult", "phase_f", "report_lines", "source_figures", "source_verdicts"]
 
 MIB = 1024 * 1024
-PG_DSN = os.environ.get("BENCH_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test")
-PG_SCHEMA = "tablestream_bench"
-# Every scan from the table's first block: with synchronized scans (PostgreSQL's default) a
-# scan starts where another one is, so a LIMIT without ORDER BY returns other rows each time
-# and the byte-for-byte check would compare different rows.
-PG_SERVE_DSN = f"{PG_DSN} options='-c synchronize_seqscans=off'"
 FORMATS = ("html", "csv", "ndjson", "csv null=copy")
 """What each (table, format) streams; ``csv null=copy`` is CSV keeping NULL apart (issue 20)."""
+CSV_FORMATS = ("csv", "csv null=copy")
 TODAY_PG_ROWS_PER_S = 140_000  # issue 17's measurement of PostgreSQL HTML before it
 
 
@@ -51,6 +50,7 @@ class SourcesResult:
     skipped: str = ""  # why PostgreSQL is not in it
     runs: dict[tuple[str, str, str], list[Any]] = field(default_factory=dict)  # (table, fmt, way)
     different: list[str] = field(default_factory=list)
+    exports: Exports = field(default_factory=lambda: Exports(0))
 
     def add(self, key: tuple[str, str, str], run: Any) -> None:
         self.runs.setdefault(key, []).append(run)
@@ -73,45 +73,9 @@ class SourcesResult:
         return self.top(*a, attr) / self.top(*b, attr)
 
 
-DATA_ROWS = 1_000_000  # the bench's orders tables; a stream reads ``?limit=`` of them
-
-
-def _sqlite_file() -> Path:
-    path = Path("runs/bench-data") / f"orders-{DATA_ROWS}.sqlite3"
-    if not path.exists():
-        print(f"  writing the demo database with {DATA_ROWS:,} orders to {path}", flush=True)
-        create_demo_db(path, DATA_ROWS)
-    return path
-
-
-def _postgres() -> str:
-    """'' when ``tablestream_bench.pg_orders`` holds the bench's orders, else why it cannot."""
-    try:
-        import psycopg
-    except ImportError:
-        return "psycopg is not installed (pip install 'tablestream[pg]')"
-    try:
-        conn = psycopg.connect(PG_DSN, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        return f"PostgreSQL at {PG_DSN!r} is not reachable: {str(exc).strip()}"
-    with conn:
-        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {PG_SCHEMA}")
-        exists = conn.execute(f"SELECT to_regclass('{PG_SCHEMA}.orders')").fetchone()
-        count = 0
-        if exists and exists[0]:
-            count = conn.execute(f"SELECT count(*) FROM {PG_SCHEMA}.orders").fetchone()[0]
-        if count != DATA_ROWS:
-            print(f"  loading {DATA_ROWS:,} orders into PostgreSQL ({PG_SCHEMA})", flush=True)
-            conn.execute(f"DROP VIEW IF EXISTS {PG_SCHEMA}.pg_orders")
-            create_demo_pg(f"{PG_DSN} options='-csearch_path={PG_SCHEMA}'", DATA_ROWS)
-        conn.execute(
-            f"CREATE OR REPLACE VIEW {PG_SCHEMA}.pg_orders AS SELECT * FROM {PG_SCHEMA}.orders"
-        )
-    return ""
-
-
 def _env(rows: int, db: Path, pg: bool) -> dict[str, str]:
     env = {
+        "TABLESTREAM_SECRET_FILE": str(secret_file().resolve()),
         "TABLESTREAM_DB": str(db),
         "TABLESTREAM_SYNTHETIC_ROWS": str(DATA_ROWS),
         "TABLESTREAM_LOG_LEVEL": "warning",  # As behind nginx: the bench's fixed X-Request-ID is kept, so pages compare byte for byte.
@@ -152,12 +116,12 @@ def phase_f(
     rows: int, repeats: int, check_rows: int, py: str, logs: Path, measure: Callable[..., Any]
 ) -> SourcesResult:
     """Every (table, format) plain, gzip and before, ``repeats`` times, interleaved."""
-    db = _sqlite_file()
-    skipped = _postgres()
+    db = sqlite_file()
+    skipped = postgres()
     if skipped:
         print(f"  PostgreSQL phase skipped: {skipped}", flush=True)
     tables = ["synthetic", "orders", *([] if skipped else ["pg_orders"])]
-    result = SourcesResult(rows, tables, skipped)
+    result = SourcesResult(rows, tables, skipped, exports=Exports(rows))
     argv = [py, "-m", "bench.server"]
     new = ServerProcess(_env(rows, db, not skipped), logs / "sources.log", argv=argv)
     old = None
@@ -187,6 +151,15 @@ def phase_f(
                         + " rows/s",
                         flush=True,
                     )
+            measure_exports(
+                result.exports,
+                tables,
+                lambda table, fmt: _url(new, table, fmt, rows),
+                lambda table: engine_command(
+                    table, rows, db, PG_SERVE_DSN, f"{PG_SCHEMA}.pg_orders"
+                ),
+                lambda url: measure(new, url, rows),
+            )
     finally:
         new.stop()
         if old is not None:
@@ -204,19 +177,20 @@ def source_verdicts(result: SourcesResult) -> list[tuple[bool, str]]:
             + ("yes" if not r.different else "NO: " + ", ".join(r.different)),
         )
     )
-    for table in r.tables[1:]:
-        for fmt in FORMATS:
-            ratio = r.best((table, fmt, "plain"), ("synthetic", fmt, "plain"), "mb_per_s")
-            lines.append(
-                (
-                    ratio >= 0.8,
-                    f"{table} {fmt} vs synthetic {fmt}, MB/s of output, best runs: {ratio:.2f}x "
-                    f"({r.top(table, fmt, 'plain', 'mb_per_s'):.1f} vs "
-                    f"{r.top('synthetic', fmt, 'plain', 'mb_per_s'):.1f} MB/s; target >= 0.8x)",
-                )
+    for table in r.tables[1:]:  # issue 30: HTML judged per byte; the text formats by exports.py
+        ratio = r.paired((table, "html", "plain"), ("synthetic", "html", "plain"), "mb_per_s")
+        lines.append(
+            (
+                ratio >= 0.8,
+                f"{table} html vs synthetic html, MB/s of output: {ratio:.2f}x "
+                f"({r.median(table, 'html', 'plain', 'mb_per_s'):.1f} vs "
+                f"{r.median('synthetic', 'html', 'plain', 'mb_per_s'):.1f} MB/s; target >= 0.8x, "
+                "median of pairwise ratios)",
             )
-    for table in r.tables:  # issue 20: the formats for programs keep up with the page
-        for fmt in FORMATS[1:]:
+        )
+    lines += export_verdicts(r.exports, r.tables)
+    for table in r.tables:  # issue 20: CSV keeps up with the page (NDJSON: a figure, issue 30)
+        for fmt in CSV_FORMATS:
             ratio = r.best((table, fmt, "plain"), (table, "html", "plain"), "rows_per_s")
             lines.append(
                 (
@@ -226,20 +200,8 @@ def source_verdicts(result: SourcesResult) -> list[tuple[bool, str]]:
                     f"{r.top(table, 'html', 'plain', 'rows_per_s'):,.0f}; target >= 0.8x)",
                 )
             )
-    if "pg_orders" in r.tables:
-        rate = max(run.rows_per_s for run in r.runs[("pg_orders", "html", "plain")])
-        speedup = r.paired(
-            ("pg_orders", "html", "plain"), ("pg_orders", "html", "before"), "rows_per_s"
-        )
-        lines.append(
-            (
-                rate >= 3 * TODAY_PG_ROWS_PER_S,
-                f"PostgreSQL HTML, best run: {rate:,.0f} rows/s (target >= 3x issue 17's 140k = 420k rows/s); "
-                f"{speedup:.2f}x the before path in this run",
-            )
-        )
-    else:
-        lines.append((True, f"PostgreSQL targets not judged: {r.skipped}"))
+    if r.skipped:
+        lines.append((False, f"PostgreSQL targets not judged: {r.skipped}"))
     for table in ("synthetic", "orders"):
         speed = r.best((table, "html", "gzip"), (table, "html", "plain"), "rows_per_s")
         ratio = r.median(table, "html", "plain", "size") / r.median(table, "html", "gzip", "size")
@@ -261,6 +223,30 @@ def source_verdicts(result: SourcesResult) -> list[tuple[bool, str]]:
             )
         )
     return lines
+
+
+def source_figures(result: SourcesResult) -> list[str]:
+    """What phase G measures and no longer judges (issue 30 restated those targets): the text
+    formats per byte against synthetic's, NDJSON against the page and against the engine's CSV,
+    PostgreSQL HTML against issue 17's 140k rows/s."""
+    r, lines = result, []
+    for table in r.tables[1:]:
+        for fmt in FORMATS[1:]:
+            ratio = r.paired((table, fmt, "plain"), ("synthetic", fmt, "plain"), "mb_per_s")
+            lines.append(f"figure: {table} {fmt} vs synthetic {fmt}, MB/s: {ratio:.2f}x")
+    for table in r.tables:
+        ratio = r.best((table, "ndjson", "plain"), (table, "html", "plain"), "rows_per_s")
+        lines.append(f"figure: {table} ndjson vs {table} html, rows/s, best runs: {ratio:.2f}x")
+    if "pg_orders" in r.tables:
+        rate = r.median("pg_orders", "html", "plain", "rows_per_s")
+        speedup = r.paired(
+            ("pg_orders", "html", "plain"), ("pg_orders", "html", "before"), "rows_per_s"
+        )
+        lines.append(
+            f"figure: PostgreSQL HTML {rate:,.0f} rows/s ({rate / TODAY_PG_ROWS_PER_S:.1f}x "
+            f"issue 17's 140k), {speedup:.2f}x the before path in this run"
+        )
+    return lines + export_figures(r.exports)
 
 
 def report_lines(result: SourcesResult) -> list[str]:
@@ -294,4 +280,5 @@ def report_lines(result: SourcesResult) -> list[str]:
                 f"| {r.median(table, fmt, 'before', 'rows_per_s'):,.0f} "
                 f"| {r.rows / r.median(table, fmt, 'before', 'cpu'):,.0f} | {speedup:.2f}x |"
             )
-    return [*lines, ""]
+    figures = [f"- {line.removeprefix('figure: ')}" for line in source_figures(r)]
+    return [*lines, "", "Figures without a target:", "", *figures, "", *export_report(r.exports)]

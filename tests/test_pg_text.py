@@ -145,9 +145,16 @@ def _as_before(zone: str, table: str) -> list[tuple[str, ...]]:
     return [tuple(format_value(v) for v in row) for row in rows]
 
 
-def _streamed(zone: str, schema: str, name: str) -> tuple[list[tuple[str, ...]], bool]:
+def _streamed(
+    zone: str, schema: str, name: str, datestyle: str = ""
+) -> tuple[list[tuple[str, ...]], bool]:
+    dsn = (
+        _dsn(zone)
+        if not datestyle
+        else f"{DSN} options='-c TimeZone={zone} -c DateStyle={datestyle}'"
+    )
     source = PostgresSource(
-        _dsn(zone), [f"{schema}.{name}"], fetch_rows=4, pool_min=0, pool_max=1, pool_timeout=5
+        dsn, [f"{schema}.{name}"], fetch_rows=4, pool_min=0, pool_max=1, pool_timeout=5
     )
     try:
         stream = source.tables[0].open()
@@ -169,6 +176,15 @@ def test_server_written_text_equals_the_python_formatter_for_every_type(schema, 
         assert len(streamed) == len(before) > 5
         for new, old in zip(streamed, before, strict=True):
             assert new == old
+
+
+@pytest.mark.parametrize("datestyle", ["German,DMY", "SQL,MDY", "Postgres,DMY", "ISO,DMY"])
+def test_dates_are_iso_whatever_the_sessions_datestyle(schema, datestyle):
+    """Under ISO the server's own date text is used (no to_char per row); otherwise not.
+    (Dates Python cannot hold are written as the session writes them, either way.)"""
+    streamed, _ = _streamed("UTC", schema, "server_text", datestyle)
+    assert sorted(streamed) == sorted(_streamed("UTC", schema, "server_text")[0])
+    assert "2024-02-29" in str(streamed) and "2024-05-06 07:08:09.500000" in str(streamed)
 
 
 def test_tables_of_common_types_need_no_python_formatting(schema):

@@ -39,17 +39,20 @@ def open_query(
     offset: int,
     sort_rows: int,
     typed: bool = False,
+    csv: tuple[str, bool] | None = None,
 ) -> RowStream:
     """Rows of ``table`` as ``q`` asks: the plain stream, the database's SQL, or Python.
 
     ``key``: the caller's ``visible_key``, by which a page is ordered and continued.
     ``typed``: the stream's ``typed_batches()`` will be read (NULL kept, ``kinds``), which a
-    database source must know before its query is sent."""
+    database source must know before its query is sent; ``csv``: the stream will be read as
+    ``csv_lines(*csv)`` (NULL's marker, whether the empty string is NULL too), which PostgreSQL
+    answers with a COPY sent at once."""
     dialect = DIALECTS.get(table.kind)
     paged = limit is not None and key is not None if dialect else False
     if q.is_plain and not paged:
-        if typed and dialect is not None:
-            return table.open_where(None, "", (), limit=limit, offset=offset, typed=True)  # type: ignore[attr-defined]
+        if (typed or csv) and dialect is not None:
+            return table.open_where(None, "", (), limit=limit, offset=offset, typed=typed, csv=csv)  # type: ignore[attr-defined]
         return table.open(limit=limit, offset=offset)
     if dialect is not None:
         # A query, or a page (limit) of a table with a key: in SQL, ordered by the key, so the
@@ -65,6 +68,7 @@ def open_query(
             limit=limit,
             offset=offset,
             typed=typed,
+            csv=csv,
             fast_start=q.search is not None,  # a search's first rows: from the cursor
         )
     if q.search is not None:

@@ -11,6 +11,9 @@ flow there is no limit, because a stream of millions of rows may rightly take mi
   (``sqlite.py`` ``row_count``) and facets use the same handler.
 - PostgreSQL: ``statement_timeout`` set for the transaction's opening statements only
   (``set_config(..., true)``), then put back, so the fetches that follow are not bounded.
+  A CSV stream's ``COPY`` cannot be bounded that way (the timeout would cover the whole COPY,
+  and nothing can be sent on the connection until it ends): ``pgcopy`` waits for its first row
+  itself and cancels it past the deadline.
 
 Past the limit a source raises ``QueryTimeout``; the view turns it into a 503 that says what to
 ask instead, and counts it (``tablestream_query_timeouts_total``).

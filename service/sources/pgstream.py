@@ -2,7 +2,9 @@
 
 Rows come through a server-side cursor (``DECLARE`` when the stream opens), fetched one
 ``FETCH`` ahead (``pgfetch``), the cells as text the server writes (``pgtext``); CSV instead
-through ``COPY`` of the same query, lines written by the server (``pgcopy``). However the stream
+through ``COPY`` of the same query, lines written by the server (``pgcopy``), started as the
+stream opens when it is opened for CSV (``csv``): the query runs once, and its time to the first
+row is bounded there as the cursor's is (``deadline.py``). However the stream
 ends, the connection goes back to the pool: rolled back, or closed when a COPY was left unread
 or the server went away (the pool then replaces it).
 """
@@ -21,7 +23,7 @@ from .base import BATCH_ROWS, BadValue, unique_columns
 from .cursor import CursorRowStream
 from .pgcopy import CopyOut, copy_statement
 from .pgfetch import FetchAhead
-from .pgtext import TEXT_OIDS, text_select
+from .pgtext import TEXT_OIDS, copy_select, text_select
 
 __all__ = ["PostgresStream"]
 
@@ -56,6 +58,7 @@ class PostgresStream(CursorRowStream):
         request_values: bool = False,
         time_limit: float = 0.0,
         copy: bool = True,
+        csv: tuple[str, bool] | None = None,
     ) -> None:
         self._pool = pool
         # CSV by COPY runs the query again, planned for all its rows: a search through a GIN
@@ -71,26 +74,36 @@ class PostgresStream(CursorRowStream):
         if chosen is not None:  # a query's columns, in its order (names checked by the query)
             picked = [names.index(name) for name in chosen]
             names, types = [names[i] for i in picked], [types[i] for i in picked]
+        iso = _iso_dates(conn)
         if typed:  # NULL kept; typed_batches() hands the cells as they come
-            select, _ = text_select(names, types, keep_null=True)
+            select, _ = text_select(names, types, keep_null=True, iso_dates=iso)
         else:
-            select, self._rows_are_text = text_select(names, types)
+            select, self._rows_are_text = text_select(names, types, iso_dates=iso)
         self.kinds = [
             _TEXT_KINDS.get(t, "text") if typed and t in TEXT_OIDS else "value" for t in types
         ]
         self._from = (table, tail, params)
         self._names, self._types = names, types
         self._copy: CopyOut | None = None
-        self._cursor = conn.cursor(name=f"tablestream_{next(_cursor_ids)}")
+        self._copied_as = csv
+        self._cursor: psycopg.ServerCursor | None = None
         self._first: list | None = None
+        # Opened for CSV: the COPY starts now, so its time to the first row is bounded here,
+        # before the response, and the query runs once (not a FETCH under the limit, then COPY).
+        statement = self._copy_statement(*csv) if csv is not None and copy else None
         try:
-            self._cursor.execute(self._query(select), params)
-            if time_limit > 0:
-                self._first = self._first_fetch(conn, fetch_rows, time_limit)
+            if statement is not None:
+                self._copy = CopyOut(conn, statement, first_row_within=time_limit)
+            else:
+                self._cursor = conn.cursor(name=f"tablestream_{next(_cursor_ids)}")
+                self._cursor.execute(self._query(select), params)
+                if time_limit > 0:
+                    self._first = self._first_fetch(conn, fetch_rows, time_limit)
         except BaseException as exc:
             # A backend that dies right here (killed, restarted) would leave the named cursor
             # to the garbage collector, which warns; the caller gives the connection back.
-            self._cursor.close()
+            if self._cursor is not None:
+                self._cursor.close()
             if request_values and isinstance(exc, psycopg.DataError):
                 # SQLSTATE class 22 where the table itself just answered (the columns above):
                 # a value of the request that its column's type refuses (a uuid, an enum, ...
@@ -98,8 +111,12 @@ class PostgresStream(CursorRowStream):
                 raise BadValue(str(exc).split("\n", 1)[0]) from exc
             raise
         self.columns = unique_columns(names)
-        self._ahead = FetchAhead(conn, self._cursor)
-        self._fetchmany = self._ahead.fetchmany if self._first is None else self._after_first
+        self._ahead: FetchAhead | None = None
+        if self._cursor is None:
+            self._fetchmany = self._copying
+        else:
+            self._ahead = FetchAhead(conn, self._cursor)
+            self._fetchmany = self._ahead.fetchmany if self._first is None else self._after_first
         self._fetch_rows = fetch_rows
         self.rows_read = 0
 
@@ -114,8 +131,12 @@ class PostgresStream(CursorRowStream):
         conn.execute("SELECT set_config(%s, %s, true)", ("statement_timeout", before[0]))
         return rows
 
+    def _copying(self, size: int) -> list:
+        raise RuntimeError("this stream was opened for CSV: its rows come from csv_lines()")
+
     def _after_first(self, size: int) -> list:
         first, self._first = self._first, None
+        assert self._ahead is not None
         return first if first is not None else self._ahead.fetchmany(size)
 
     def _query(self, select: sql.Composable) -> sql.SQL:
@@ -130,20 +151,35 @@ class PostgresStream(CursorRowStream):
         """The rows as CSV lines written by PostgreSQL (``pgcopy``), NULL written as
         ``marker`` and, with ``empty_is_null``, the empty string too; None when this table's
         CSV is left to ``stream/csvnulls.py`` (a column whose text the server does not write,
-        one column only) or rows were already read."""
+        one column only) or rows were already read. A stream opened with ``csv`` copies
+        already, and only in that spelling."""
+        if self._copy is not None:
+            if (marker, empty_is_null) != self._copied_as:
+                raise ValueError(f"opened for CSV as {self._copied_as}, asked for {marker!r}")
+            return self._copy_lines(self._copy)
         conn = self._conn
-        _, _, params = self._from
-        if conn is None or self.rows_read or len(self._names) < 2 or not self._copy_allowed:
+        if conn is None or self.rows_read or not self._copy_allowed:
             return None
-        select, all_text = text_select(
-            self._names, self._types, keep_null=True, empty_as_null=empty_is_null
-        )
+        statement = self._copy_statement(marker, empty_is_null)
+        if statement is None:
+            return None
+        assert self._cursor is not None
+        self._cursor.close()  # declared, never fetched from: the COPY runs the query instead
+        self._copy = CopyOut(conn, statement)
+        return self._copy_lines(self._copy)
+
+    def _copy_statement(self, marker: str, empty_is_null: bool) -> bytes | None:
+        """The COPY of this stream's query, or None where csvnulls writes the CSV."""
+        conn = self._conn
+        assert conn is not None
+        _, _, params = self._from
+        if len(self._names) < 2:
+            return None
+        select, all_text = copy_select(self._names, self._types, empty_is_null, _iso_dates(conn))
         if not all_text:
             return None
         query = psycopg.ClientCursor(conn).mogrify(self._query(select), params)
-        self._cursor.close()  # declared, never fetched from: the COPY runs the query instead
-        self._copy = CopyOut(conn, copy_statement(query, marker).as_bytes(conn))
-        return self._copy_lines(self._copy)
+        return copy_statement(query, marker).as_bytes(conn)
 
     def _copy_lines(self, copy: CopyOut) -> Iterator[str]:
         for text, count in copy.batches(BATCH_ROWS * 2):
@@ -158,11 +194,18 @@ class PostgresStream(CursorRowStream):
             # A COPY cannot be left half-read on a connection: it goes, the pool replaces it.
             conn.close()
         try:
-            self._ahead.drain()
-            self._cursor.close()  # on a dead connection this only marks the cursor closed
+            if self._ahead is not None:
+                self._ahead.drain()
+            if self._cursor is not None:  # on a dead connection this only marks it closed
+                self._cursor.close()
             if not conn.closed:
                 conn.rollback()
         except psycopg.Error as exc:  # the server went away: the pool discards the connection
             log.warning("PostgreSQL connection broken while closing a stream: %s", exc)
         finally:
             self._pool.putconn(conn)
+
+
+def _iso_dates(conn: psycopg.Connection) -> bool:
+    """Whether the session writes dates as ISO (``DateStyle``, which the server reports)."""
+    return (conn.info.parameter_status("DateStyle") or "").startswith("ISO")

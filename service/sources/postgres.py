@@ -144,12 +144,14 @@ class PostgresTable(Table):
         limit: int | None = None,
         offset: int = 0,
         typed: bool = False,
+        csv: tuple[str, bool] | None = None,
         fast_start: bool = False,
     ) -> RowStream:
         """Stream ``columns`` (all when None) with ``tail`` (`` WHERE … ORDER BY …`` with
         ``%s`` placeholders for ``params``, from ``query/sql.py``), in one snapshot; ``typed``:
-        NULL kept for ``typed_batches()`` (NDJSON, CSV with ``null=``). ``fast_start``: CSV
-        too comes from the cursor, never a ``COPY`` of the query (a search: ``pgstream``)."""
+        NULL kept for ``typed_batches()`` (NDJSON, CSV with ``null=``); ``csv``: the rows will
+        be read as ``csv_lines(*csv)``, so a COPY starts now (``pgstream``); ``fast_start``:
+        CSV too comes from the cursor, never a ``COPY`` of the query (a search)."""
         conn = self._source.borrow()
         try:
             return PostgresStream(
@@ -164,6 +166,7 @@ class PostgresTable(Table):
                 request_values=bool(params),
                 time_limit=self._source.time_limit,
                 copy=not fast_start,
+                csv=csv,
             )
         except BadValue:
             self._source.pool.putconn(conn)

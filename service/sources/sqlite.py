@@ -278,12 +278,14 @@ class SQLiteTable(Table):
         limit: int | None = None,
         offset: int = 0,
         typed: bool = False,
+        csv: tuple[str, bool] | None = None,
         fast_start: bool = False,
     ) -> RowStream:
         """Stream ``columns`` (all when None) with ``tail`` (`` WHERE … ORDER BY …`` with
         ``?`` placeholders for ``params``, from ``query/sql.py``), in one snapshot, ``limit``
-        rows after ``offset``. ``typed`` and ``fast_start`` change nothing here: SQLite's
-        cursor always has the values for ``typed_batches()``, and is the only way rows come."""
+        rows after ``offset``. ``typed``, ``csv`` and ``fast_start`` change nothing here:
+        SQLite's cursor always has the values for ``typed_batches()``, is the only way rows
+        come, and SQLite writes no CSV itself."""
         self.column_types()  # the declared types, read once: which columns are date/times
         # Qualified: a search joins the FTS5 table, whose columns have the same names.
         table = quote_identifier(self.name)

@@ -28,6 +28,7 @@ from ..sources.search import BadSearch
 from ..stream.body import STOP_KEY, TableStreamBody
 from ..stream.chunker import Chunker
 from ..stream.compression import GzipChunks
+from ..stream.csvnulls import null_marker
 from ..stream.formats import Format, csv_pieces, ndjson_pieces
 from ..stream.fragments import MAX_ROWS as FRAGMENT_ROWS
 from ..stream.fragments import cheap_offset, parse_fragment, ranges_are_stable, rows_url
@@ -122,6 +123,11 @@ def table(name: str) -> Response:
         "decimals": query_choice("decimals", NDJSON_DECIMALS, settings.ndjson_decimals),
     }
     typed = fmt.name == "ndjson" or (fmt.name == "csv" and options["null"] != "empty")
+    # A CSV's spelling of NULL, known before the query is sent: a database may write the CSV
+    # (PostgreSQL's COPY, which HEAD would only start to throw away).
+    csv = None
+    if fmt.name == "csv" and request.method != "HEAD":
+        csv = (null_marker(options["null"]), options["null"] == "empty")
     try:
         fragment = parse_fragment(request.args.to_dict(flat=False), limit, fmt.name)
     except ValueError as exc:
@@ -131,19 +137,27 @@ def table(name: str) -> Response:
     # page, HEAD, a fragment, an exception), except a stream's, whose body took the ticket over
     # (``_body``) and gives it back when waitress closes it.
     with _admit(runtime, limit if cheap else None) as ticket:
-        rows = _open(runtime, source, q, key, limit, offset or 0, typed)
+        rows = _open(runtime, source, q, key, limit, offset or 0, typed, csv)
         return _respond(
             runtime, source, fmt, rows, ticket, q, key, limit, offset, options, fragment
         )
 
 
 def _open(
-    runtime: Runtime, source: Table, q: Any, key: Any, limit: int | None, offset: int, typed: bool
+    runtime: Runtime,
+    source: Table,
+    q: Any,
+    key: Any,
+    limit: int | None,
+    offset: int,
+    typed: bool,
+    csv: tuple[str, bool] | None = None,
 ) -> RowStream:
     """The query's rows, or the 400 / 503 page that says why they cannot be read."""
     name = source.name
+    sort_rows = runtime.settings.sort_rows
     try:
-        return open_query(source, q, key, limit, offset, runtime.settings.sort_rows, typed=typed)
+        return open_query(source, q, key, limit, offset, sort_rows, typed=typed, csv=csv)
     except QueryError as exc:
         abort(400, f"{exc}")
     except BadValue as exc:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need beyond Python packages, from Debian's packages, only when missing.
 # Run by `make test` (as root in CI); a green run must never depend on something installed by hand.
-# Add a line to NEEDS (command → package) when a test needs another program.
+# Add a line to NEEDS (command → package) when a test needs another program (or the benchmark:
+# sqlite3 and psql write the engines' own CSV that bench/exports.py compares the service with).
 set -euo pipefail
 declare -A NEEDS=(
   [promtool]=prometheus
@@ -10,6 +11,8 @@ declare -A NEEDS=(
   [curl]=curl
   [wrk]=wrk
   [nginx]=nginx
+  [sqlite3]=sqlite3
+  [psql]=postgresql-client
 )
 missing=()
 for cmd in "${!NEEDS[@]}"; do
