@@ -14,7 +14,9 @@ tested (tests/test_cluster.py):
 - Debian's nginx with the shipped site file and ops/nginx/tablestream-upstream-cluster.conf
   (its three ``server`` lines pointed at the hosts: least connections, ``max_fails``, and the
   site's ``proxy_next_upstream error timeout http_503``);
-- one real Prometheus scraping the three every second with ops/alerts.yml loaded.
+- one real Prometheus scraping the three every second with ops/alerts.yml loaded, on each
+  instance's ``TABLESTREAM_METRICS_PORT`` (9100), which stays open while the instance drains
+  (the public port's listener closes at once): the rows of the grace are counted too.
 
 An instance is replaced as a deploy replaces it: SIGTERM, wait for its exit, start the new one,
 wait for ``/readyz``.
@@ -44,9 +46,10 @@ from tests.wheel import build, install
 
 from .netns import Host, Relay, hosts, namespaces_possible
 
-__all__ = ["PORT", "UPSTREAM", "Cluster", "Instance", "cluster", "wait_readyz"]
+__all__ = ["METRICS_PORT", "PORT", "UPSTREAM", "Cluster", "Instance", "cluster", "wait_readyz"]
 
 PORT = 8080
+METRICS_PORT = 9100  # scraped there: the main port's listener closes when a drain starts
 UPSTREAM = ROOT / "ops" / "nginx" / "tablestream-upstream-cluster.conf"
 PG_PORT = 5432
 _SERVER_LINE = re.compile(r"^(\s*)server 10\.0\.0\.1\d:8080 (.*)$", re.MULTILINE)
@@ -191,6 +194,8 @@ def cluster(
                 "TABLESTREAM_SECRET_FILE": str(secret),
                 "TABLESTREAM_TRUSTED_PROXY": host.gateway,
                 "TABLESTREAM_SHUTDOWN_GRACE": str(grace),
+                "TABLESTREAM_METRICS_PORT": str(METRICS_PORT),
+                "TABLESTREAM_METRICS_HOST": host.address,
                 **(env or {}),
             }
             instance = Instance(
@@ -205,7 +210,7 @@ def cluster(
             instance.start()
         nginx = Nginx(folder / "nginx", 0, upstream=upstream_config([h.address for h in machines]))
         stack.callback(nginx.stop)
-        targets = [f"{h.address}:{PORT}" for h in machines]
+        targets = [f"{h.address}:{METRICS_PORT}" for h in machines]
         job = {"job_name": "tablestream", "static_configs": [{"targets": targets}]}
         (folder / "prometheus").mkdir(exist_ok=True)
         api = stack.enter_context(prometheus(folder / "prometheus", [job]))

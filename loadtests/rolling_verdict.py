@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Figures", "Line", "in_flight", "p99", "read_tally", "table", "verdict"]
+__all__ = ["Figures", "Line", "in_flight", "nginx_errors", "p99", "read_tally", "table", "verdict"]
 
 P99_RATIO = 2.0  # small-request p99 during the deploy, at most this times the one without
 ROWS_TOLERANCE = 0.01  # Prometheus' row count within 1 % of the clients'
@@ -43,6 +43,20 @@ def in_flight(folder: Path) -> int:
     return count
 
 
+_NGINX = {
+    "connection refused (retried on the next)": "connect() failed (111",
+    "reset before the response head (retried)": "while reading response header from upstream",
+    "upstream marked down for fail_timeout": "upstream server temporarily disabled",
+    "no live upstream (502)": "no live upstreams",
+    "stream cut after its head (not retried)": "closed connection while reading upstream",
+}
+
+
+def nginx_errors(log: str) -> dict[str, int]:
+    """nginx's error log, counted by what happened to the request."""
+    return {what: log.count(pattern) for what, pattern in _NGINX.items()}
+
+
 def p99(values: list[float]) -> float:
     """The 99th percentile (nearest rank); nan for no values."""
     if not values:
@@ -64,9 +78,12 @@ class Figures:
     downloads: list[dict] = field(default_factory=list)  # sha_ok, resumes, rows, seconds
     alerts_during_deploy: list[str] = field(default_factory=list)  # firing
     pending_during_deploy: list[str] = field(default_factory=list)
-    down_alert_after: float | None = None  # seconds from the kill to TablestreamDown firing
-    down_alert_checked: bool = False
+    down_alert_after: float | None = None  # seconds from the kill to TablestreamDown's state
+    down_alert_checked: str = ""  # the state waited for ("firing"; "pending" in the short form)
+    down_alert_instances: list[str] = field(default_factory=list)
+    down_victim: str = ""  # the killed instance's address:port
     fallback: str = ""
+    nginx: dict[str, int] = field(default_factory=dict)  # what nginx's error log says, counted
 
     def small_ms(self, window: tuple[float, float]) -> list[float]:
         return [
@@ -143,10 +160,10 @@ def verdict(f: Figures) -> list[Line]:
         seen = "never" if f.down_alert_after is None else f"after {f.down_alert_after:.0f} s"
         lines.append(
             Line(
-                "TablestreamDown fires for a killed, unreplaced instance",
-                seen,
-                "fires (for: 2m)",
-                f.down_alert_after is not None,
+                f"TablestreamDown {f.down_alert_checked} for a killed, unreplaced instance only",
+                f"{seen} {', '.join(f.down_alert_instances)}",
+                f"{f.down_alert_checked}, that instance",
+                f.down_alert_instances == [f.down_victim],
             )
         )
     return lines
@@ -163,6 +180,7 @@ def table(f: Figures, lines: list[Line]) -> str:
         *(f"  {k:9} {s:3} {e or '-':9} {n:6}" for (k, s, e), n in sorted(ends.items())),
         f"cut with a resume point: {sum(1 for r in f.records if r.get('resume'))}, "
         f"without: {sum(1 for r in f.records if r['end'] == 'marker' and not r.get('resume'))}",
+        "nginx: " + ", ".join(f"{what} {n}" for what, n in f.nginx.items()),
         f"rows received / asked by streams cut with a marker: "
         f"{sum(r['rows'] for r in f.records if r['end'] == 'marker'):,} / "
         f"{sum(r['expected'] or 0 for r in f.records if r['end'] == 'marker'):,}",
