@@ -94,6 +94,10 @@ class Instance:
     def url(self) -> str:
         return f"http://{self.host.address}:{PORT}"
 
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{self.host.address}:{METRICS_PORT}/metrics"
+
     def start(self) -> float:
         """Start the next generation and wait for ``/readyz``; the seconds until it was ready."""
         started = time.monotonic()

@@ -32,6 +32,7 @@ from tablestream.testing import free_port
 from tests.prometheus import poll, query
 
 from .cluster import METRICS_PORT, Cluster, cluster
+from .clusterwatch import dashboard_series, sums
 from .rolling_verdict import Figures, in_flight, nginx_errors, read_tally, table, verdict
 
 __all__ = ["Plan", "main", "run"]
@@ -187,6 +188,8 @@ def run(folder: Path, plan: Plan, log=print) -> Figures:
             fallback=c.fallback,
             nginx=nginx_errors(c.nginx.error_log.read_text(errors="replace")),
         )
+        figures.sums = sums(c.prometheus, [i.metrics_url for i in c.instances])
+        figures.panels = dashboard_series(c.prometheus)
         if plan.kill_check:
             victim = c.instances[-1]
             log(f"rolling: killing {victim.name}, not replaced: TablestreamDown {plan.down_state}?")

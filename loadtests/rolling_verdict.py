@@ -17,6 +17,10 @@ __all__ = ["Figures", "Line", "in_flight", "nginx_errors", "p99", "read_tally", 
 
 P99_RATIO = 2.0  # small-request p99 during the deploy, at most this times the one without
 ROWS_TOLERANCE = 0.01  # Prometheus' row count within 1 % of the clients'
+PER_INSTANCE = ("Instances scraped", "Streams in flight per instance")  # titles start so
+# Panels of what a clean run does not do (no token is configured, no stream is refused); and
+# streams in flight, 0 after the load has stopped, which sum by (table) still answers.
+QUIET_PANELS = {"Authentication failures by reason", "Refused before streaming (503 by reason)"}
 
 
 def read_tally(folder: Path) -> list[dict]:
@@ -84,6 +88,9 @@ class Figures:
     down_victim: str = ""  # the killed instance's address:port
     fallback: str = ""
     nginx: dict[str, int] = field(default_factory=dict)  # what nginx's error log says, counted
+    sums: dict[str, tuple[float, float]] = field(default_factory=dict)  # (Prometheus, direct)
+    panels: dict[str, list[dict]] = field(default_factory=dict)  # dashboard title: its series
+    instances: int = 3
 
     def small_ms(self, window: tuple[float, float]) -> list[float]:
         return [
@@ -156,6 +163,30 @@ def verdict(f: Figures) -> list[Line]:
             not f.alerts_during_deploy,
         ),
     ]
+    if f.sums:
+        lines.append(
+            Line(
+                "Prometheus' sum over instances = sum of their /metrics",
+                ", ".join(f"{p:,.0f}={d:,.0f}" for p, d in f.sums.values()),
+                "equal (rows, streams)",
+                all(p == d for p, d in f.sums.values()),
+            )
+        )
+    if f.panels:
+        empty = [title for title, series in f.panels.items() if not series]
+        per_instance = [
+            len({s.get("instance") for s in series})
+            for title, series in f.panels.items()
+            if title.startswith(PER_INSTANCE)
+        ]
+        lines.append(
+            Line(
+                "dashboard panels answering; per-instance panels' lines",
+                f"{len(f.panels) - len(empty)} of {len(f.panels)}; {per_instance}",
+                f"traffic panels; {f.instances} each",
+                per_instance == [f.instances] * len(PER_INSTANCE) and not set(empty) - QUIET_PANELS,
+            )
+        )
     if f.down_alert_checked:
         seen = "never" if f.down_alert_after is None else f"after {f.down_alert_after:.0f} s"
         lines.append(
