@@ -34,6 +34,7 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -211,7 +212,8 @@ def cluster(
             )
             instances.append(instance)
             stack.callback(instance.stop)
-            instance.start()
+        with ThreadPoolExecutor(len(instances)) as starting:  # hosts boot side by side
+            list(starting.map(Instance.start, instances))
         nginx = Nginx(folder / "nginx", 0, upstream=upstream_config([h.address for h in machines]))
         stack.callback(nginx.stop)
         targets = [f"{h.address}:{METRICS_PORT}" for h in machines]

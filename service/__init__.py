@@ -86,6 +86,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     # Behind --processes, what a page asks may reach a sibling: the siblings share a board.
     board = Board(settings.shared_dir) if settings.shared_dir else None
     catalog = build_catalog(settings)
+    metrics.declare_tables(catalog)
     runtime = Runtime(
         settings=settings,
         catalog=catalog,

@@ -35,6 +35,7 @@ def test_a_rolling_deploy_loses_no_request_and_cuts_no_stream_silently(tmp_path)
     figures = run(tmp_path / "cluster", SHORT, log=lambda line: None)
     lines = verdict(figures)
     report = table(figures, lines)
+    print(report)  # the figures, shown with pytest -rP
     judged = {line.target.split(" (")[0]: line for line in lines}
     skipped = {"small p99 during deploy / without"}  # too few samples in a short run
     for target, line in judged.items():
