@@ -2,7 +2,7 @@
 
 tests/test_ops.py checks one instance's metrics through it, and loadtests/cluster.py scrapes
 the three instances of a cluster with it (ops/alerts.yml loaded, so alerts can be watched).
-It scrapes and evaluates every second, so a test waits seconds, not minutes.
+It scrapes (by default) and evaluates every second, so a test waits seconds, not minutes.
 """
 
 from __future__ import annotations
@@ -56,14 +56,17 @@ def poll(api: str, expr: str, want: Callable[[list[dict]], bool], timeout: float
 
 @contextlib.contextmanager
 def prometheus(
-    folder: Path, scrape_configs: list[dict], rule_files: tuple[Path, ...] = (ALERTS,)
+    folder: Path,
+    scrape_configs: list[dict],
+    rule_files: tuple[Path, ...] = (ALERTS,),
+    interval: str = "1s",
 ) -> Iterator[str]:
-    """Debian's Prometheus on 127.0.0.1 scraping every second; its API URL while it runs."""
+    """Debian's Prometheus on 127.0.0.1 scraping every ``interval``; its API URL while it runs."""
     config = folder / "prometheus.yml"
     config.write_text(
         yaml.safe_dump(
             {
-                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "global": {"scrape_interval": interval, "evaluation_interval": "1s"},
                 "rule_files": [str(path) for path in rule_files],
                 "scrape_configs": scrape_configs,
             }
