@@ -132,6 +132,8 @@ def _ending(fmt: str, page: PageCount, lines: int, tail: bytes, broke: str, expe
             resume = re.search(rb'data-resume="([^"]*)"', tail)
             return {"end": "marker", "rows": page.rows, "resume": bool(resume and resume[1])}
         return {"end": "neither", "rows": page.rows}
+    if fmt == "index":  # no table rows, only whether it arrived whole
+        return {"end": "complete" if not broke else "neither", "rows": 0}
     header = 1 if fmt == "csv" else 0  # a marker is a blank line and its own line
     marker = (_CSV_MARKER if fmt == "csv" else _NDJSON_MARKER).search(tail)
     if marker:

@@ -228,7 +228,7 @@ class Metrics:
         return generate_latest(self.registry)
 
     def declare_tables(self, tables: Iterable[str]) -> None:
-        """Each table's stream counters exist from the start, at 0.
+        """Each table's stream counters and streams in flight exist from the start, at 0.
 
         Prometheus' ``increase()`` and ``rate()`` take a series' first scrape as its start: the
         rows a new process sent before the first scrape that showed its table would never be
@@ -237,6 +237,7 @@ class Metrics:
         for table in tables:
             for counter in (self.chunks, self.bytes, self.uncompressed_bytes, self.rows):
                 counter.labels(table)
+            self.in_progress.labels(table)  # and each instance has a line in per-instance panels
 
     def stream_observer(self, table: str, started: float) -> StreamObserver:
         return _StreamMetrics(self, table, started)
