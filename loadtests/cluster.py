@@ -41,7 +41,7 @@ from pathlib import Path
 from tablestream.testing import ServerProcess
 from tests.nginx import Nginx
 from tests.pg import DSN, copy_demo_orders, scratch_schema
-from tests.prometheus import prometheus
+from tests.prometheus import poll, prometheus
 from tests.servers import ROOT
 from tests.wheel import build, install
 
@@ -222,4 +222,9 @@ def cluster(
         # Every 0.5 s: what an instance sends between its last scrape and its exit is never
         # counted (the rest of a drain's grace is, on the metrics port).
         api = stack.enter_context(prometheus(folder / "prometheus", [job], interval="500ms"))
+        # Nothing counts before Prometheus has scraped every instance once: a series starts at
+        # its first sample, so the rows sent before it would be missing from increase().
+        scraped = poll(api, 'up{job="tablestream"} == 1', lambda up: len(up) == count, 120)
+        if len(scraped) != count:
+            raise RuntimeError(f"Prometheus scraped {len(scraped)} of {count} instances")
         yield Cluster(instances, nginx, api, folder, why)

@@ -5,7 +5,7 @@ The cluster is the real thing (loadtests/cluster.py): three hosts as network nam
 shipped cluster upstream, the machine's PostgreSQL, a real Prometheus with ops/alerts.yml, and
 locust with one master and two workers. The load is small and the streams short; the p99 ratio
 (too few samples to mean anything here), the 1 % agreement of Prometheus' row count with the
-clients' (10 % here) and the 2-minute wait for TablestreamDown to fire are left to ``make
+clients' (3 % here) and the 2-minute wait for TablestreamDown to fire are left to ``make
 rolling``: here the alert must go pending for the killed instance and no other.
 """
 
@@ -45,10 +45,10 @@ def test_a_rolling_deploy_loses_no_request_and_cuts_no_stream_silently(tmp_path)
             assert all(d["sha_ok"] for d in figures.downloads) and figures.downloads, report
         elif target.startswith("Prometheus sum(increase(rows))"):
             # A short run's total is small beside what a replaced instance sends after its last
-            # scrape: seen from 0.14 % to 5 % here; make rolling holds the 1 % target. Double
-            # counting (an instance twice, a restart counted from the old value) is >= 30 %.
+            # scrape and beside increase()'s extrapolation: 0.78 % and 0.88 % seen here, the
+            # 1 % target is make rolling's. Double counting an instance would be >= 30 %.
             off = abs(figures.prometheus_rows - figures.client_rows)
-            assert off <= 0.1 * figures.client_rows, report
+            assert off <= 0.03 * figures.client_rows, report
         elif target not in skipped:
             assert line.ok, report
     assert {r["kind"] for r in figures.records} >= {"small", "page100k", "csv", "long"}, report
