@@ -230,9 +230,9 @@ class Metrics:
     def declare_tables(self, tables: Iterable[str]) -> None:
         """Each table's stream counters and streams in flight exist from the start, at 0.
 
-        Prometheus' ``increase()`` and ``rate()`` take a series' first scrape as its start: the
-        rows a new process sent before the first scrape that showed its table would never be
-        counted (3 % of the rows of a short rolling deploy, where every instance is new).
+        Prometheus' ``increase()`` and ``rate()`` take a series' first sample as its start: the
+        rows of a table's first stream on an instance, sent before the scrape that first showed
+        the table, would never be counted (and an idle instance would have no line at all).
         """
         for table in tables:
             for counter in (self.chunks, self.bytes, self.uncompressed_bytes, self.rows):
