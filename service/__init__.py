@@ -95,6 +95,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
         board = RedisBoard(store, board)
         leases = ClientLeases(store)
     catalog = build_catalog(settings)
+    metrics.declare_tables(catalog)
     runtime = Runtime(
         settings=settings,
         catalog=catalog,

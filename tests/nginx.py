@@ -72,7 +72,8 @@ class Nginx:
 
     ``sites`` run together in this one nginx, each on its own port (``ports``, ``urls``, in
     order); without it, the one ``site`` changed by ``edit``. ``port`` and ``url`` are the first
-    site's."""
+    site's. ``upstream`` is a whole upstream file instead of the shipped one pointed at
+    ``upstream_port`` (a cluster's three servers)."""
 
     def __init__(
         self,
@@ -82,6 +83,7 @@ class Nginx:
         edit: Callable[[str], str] | None = None,
         site: Path = SITE,
         sites: Sequence[Site] = (),
+        upstream: str | None = None,
     ) -> None:
         root.mkdir(parents=True, exist_ok=True)
         self.root = root
@@ -91,7 +93,7 @@ class Nginx:
         self.port, self.url = self.ports[0], self.urls[0]
         self.error_log = root / "error.log"
         self.access_log = root / "access.log"
-        (root / "upstream.conf").write_text(upstream_config(upstream_port))
+        (root / "upstream.conf").write_text(upstream or upstream_config(upstream_port))
         includes = [root / "upstream.conf"]
         for n, (one, port) in enumerate(zip(sites, self.ports, strict=True)):
             text = site_config(port, http10, one.path)

@@ -21,8 +21,9 @@ import pytest
 
 from tablestream.testing import ServerProcess, httpraw
 
-from .servers import ROOT, clean_copy
+from .servers import ROOT
 from .tablehtml import parse_table
+from .wheel import build, install
 
 pytestmark = pytest.mark.slow
 
@@ -47,16 +48,7 @@ def tree_files() -> set[str]:
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sdist and the wheel built from it, as ``python -m build`` makes them for an index."""
-    out = tmp_path_factory.mktemp("dist")
-    # From a clean copy: a build in the checkout would read its leftovers (build/, egg-info).
-    source = clean_copy(tmp_path_factory.mktemp("checkout"))
-    subprocess.run(
-        [sys.executable, "-m", "build", "--outdir", out, source],
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
-    return out
+    return build(tmp_path_factory.mktemp("dist"))
 
 
 @pytest.fixture(scope="module")
@@ -68,14 +60,7 @@ def wheel(dist: Path) -> Path:
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Path:
     """A fresh venv, outside the checkout, with the wheel (and its dependencies) installed."""
-    venv = tmp_path_factory.mktemp("user") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", venv], check=True, timeout=120)
-    subprocess.run(
-        [venv / "bin" / "python", "-m", "pip", "install", "--quiet", wheel],
-        check=True,
-        timeout=600,
-    )
-    return venv
+    return install(wheel, tmp_path_factory.mktemp("user") / "venv")
 
 
 @pytest.fixture

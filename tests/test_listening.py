@@ -98,3 +98,25 @@ def test_serve_refuses_a_listen_fd_that_is_not_a_listening_socket(tmp_path, hand
     prefix = "tablestream: configuration error: "
     assert line.startswith(f"{prefix}TABLESTREAM_LISTEN_FD={fd} is not a listening TCP socket")
     assert "expected an inherited, bound, listening socket or 0" in line
+
+
+def test_the_metrics_port_starts_without_a_reverse_dns_lookup(monkeypatch):
+    # The standard library's HTTPServer asks DNS for the bound address's name; where DNS does
+    # not answer (a host with no resolver, tests/test_cluster.py's namespaces) that blocked
+    # start-up for two resolver timeouts while the main port already accepted connections.
+    import urllib.request
+
+    from prometheus_client import CollectorRegistry
+
+    from tablestream.config import Settings
+    from tablestream.server.metricsport import serve_metrics_port
+    from tablestream.testing import free_port
+
+    asked: list[str] = []
+    monkeypatch.setattr(socket, "getfqdn", lambda name="": asked.append(name) or name)
+    port = free_port()
+    settings = Settings.from_mapping({"db": "", "metrics_port": str(port)})
+    serve_metrics_port(settings, registry=CollectorRegistry())
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        assert response.status == 200
+    assert asked == []

@@ -8,10 +8,6 @@ import os
 import re
 import shutil
 import subprocess
-import time
-import urllib.parse
-import urllib.request
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import kubernetes_validate
@@ -20,8 +16,9 @@ import yaml
 
 import tablestream
 from tablestream import create_app
-from tablestream.testing import free_port, httpraw
+from tablestream.testing import httpraw
 
+from .prometheus import poll, prometheus, query
 from .servers import ROOT
 
 OPS = ROOT / "ops"
@@ -181,63 +178,9 @@ def test_kubernetes_scrape_config_passes_promtool(tmp_path):
     assert "SUCCESS" in _run(promtool, "check", "config", path)
 
 
-def _query(prometheus: str, expr: str) -> list[dict]:
-    url = f"{prometheus}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-    with urllib.request.urlopen(url, timeout=5) as response:
-        body = json.load(response)
-    assert body["status"] == "success", body
-    return body["data"]["result"]
-
-
-@contextlib.contextmanager
-def _prometheus(tmp_path: Path, scrape_configs: list[dict]) -> Iterator[str]:
-    """Debian's Prometheus on 127.0.0.1 scraping every second; its API URL while it runs."""
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                "rule_files": [str(OPS / "alerts.yml")],
-                "scrape_configs": scrape_configs,
-            }
-        )
-    )
-    port = free_port()
-    log = (tmp_path / "prometheus.log").open("wb")
-    prometheus = subprocess.Popen(
-        [
-            _tool("prometheus"),
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        prometheus.terminate()
-        try:
-            prometheus.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            prometheus.kill()
-            prometheus.wait()
-        log.close()
-
-
-def _poll(api: str, expr: str, want: Callable[[list[dict]], bool], timeout: float = 60) -> list:
-    deadline = time.monotonic() + timeout
-    seen: list[dict] = []
-    while time.monotonic() < deadline:
-        try:
-            seen = _query(api, expr)
-        except OSError:
-            seen = []
-        if want(seen):
-            break
-        time.sleep(0.5)
-    return seen
+def _prometheus(tmp_path: Path, scrape_configs: list[dict]) -> contextlib.AbstractContextManager:
+    _tool("prometheus")
+    return prometheus(tmp_path, scrape_configs)
 
 
 @pytest.mark.slow
@@ -248,16 +191,16 @@ def test_a_real_prometheus_scrapes_the_exact_bytes_a_client_received(process_ser
     with _prometheus(tmp_path, [job]) as api:
         response = httpraw.get(f"{server.url}/tables/synthetic?limit=30000", keep=False)
         assert response.terminated
-        seen = _poll(
+        seen = poll(
             api,
             'tablestream_stream_bytes_total{table="synthetic"}',
             lambda seen: bool(seen) and float(seen[0]["value"][1]) == response.size,
         )
         assert seen, "Prometheus never reported tablestream_stream_bytes_total"
         assert float(seen[0]["value"][1]) == response.size
-        rows = _query(api, 'tablestream_stream_rows_total{table="synthetic"}')
+        rows = query(api, 'tablestream_stream_rows_total{table="synthetic"}')
         assert float(rows[0]["value"][1]) == 30000
-        assert _query(api, 'up{job="tablestream"}')[0]["value"][1] == "1"
+        assert query(api, 'up{job="tablestream"}')[0]["value"][1] == "1"
 
 
 @pytest.mark.slow
@@ -284,12 +227,12 @@ def test_prometheus_scrapes_a_token_protected_service_with_a_metrics_token(
         {"job_name": "without", "static_configs": target},
     ]
     with _prometheus(tmp_path, jobs) as api:
-        up = _poll(api, "up", lambda seen: len(seen) == 2)
+        up = poll(api, "up", lambda seen: len(seen) == 2)
         assert {s["metric"]["job"]: s["value"][1] for s in up} == {
             "with_token": "1",
             "without": "0",
         }
-        failures = _poll(
+        failures = poll(
             api,
             'tablestream_auth_failures_total{job="with_token",reason="missing"}',
             lambda seen: bool(seen) and float(seen[0]["value"][1]) > 0,

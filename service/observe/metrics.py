@@ -251,6 +251,18 @@ class Metrics:
         self.refresh_process_gauges()
         return generate_latest(self.registry)
 
+    def declare_tables(self, tables: Iterable[str]) -> None:
+        """Each table's stream counters and streams in flight exist from the start, at 0.
+
+        Prometheus' ``increase()`` and ``rate()`` take a series' first sample as its start: the
+        rows of a table's first stream on an instance, sent before the scrape that first showed
+        the table, would never be counted (and an idle instance would have no line at all).
+        """
+        for table in tables:
+            for counter in (self.chunks, self.bytes, self.uncompressed_bytes, self.rows):
+                counter.labels(table)
+            self.in_progress.labels(table)  # and each instance has a line in per-instance panels
+
     def stream_observer(self, table: str, started: float) -> StreamObserver:
         return _StreamMetrics(self, table, started)
 

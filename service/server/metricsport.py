@@ -15,7 +15,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Callable, Iterable
-from socketserver import ThreadingMixIn
+from socketserver import TCPServer, ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -36,6 +36,14 @@ class _Quiet(WSGIRequestHandler):
 
 class _Threads(ThreadingMixIn, WSGIServer):
     daemon_threads = True
+
+    def server_bind(self) -> None:
+        """Bind without ``HTTPServer.server_bind``'s ``socket.getfqdn(host)``: a reverse DNS
+        lookup, for a name nothing here uses, that blocked start-up for 10 s (two resolver
+        timeouts) on a host whose DNS did not answer, with the main port already accepting."""
+        TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+        self.setup_environ()
 
 
 def _not_stored(app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:

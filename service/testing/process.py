@@ -113,8 +113,9 @@ def descriptor_census(pid: int) -> tuple[int, int]:
 class ServerProcess:
     """``tablestream serve`` (or ``argv``) in its own process group, ready when constructed.
 
-    ``env`` is added to the environment (after ``TABLESTREAM_HOST=127.0.0.1``, so it may
-    change it); ``TABLESTREAM_PORT`` is always ``port``.
+    ``env`` is added to the environment (after ``TABLESTREAM_HOST=host``, so it may
+    change it); ``TABLESTREAM_PORT`` is always ``port``. ``host`` is where it is reached
+    (another loopback address, or a network namespace's address when ``argv`` enters one).
     """
 
     env: dict[str, str]
@@ -125,11 +126,12 @@ class ServerProcess:
     cwd: Path | None = None
     port: int = field(default_factory=free_port)
     stop_timeout: float = 15.0  # SIGTERM, then this long for the drain, then SIGKILL
+    host: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
         env = {
             **os.environ,
-            "TABLESTREAM_HOST": "127.0.0.1",
+            "TABLESTREAM_HOST": self.host,
             **self.env,
             "TABLESTREAM_PORT": str(self.port),
         }
@@ -143,7 +145,7 @@ class ServerProcess:
             cwd=self.cwd,
             start_new_session=True,
         )
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{self.host}:{self.port}"
         try:
             wait_ready(self.url, proc=self.proc)
         except Exception:

@@ -1,0 +1,55 @@
+"""The short form of ``make rolling``: one round of replacing three instances under light load.
+
+The cluster is the real thing (loadtests/cluster.py): three hosts as network namespaces (or
+127.0.0.x without root, said in the report), each instance from the wheel, nginx with the
+shipped cluster upstream, the machine's PostgreSQL, a real Prometheus with ops/alerts.yml, and
+locust with one master and two workers. The load is small and the streams short; the p99 ratio
+(too few samples to mean anything here), the 1 % agreement of Prometheus' row count with the
+clients' (3 % here) and the 2-minute wait for TablestreamDown to fire are left to ``make
+rolling``: here the alert must go pending for the killed instance and no other.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from loadtests.rolling import Plan, run
+from loadtests.rolling_verdict import table, verdict
+
+pytestmark = [pytest.mark.slow, pytest.mark.system, pytest.mark.postgres]
+
+SHORT = Plan(
+    rounds=1,
+    users=6,
+    warmup=3,
+    baseline=4,
+    grace=1.5,
+    long_rows="300000",
+    download_rows=300_000,
+    demo_rows=5_000,
+    down_state="pending",
+    venvs=1,
+)
+
+
+def test_a_rolling_deploy_loses_no_request_and_cuts_no_stream_silently(tmp_path):
+    figures = run(tmp_path / "cluster", SHORT, log=lambda line: None)
+    lines = verdict(figures)
+    report = table(figures, lines)
+    print(report)  # the figures, shown with pytest -rP
+    judged = {line.target.split(" (")[0]: line for line in lines}
+    skipped = {"small p99 during deploy / without"}  # too few samples in a short run
+    for target, line in judged.items():
+        if target.startswith("downloads byte-identical"):
+            # Whether a download was on an instance while it drained is chance in one round.
+            assert all(d["sha_ok"] for d in figures.downloads) and figures.downloads, report
+        elif target.startswith("Prometheus sum(increase(rows))"):
+            # A short run's total is small beside what a replaced instance sends after its last
+            # scrape and beside increase()'s extrapolation: 0.78 % and 0.88 % seen here, the
+            # 1 % target is make rolling's. Double counting an instance would be >= 30 %.
+            off = abs(figures.prometheus_rows - figures.client_rows)
+            assert off <= 0.03 * figures.client_rows, report
+        elif target not in skipped:
+            assert line.ok, report
+    assert {r["kind"] for r in figures.records} >= {"small", "page100k", "csv", "long"}, report
+    assert len(figures.replacements) == 3, report
