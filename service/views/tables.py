@@ -34,6 +34,7 @@ from ..stream.fragments import render as render_fragment
 from ..stream.markup import rows_html
 from ..stream.pacing import Paced
 from . import PACERS_KEY, ROW_TEMPLATES_KEY, bp
+from .facets import facets_url
 from .params import app_runtime, query_choice, query_int, table_and_format, table_query
 
 __all__: list[str] = []
@@ -107,7 +108,7 @@ def table(name: str) -> Response:
     source, fmt = table_and_format(name)
     limit = query_int("limit", settings.max_rows, default=None)
     offset = query_int("offset", settings.max_offset, default=0)
-    q, key = table_query(runtime, source)
+    q, key = table_query(runtime, source, ignore=("_facet",))  # the page's facets: facets.py
     # How NULL is written in CSV and decimals in NDJSON; either may be given with any format.
     options = {
         "null": query_choice("null", CSV_NULLS, settings.csv_null),
@@ -234,6 +235,7 @@ def _respond(
                 rows_url(request.path, list(request.args.items(multi=True))) if stable else ""
             )
             context["page_rows"] = settings.page_rows
+            context["facets_url"] = facets_url(request.path, list(request.args.items(multi=True)))
             context["fragment_rows"] = FRAGMENT_ROWS
         rows = Tracked(rows)  # "next rows" and the markers' resume point need the last row
         context["resume"] = partial(links.resume_url, rows)
