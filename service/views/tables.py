@@ -275,7 +275,7 @@ def _body(
     settings = runtime.settings
     chunker = Chunker(settings.chunk_bytes)
     request_id = request.environ.get(REQUEST_ID_KEY, "")
-    resume = context.pop("resume")
+    resume = context["resume"]  # the marker's; a page also writes one after each batch
     pieces = _pieces(fmt, source, rows, chunker, options, request_id=request_id, **context)
     request.environ[STOP_KEY] = chunker.stop  # the watchdog may end the stream at a row boundary
     # The last line that can fail comes before the hand-over: from here the body owns the slot.
