@@ -23,8 +23,10 @@ from pathlib import Path
 
 import pytest
 
+from tablestream import create_app
 from tablestream.config.secretfile import write_secret
 from tablestream.sources.synthetic import synthetic_row
+from tablestream.testing import httpraw
 from tablestream.testing.metricsread import value
 
 from .nginx import Nginx
@@ -38,7 +40,7 @@ from .test_browser import (  # noqa: F401 - browser and page: fixtures, passed b
     page,
 )
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser]
 
 
 def _pair_site(rate: str):
@@ -128,6 +130,7 @@ def _drain_mid_stream(tab, first, url: str) -> None:
     assert "complete" not in shown, f"the page was whole before the drain cut it: {shown}"
 
 
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 def test_a_page_cut_by_a_drain_resumes_on_the_other_instance_with_every_row_once(
     page,  # noqa: F811 - the imported fixture's value
     drained,
@@ -168,6 +171,7 @@ def test_a_page_cut_by_a_drain_resumes_on_the_other_instance_with_every_row_once
     assert all(any(e in p for e in expected) for p in page.problems), page.problems
 
 
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 def test_a_page_that_keeps_every_row_resumes_with_every_row_once_in_the_document(
     page,  # noqa: F811 - the imported fixture's value
     drained,
@@ -183,3 +187,61 @@ def test_a_page_that_keeps_every_row_resumes_with_every_row_once_in_the_document
     assert page.locator("#ts-complete").get_attribute("data-rows-sent") == str(rows)
     assert page.locator(".ts-error").count() == 0
     assert value(f"{second.url}/metrics", "tablestream_streams_total", outcome="completed") >= 1
+
+
+@pytest.fixture
+def cut_page(page, thread_server, settings_for):  # noqa: F811 - the imported fixture's value
+    """The synthetic page's real body up to its 4th batch's resume point (1,024 rows), handed to
+    the browser whole: a cut document parsed to its end, with no marker and no footer. Its
+    continuation goes to the real server (behind ``page.route`` when a test says so)."""
+    app = create_app(settings_for(synthetic_rows="3000", page_rows="0", gzip="false"))
+    url = f"{thread_server(app).url}/tables/synthetic"
+    whole = httpraw.get(url)
+    ends = [m.end() for m in re.finditer(rb"<!--ts-after [^>]*-->", whole.body)]
+    headers = {k: v for k, v in whole.headers.items() if k != "transfer-encoding"}
+    page.route(
+        url, lambda route: route.fulfill(status=200, headers=headers, body=whole.body[: ends[3]])
+    )
+    return url
+
+
+def test_a_cut_document_parsed_to_its_end_resumes_after_its_last_whole_batch(page, cut_page):  # noqa: F811
+    page.goto(cut_page, wait_until="commit")
+    _wait_for_state(page, f"{STATUS}[data-state=complete]", 20_000)
+    assert _status(page)[1] == "3,000 rows, complete (resumed once)"
+    assert page.evaluate(IDS_IN_DOCUMENT) == list(range(1, 3001))
+    assert page.locator("#ts-complete").get_attribute("data-rows-sent") == "3000"
+
+
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
+def test_a_continuation_refused_while_busy_is_asked_again_with_backoff(page, cut_page):  # noqa: F811
+    refused = []
+
+    def busy_twice(route):
+        if len(refused) < 2:
+            refused.append(time.monotonic())
+            route.fulfill(status=503, headers={"Retry-After": "1"}, body="busy")
+        else:
+            route.continue_()
+
+    page.route(re.compile(r".*/tables/synthetic\?_after=.*"), busy_twice)
+    page.goto(cut_page, wait_until="commit")
+    _wait_for_state(page, f"{STATUS}[data-state=complete]", 20_000)
+    assert _status(page)[1] == "3,000 rows, complete (resumed once)"
+    assert page.evaluate(IDS_IN_DOCUMENT) == list(range(1, 3001))
+    assert len(refused) == 2 and refused[1] - refused[0] >= 0.4  # backoff between attempts
+
+
+def test_a_continuation_the_server_refuses_ends_in_the_honest_error_state(page, cut_page):  # noqa: F811
+    page.route(
+        re.compile(r".*/tables/synthetic\?_after=.*"),
+        lambda route: route.fulfill(status=400, body="This _after token was not made here."),
+    )
+    page.goto(cut_page, wait_until="commit")
+    _wait_for_state(page, f"{STATUS}[data-state=error]", 20_000)
+    assert _status(page)[1] == (
+        "error: the stream was cut after 1,024 rows and could not be resumed (the server "
+        "answered 400); the table is incomplete"
+    )
+    assert page.locator("#ts-complete").count() == 0
+    assert page.evaluate(IDS_IN_DOCUMENT) == list(range(1, 1025))

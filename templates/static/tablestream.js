@@ -316,7 +316,13 @@
     fetch(point.url, { cache: "no-store", credentials: "same-origin",
       signal: resume.abort && resume.abort.signal })
       .then((response) => {
-        if (!response.ok) throw new Error(`the server answered ${response.status}`);
+        if (!response.ok) {
+          const why = new Error(`the server answered ${response.status}`);
+          // Refused (a token another deployment signed, a table gone, no access): asking
+          // again cannot help. Busy, draining or unreachable can.
+          why.final = response.status >= 400 && response.status < 500 && response.status !== 429;
+          throw why;
+        }
         if (!response.body) throw new Error("the browser cannot read a body as it comes");
         resume.count += 1;
         resume.waiting = false;
@@ -330,10 +336,10 @@
     resume.waiting = true;
     resume.failures = counted > resume.from ? 0 : resume.failures + 1;
     const next = why && why.point !== undefined ? why.point : lastPoint();
-    if (!next || !sameOrigin(next.url) || resume.failures >= MAX_FAILURES ||
+    if (!next || !sameOrigin(next.url) || (why && why.final) || resume.failures >= MAX_FAILURES ||
         resume.count >= MAX_RESUMES) {
       clearInterval(timer);
-      const tried = resume.failures ? ` after ${resume.failures} attempts in a row` : "";
+      const tried = resume.failures > 1 ? ` after ${resume.failures} attempts in a row` : "";
       show("error", `error: the stream was cut after ${number.format(counted)} rows and could ` +
         `not be resumed${tried} (${why && why.message}); the table is incomplete`);
       return;
