@@ -191,21 +191,24 @@ def test_a_page_that_keeps_every_row_resumes_with_every_row_once_in_the_document
 
 @pytest.fixture
 def cut_page(page, thread_server, settings_for):  # noqa: F811 - the imported fixture's value
-    """The synthetic page's real body up to its 4th batch's resume point (1,024 rows), handed to
-    the browser whole: a cut document parsed to its end, with no marker and no footer. Its
-    continuation goes to the real server (behind ``page.route`` when a test says so)."""
+    """The synthetic page's real body cut inside its 11th batch of 256 rows, handed to the
+    browser whole: a cut document parsed to its end, with no marker and no footer. Its last
+    resume point is after the 9th batch (2,304 rows; one every 8 batches): the 10th batch and
+    the start of the 11th must go. The continuation goes to the real server (behind
+    ``page.route`` when a test says so)."""
     app = create_app(settings_for(synthetic_rows="3000", page_rows="0", gzip="false"))
     url = f"{thread_server(app).url}/tables/synthetic"
     whole = httpraw.get(url)
-    ends = [m.end() for m in re.finditer(rb"<!--ts-after [^>]*-->", whole.body)]
+    points = [m.end() for m in re.finditer(rb"<!--ts-after [^>]*-->", whole.body)]
+    batches = [m.start() for m in re.finditer(rb"</tbody><tbody>", whole.body)]
+    assert len(points) == 2 and points[1] < batches[9], "a resume point every 8 batches"
+    body = whole.body[: batches[9] + 300]  # 10 batches and a row and a half of the 11th
     headers = {k: v for k, v in whole.headers.items() if k != "transfer-encoding"}
-    page.route(
-        url, lambda route: route.fulfill(status=200, headers=headers, body=whole.body[: ends[3]])
-    )
+    page.route(url, lambda route: route.fulfill(status=200, headers=headers, body=body))
     return url
 
 
-def test_a_cut_document_parsed_to_its_end_resumes_after_its_last_whole_batch(page, cut_page):  # noqa: F811
+def test_a_cut_document_parsed_to_its_end_resumes_after_its_last_resume_point(page, cut_page):  # noqa: F811
     page.goto(cut_page, wait_until="commit")
     _wait_for_state(page, f"{STATUS}[data-state=complete]", 20_000)
     assert _status(page)[1] == "3,000 rows, complete (resumed once)"
@@ -240,8 +243,8 @@ def test_a_continuation_the_server_refuses_ends_in_the_honest_error_state(page, 
     page.goto(cut_page, wait_until="commit")
     _wait_for_state(page, f"{STATUS}[data-state=error]", 20_000)
     assert _status(page)[1] == (
-        "error: the stream was cut after 1,024 rows and could not be resumed (the server "
+        "error: the stream was cut after 2,304 rows and could not be resumed (the server "
         "answered 400); the table is incomplete"
     )
     assert page.locator("#ts-complete").count() == 0
-    assert page.evaluate(IDS_IN_DOCUMENT) == list(range(1, 1025))
+    assert page.evaluate(IDS_IN_DOCUMENT) == list(range(1, 2305))

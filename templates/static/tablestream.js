@@ -289,7 +289,7 @@
   }
 
   // Rows after `rows` came from a stream that did not reach its next resume point: they go,
-  // and come again from the continuation.
+  // and come again from the continuation (at most the rows between two resume points).
   function cutTo(rows) {
     countRows();
     if (group) {
@@ -305,7 +305,17 @@
       }
       group = null;
     }
+    // Groups counted before, after the point (a page has a resume point every few batches):
+    // those still in the window go too; past the window they are gone already.
+    while (shown.length && shown[shown.length - 1].first >= rows) shown.pop().el.remove();
+    const last = shown[shown.length - 1];
+    if (last && last.first + last.n > rows) {
+      while (last.el.childElementCount > rows - last.first) last.el.lastElementChild.remove();
+      last.n = rows - last.first;
+    }
+    winEnd = last ? last.first + last.n : winStart;
     counted = rows;
+    if (windowed) updateGaps();
   }
 
   function follow(point) {
