@@ -31,7 +31,7 @@
 // table: a slider and "go to row N". Counting never depends on the window: it walks the
 // parser's groups, which are always the table's last children (the parser appends there).
 // Resuming (issue 31; docs/browser-page.md). A cut stream (a drain, a source error, a lost
-// connection) is continued where it stopped: after each batch the page carries the URL that
+// connection) is continued where it stopped: every 8th batch of the page carries the URL that
 // resumes after that batch's last row (<!--ts-after URL-->), and the error marker carries one
 // too (data-resume). Once the document's stream is over, the script stops the document
 // (window.stop), drops the rows after the last resume point it parsed, fetches the URL through
@@ -233,7 +233,7 @@
   const SILENCE_MS = 30000; // a continuation that sends nothing this long is dropped and resumed
   const resume = {
     table: null, // the page's table, once found
-    at: null, // {rows, url}: the resume point after the last complete group counted
+    at: null, // {rows, url}: the last resume point of a group counted
     active: false, // the document's stream is over: continuations bring the rows
     count: 0, // continuations the server answered
     failures: 0, // attempts in a row that brought no row
