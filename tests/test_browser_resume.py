@@ -117,13 +117,15 @@ def _continuations(nginx: Nginx) -> list[int]:
     return found
 
 
-def _drain_mid_stream(tab, first, url: str) -> None:
+def _drain_mid_stream(tab, first, url: str, shown: int = 300) -> None:
+    """Open ``url`` and SIGTERM ``first`` once its stream runs and ``shown`` rows are in the
+    page; it cuts the stream at the end of its grace and exits."""
     tab.goto(url, wait_until="commit")
     deadline = time.monotonic() + 20
     while value(f"{first.url}/metrics", "tablestream_streams_in_progress") != 1:
         assert time.monotonic() < deadline, "the stream never started on the first instance"
         time.sleep(0.05)
-    _wait_until(tab, "document.querySelectorAll('#ts-table tbody tr').length > 300", 20)
+    _wait_until(tab, f"document.querySelectorAll('#ts-table tbody tr').length >= {shown}", 20)
     first.proc.send_signal(signal.SIGTERM)
     assert first.proc.wait(timeout=30) == 0
     shown = tab.evaluate("document.getElementById('ts-status').textContent")
@@ -136,14 +138,15 @@ def test_a_page_cut_by_a_drain_resumes_on_the_other_instance_with_every_row_once
     drained,
 ):
     # Past its window of 20,000 rows the page gets counts, as a 10M-row page does, so the
-    # first instance streams fast: 400,000 rows outlast the drain's 0.2 s grace.
-    rows, keep = 400_000, 20_000
+    # first instance streams fast (~400,000 rows/s): it is told to drain as soon as its stream
+    # runs, and a million rows outlast the grace.
+    rows, keep = 1_000_000, 20_000
     nginx, first, second = drained(rows, page_rows=keep, grace="0.2")
-    _drain_mid_stream(page, first, f"{nginx.url}/tables/synthetic")
+    _drain_mid_stream(page, first, f"{nginx.url}/tables/synthetic", shown=0)
     _wait_for_state(page, f"{STATUS}[data-state=complete]", 60_000)
     state, text = _status(page)
     assert state == "complete"
-    assert text == "400,000 rows, complete (resumed once)", text
+    assert text == "1,000,000 rows, complete (resumed once)", text
     assert page.locator("#ts-complete").get_attribute("data-rows-sent") == str(rows)
     assert page.locator(".ts-error").count() == 0
     # Every row once: the page resumed once, after the rows it had counted, and the second
@@ -151,7 +154,7 @@ def test_a_page_cut_by_a_drain_resumes_on_the_other_instance_with_every_row_once
     (after,) = _continuations(nginx)
     sent = value(f"{second.url}/metrics", "tablestream_stream_rows_total", table="synthetic")
     assert 0 < after < rows and sent == rows - after
-    # The window still holds: the document keeps about the window, not the 400,000 rows; the
+    # The window still holds: the document keeps about the window, not the million rows; the
     # rows in it are each there once.
     in_document = page.evaluate(IDS_IN_DOCUMENT)
     assert len(in_document) <= keep + 256, len(in_document)

@@ -8,6 +8,7 @@ the ``with`` block of ``table()``, so every other way out of it gives the slot b
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -33,6 +34,7 @@ from ..stream.fragments import cheap_offset, parse_fragment, ranges_are_stable, 
 from ..stream.fragments import render as render_fragment
 from ..stream.markup import rows_html
 from ..stream.pacing import Paced
+from ..stream.resumepoints import with_resume_points
 from . import PACERS_KEY, ROW_TEMPLATES_KEY, bp
 from .facets import facets_url
 from .params import app_runtime, query_choice, query_int, table_and_format, table_query
@@ -46,6 +48,7 @@ def _pieces(
     rows: RowStream,
     chunker: Chunker,
     options: dict[str, str],
+    resume: Callable[[], str | None],
     **context: Any,
 ):
     """What the chunker cuts up: the page template, or CSV / NDJSON made from the batches."""
@@ -57,6 +60,7 @@ def _pieces(
     wrap = context.pop("wrap_rows", None)
     if wrap is not None:
         render_rows = wrap(render_rows, chunker.flush)
+    render_rows = with_resume_points(render_rows, resume)
     return stream_template(
         page,
         table=source,
@@ -275,8 +279,8 @@ def _body(
     settings = runtime.settings
     chunker = Chunker(settings.chunk_bytes)
     request_id = request.environ.get(REQUEST_ID_KEY, "")
-    resume = context["resume"]  # the marker's; a page also writes one after each batch
-    pieces = _pieces(fmt, source, rows, chunker, options, request_id=request_id, **context)
+    resume = context.pop("resume")  # the marker's; a page's rows carry some too
+    pieces = _pieces(fmt, source, rows, chunker, options, resume, request_id=request_id, **context)
     request.environ[STOP_KEY] = chunker.stop  # the watchdog may end the stream at a row boundary
     # The last line that can fail comes before the hand-over: from here the body owns the slot.
     observer = runtime.observer(source.name, ticket.hand_over())

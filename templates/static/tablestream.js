@@ -150,9 +150,9 @@
   let reporting = false;
   let reported = -1;
 
-  function report(rows) {
+  function report(rows, to) {
     const status = document.getElementById("ts-status");
-    const url = status && status.dataset.statusUrl;
+    const url = to || (status && status.dataset.statusUrl);
     if (!url || reporting) return;
     reporting = true;
     reported = rows;
@@ -241,6 +241,8 @@
     waiting: true, // no continuation is streaming (between attempts)
     heard: 0, // when the continuation in flight last gave bytes
     abort: null,
+    statusUrl: "", // the continuation's /streams/<request id>, for its progress reports
+    reported: -1,
   };
 
   // A group's own resume point, <!--ts-after URL--> after its rows: only a complete group has it.
@@ -336,6 +338,13 @@
         if (!response.body) throw new Error("the browser cannot read a body as it comes");
         resume.count += 1;
         resume.waiting = false;
+        // The continuation is a page of its own: told how far the script has taken it, its
+        // stream stays near the page and sends the rows past the window as counts, as the
+        // document's did (stream/pacing.py; /streams/<its request id>).
+        const id = response.headers.get("X-Request-ID");
+        const own = document.getElementById("ts-status").dataset.statusUrl || "";
+        resume.statusUrl = id && own ? own.replace(/[^/]*$/, encodeURIComponent(id)) : "";
+        resume.reported = -1;
         return continuation(response.body.getReader());
       })
       .then(completed)
@@ -448,9 +457,10 @@
   }
 
   // Every row's markup opens with <tr (the row template's contract); cells are escaped, so
-  // no cell can hold one.
+  // no cell can hold one. A batch past a paced continuation's window is its count.
   function rowsInMarkup(markup) {
     let n = 0;
+    for (const packed of markup.matchAll(/<!--ts-rows (\d+)-->/g)) n += Number(packed[1]);
     for (let at = markup.indexOf("<tr"); at >= 0; at = markup.indexOf("<tr", at + 3)) {
       const next = markup.charCodeAt(at + 3);
       if (next === 62 || next === 32 || next === 9 || next === 10) n += 1; // > space tab LF
@@ -495,6 +505,10 @@
     if (resume.waiting) {
       show("resuming", `the stream was cut after ${number.format(rows)} rows: resuming…`);
     } else {
+      if (config && resume.statusUrl && rows !== resume.reported) {
+        resume.reported = rows;
+        report(rows - resume.from, resume.statusUrl);
+      }
       show("loading", `loading… ${number.format(rows)} rows so far`);
     }
     if (windowed) {
