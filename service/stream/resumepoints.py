@@ -23,10 +23,17 @@ from markupsafe import Markup
 
 from ..sources.base import Row
 
-__all__ = ["EVERY", "with_resume_points"]
+__all__ = ["EVERY", "comment", "with_resume_points"]
 
 EVERY = 8
 """Batches between two resume points."""
+
+
+def comment(url: str | None) -> Markup:
+    """The resume point ``url`` as the page carries it (nothing for None)."""
+    if url is None:
+        return Markup("")
+    return Markup(f"<!--ts-after {quote(url, safe='/')}-->")
 
 
 def with_resume_points(
@@ -44,11 +51,8 @@ def with_resume_points(
         markup = render_rows(batch)
         if (batches - 1) % every:
             return markup
-        url = resume()  # the batch was read: the last row and the count are this batch's
-        if url is None:
-            return markup
-        # Markup's own + : rows given as plain text would still be escaped, as the template
-        # escapes them; the comment is safe (percent-encoded).
-        return markup + Markup(f"<!--ts-after {quote(url, safe='/')}-->")
+        # The batch was read: the last row and the count are this batch's. Markup's own + :
+        # rows given as plain text are still escaped, as the template escapes them.
+        return markup + comment(resume())
 
     return render
