@@ -24,6 +24,7 @@ from __future__ import annotations
 import html
 import itertools
 from collections.abc import Iterator, Sequence
+from types import SimpleNamespace
 
 from flask import (
     Blueprint,
@@ -45,6 +46,8 @@ from tablestream.stream.chunker import Chunker
 from tablestream.stream.fragments import MAX_ROWS as FRAGMENT_ROWS
 from tablestream.stream.fragments import rows_url
 from tablestream.stream.markup import ROW_MARKUP
+from tablestream.stream.resumepoints import EVERY as RESUME_EVERY
+from tablestream.stream.resumepoints import comment as resume_comment
 from tablestream.stream.rowtemplate import BatchRenderer, RowTemplates
 from tablestream.views import ROW_TEMPLATES_KEY
 
@@ -88,7 +91,21 @@ def _open() -> tuple[RowStream, dict, int]:
             keysets=runtime.keysets,
         ),
     }
+    context["resume_point"] = _resume_point(context["page"], rows.columns)
     return rows, context, min(limit, table.row_count())
+
+
+def _resume_point(links: PageLinks, columns: Sequence[str]):
+    """The resume point the service's page carries after ``row``, the ``n``-th row, when it
+    ends a batch that has one (stream/resumepoints.py: the 1st, 9th, 17th, … of 256 rows)."""
+
+    def point(row: Sequence[str], n: int) -> Markup:
+        if (-(-n // 256) - 1) % RESUME_EVERY:
+            return Markup("")
+        sent = SimpleNamespace(columns=columns, rows_read=n, last=lambda: (row, False))
+        return resume_comment(links.resume_url(sent))
+
+    return point
 
 
 def _chunk_bytes() -> int:
@@ -146,6 +163,8 @@ def hand() -> Response:
                 yield "</tbody><tbody>\n"  # as table.html: one group per batch
             for row in batch:
                 yield start + between.join([escape(cell) for cell in row]) + end
+            if number % RESUME_EVERY == 0:
+                yield str(resume_comment(context["page"].resume_url(rows)))
         yield tail
 
     chunks = Chunker(_chunk_bytes()).chunks(pieces())

@@ -111,3 +111,21 @@ def test_a_facet_on_a_column_the_caller_does_not_have_is_refused(thread_server, 
     assert answer.status == 400 and "not a column" in answer.text
     missing = httpraw.get(f"{server.url}/tables/nothere/facets.json?_facet=id", timeout=10)
     assert missing.status == 404
+
+
+def test_a_page_with_facet_streams_at_once_and_carries_its_facets_url(thread_server, demo_db):
+    server = thread_server(create_app({"db": str(demo_db), "synthetic_rows": "0"}))
+    page = httpraw.get(
+        f"{server.url}/tables/orders?_facet=status&quantity__gte=3&limit=5&offset=10", timeout=10
+    )
+    assert page.status == 200 and page.terminated
+    # The counts are the script's own request, in the page's filter, without its slice.
+    assert (
+        'data-facets-url="/tables/orders/facets.json?_facet=status&amp;quantity__gte=3"'
+        in page.text
+    )
+    assert "facets.js" in page.text and 'data-rows-sent="5"' in page.text
+    # The page's links keep asking for the facets.
+    assert "_facet=status" in page.text.split('rel="next" href="')[1].split('"')[0]
+    plain = httpraw.get(f"{server.url}/tables/orders?limit=5", timeout=10)
+    assert "ts-facets" not in plain.text and "facets.js" not in plain.text

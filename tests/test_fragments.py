@@ -28,10 +28,12 @@ from .tablehtml import parse_table
 
 
 def _rows_of(page: bytes) -> bytes:
-    """The page's row markup as one run: its rows without the batches' <tbody> boundaries."""
+    """The page's row markup as one run: its rows without the batches' <tbody> boundaries and
+    the resume point after each batch (<!--ts-after URL-->)."""
     start = page.index(b"<tbody>", page.index(b"</thead>")) + len(b"<tbody>")
     end = page.index(b"</tbody>\n</table>")
-    return page[start:end].replace(b"</tbody><tbody>\n", b"")
+    rows = re.sub(rb"<!--ts-after [^>]*-->", b"", page[start:end])
+    return rows.replace(b"</tbody><tbody>\n", b"")
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ row, autoescaping). Templates that would let a cell out unescaped are refused, n
 
 from __future__ import annotations
 
+import re
 import shutil
 import sqlite3
 
@@ -273,9 +274,10 @@ def served_app(thread_server, settings_for, demo_db, tmp_path):
 
 
 def _body_rows(page: str) -> str:
-    """The rows of a page, without the <tbody> breaks between batches."""
+    """The rows of a page, without the <tbody> breaks between batches and the resume point
+    after each batch (<!--ts-after URL-->)."""
     rows = page[page.index("<tbody>") + len("<tbody>\n") : page.index("</tbody>\n</table>")]
-    return rows.replace("</tbody><tbody>\n", "")
+    return re.sub(r"<!--ts-after [^>]*-->", "", rows).replace("</tbody><tbody>\n", "")
 
 
 @pytest.mark.slow  # seconds: out of make check (the edit loop), in make test

@@ -25,10 +25,23 @@ from ..sources.search import BadSearch
 from . import bp
 from .params import app_runtime, bad_search, table_and_format, table_query
 
-__all__: list[str] = []
+__all__ = ["facets_url"]
 
 TOP_VALUES = 30
 """Values listed per facet, the most frequent first; ``truncated`` says when there are more."""
+
+
+# The page's own parameters a count has no use for: which rows of the result, and how they come.
+_NOT_COUNTED = frozenset({"limit", "offset", "_after", "format", "null", "decimals", "fragment"})
+
+
+def facets_url(path: str, args: list[tuple[str, str]]) -> str | None:
+    """The facets of a page asked for with ``_facet=`` (``path`` is the page's), in its filter:
+    the URL the page's script fetches beside the stream; None when the page asks for none."""
+    if not any(k == "_facet" for k, _ in args):
+        return None
+    kept = [(k, v) for k, v in args if k not in _NOT_COUNTED]
+    return f"{path}/facets.json?{urlencode(kept)}"
 
 
 def _link(path: str, args: list[tuple[str, str]], column: str, value: Any) -> str:

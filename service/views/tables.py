@@ -8,6 +8,7 @@ the ``with`` block of ``table()``, so every other way out of it gives the slot b
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -35,7 +36,9 @@ from ..stream.fragments import cheap_offset, parse_fragment, ranges_are_stable, 
 from ..stream.fragments import render as render_fragment
 from ..stream.markup import rows_html
 from ..stream.pacing import Paced
+from ..stream.resumepoints import with_resume_points
 from . import PACERS_KEY, ROW_TEMPLATES_KEY, bp
+from .facets import facets_url
 from .params import (
     app_runtime,
     bad_search,
@@ -54,6 +57,7 @@ def _pieces(
     rows: RowStream,
     chunker: Chunker,
     options: dict[str, str],
+    resume: Callable[[], str | None],
     **context: Any,
 ):
     """What the chunker cuts up: the page template, or CSV / NDJSON made from the batches."""
@@ -65,6 +69,7 @@ def _pieces(
     wrap = context.pop("wrap_rows", None)
     if wrap is not None:
         render_rows = wrap(render_rows, chunker.flush)
+    render_rows = with_resume_points(render_rows, resume)
     return stream_template(
         page,
         table=source,
@@ -116,7 +121,7 @@ def table(name: str) -> Response:
     source, fmt = table_and_format(name)
     limit = query_int("limit", settings.max_rows, default=None)
     offset = query_int("offset", settings.max_offset, default=0)
-    q, key = table_query(runtime, source)
+    q, key = table_query(runtime, source, ignore=("_facet",))  # the page's facets: facets.py
     # How NULL is written in CSV and decimals in NDJSON; either may be given with any format.
     options = {
         "null": query_choice("null", CSV_NULLS, settings.csv_null),
@@ -258,6 +263,7 @@ def _respond(
                 rows_url(request.path, list(request.args.items(multi=True))) if stable else ""
             )
             context["page_rows"] = settings.page_rows
+            context["facets_url"] = facets_url(request.path, list(request.args.items(multi=True)))
             context["fragment_rows"] = FRAGMENT_ROWS
         rows = Tracked(rows)  # "next rows" and the markers' resume point need the last row
         context["resume"] = partial(links.resume_url, rows)
@@ -297,8 +303,8 @@ def _body(
     settings = runtime.settings
     chunker = Chunker(settings.chunk_bytes)
     request_id = request.environ.get(REQUEST_ID_KEY, "")
-    resume = context.pop("resume")
-    pieces = _pieces(fmt, source, rows, chunker, options, request_id=request_id, **context)
+    resume = context.pop("resume")  # the marker's; a page's rows carry some too
+    pieces = _pieces(fmt, source, rows, chunker, options, resume, request_id=request_id, **context)
     request.environ[STOP_KEY] = chunker.stop  # the watchdog may end the stream at a row boundary
     # The last line that can fail comes before the hand-over: from here the body owns the slot.
     observer = runtime.observer(source.name, ticket.hand_over())

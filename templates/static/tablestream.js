@@ -30,6 +30,15 @@
 // next rows back while the far end of the window is released. A bar stands for the whole
 // table: a slider and "go to row N". Counting never depends on the window: it walks the
 // parser's groups, which are always the table's last children (the parser appends there).
+// Resuming (issue 31; docs/browser-page.md). A cut stream (a drain, a source error, a lost
+// connection) is continued where it stopped: every 8th batch of the page carries the URL that
+// resumes after that batch's last row (<!--ts-after URL-->), and the error marker carries one
+// too (data-resume). Once the document's stream is over, the script stops the document
+// (window.stop), drops the rows after the last resume point it parsed, fetches the URL through
+// the same origin (a balancer sends it to a live instance) and appends that page's row groups
+// as the parser would have, batch by batch, so the counter, the window and the footer's check
+// work on them unchanged. A continuation cut in turn is continued again; MAX_FAILURES attempts
+// in a row that bring no row (backoff from BACKOFF_MS, doubled) end in the error state.
 // The page is served with `script-src 'self'`: this file is the only script, nothing inline.
 (() => {
   "use strict";
@@ -38,6 +47,9 @@
   const STALL_MS = 5000;
   const ASK_MS = 2000; // rows stopped this long: ask the server, then again every ASK_MS
   const ANSWER_MS = 5000; // an ask unanswered this long is abandoned and asked again
+  const MAX_FAILURES = 5; // continuations in a row that bring no row before the page gives up
+  const MAX_RESUMES = 100;
+  const BACKOFF_MS = 500;
   const number = new Intl.NumberFormat("en-US");
   // Live: reading .length walks the document only after it changed, i.e. once per quiet spell.
   const markers = document.getElementsByClassName("ts-error");
@@ -53,9 +65,11 @@
 
   function countRows() {
     if (!group) {
+      if (resume.table) return counted; // resuming, before the continuation's first group
       const table = document.getElementById("ts-table");
       group = table && table.tBodies[0];
       if (!group) return counted;
+      resume.table = table;
       configure(table);
       startGroup(group);
     }
@@ -96,7 +110,11 @@
     if (!status) return;
     status.hidden = false;
     status.dataset.state = state;
-    status.textContent = text;
+    status.textContent = resume.count ? `${text} (${resumedText()})` : text;
+  }
+
+  function resumedText() {
+    return resume.count === 1 ? "resumed once" : `resumed ${resume.count} times`;
   }
 
   function failed(rows) {
@@ -117,9 +135,12 @@
     const abort = window.AbortController ? new AbortController() : null;
     const deadline = abort ? setTimeout(() => abort.abort(), ANSWER_MS) : 0;
     fetch(url, { cache: "no-store", credentials: "same-origin", signal: abort && abort.signal })
-      .then((response) => (response.ok ? response.json() : null))
+      // 404: whoever answered does not know the stream (its instance is gone, behind a
+      // balancer); no answer at all: the server is unreachable. Either way it ended here.
+      .then((response) => (response.ok ? response.json() :
+        response.status === 404 ? { outcome: "unknown" } : null))
       .then((answer) => { serverSays = answer; })
-      .catch(() => {})
+      .catch(() => { serverSays = { outcome: "unreachable" }; })
       .finally(() => { clearTimeout(deadline); asking = false; });
   }
 
@@ -129,9 +150,9 @@
   let reporting = false;
   let reported = -1;
 
-  function report(rows) {
+  function report(rows, to) {
     const status = document.getElementById("ts-status");
-    const url = status && status.dataset.statusUrl;
+    const url = to || (status && status.dataset.statusUrl);
     if (!url || reporting) return;
     reporting = true;
     reported = rows;
@@ -152,15 +173,20 @@
 
   function tick() {
     const rows = countRows();
+    if (resume.active) {
+      resumingTick(rows);
+      return;
+    }
     const now = performance.now();
     const quiet = now - grewAt;
-    const ended = serverSays && (serverSays.outcome === "error" ||
-      serverSays.outcome === "cut" || serverSays.outcome === "client_aborted");
+    const ended = serverSays && ENDED.has(serverSays.outcome);
     if (quiet >= ASK_MS && now - askedAt >= ASK_MS) ask();
     if (config && rows !== reported) report(rows);
     if (quiet >= MARKER_MS && markers.length) {
-      failed(rows);
-    } else if (quiet >= MARKER_MS && ended) {
+      if (!resumeFrom(markerPoint())) failed(rows);
+    } else if (quiet >= MARKER_MS && ended && resumeFrom(lastPoint())) {
+      show("resuming", `the stream was cut after ${number.format(counted)} rows: resuming…`);
+    } else if (quiet >= MARKER_MS && ended && serverSays.rows_sent !== undefined) {
       cutOnServer(rows, serverSays);
     } else if (quiet < STALL_MS) {
       show("loading", `loading… ${number.format(rows)} rows so far`);
@@ -175,14 +201,18 @@
   }
 
   function finish() {
-    clearInterval(timer);
+    if (resume.active) return; // window.stop() ends the document: the continuation goes on
     const rows = countRows();
+    const footer = document.getElementById("ts-complete");
+    // A browser that parses a cut document to its end: resume from the marker, else from the
+    // last batch parsed.
+    if (!footer && resumeFrom(markers.length ? markerPoint() : lastPoint())) return;
+    clearInterval(timer);
     if (windowed && group) {
       group.remove(); // the last group is complete now: its rows are fetched back when wanted
       group = null;
       review();
     }
-    const footer = document.getElementById("ts-complete");
     const sent = footer ? Number(footer.dataset.rowsSent) : NaN;
     if (markers.length) {
       failed(rows);
@@ -196,6 +226,295 @@
         "the table is incomplete");
     }
     updateBar();
+  }
+
+  // ---- resuming a cut stream -------------------------------------------------------------
+  const ENDED = new Set(["error", "cut", "client_aborted", "unknown", "unreachable"]);
+  const SILENCE_MS = 30000; // a continuation that sends nothing this long is dropped and resumed
+  const resume = {
+    table: null, // the page's table, once found
+    at: null, // {rows, url}: the last resume point of a group counted
+    active: false, // the document's stream is over: continuations bring the rows
+    count: 0, // continuations the server answered
+    failures: 0, // attempts in a row that brought no row
+    from: 0, // rows before the continuation in flight
+    waiting: true, // no continuation is streaming (between attempts)
+    heard: 0, // when the continuation in flight last gave bytes
+    abort: null,
+    statusUrl: "", // the continuation's /streams/<request id>, for its progress reports
+    reported: -1,
+  };
+
+  // A group's own resume point, <!--ts-after URL--> after its rows: only a complete group has it.
+  function pointIn(g) {
+    for (let node = g.lastChild; node; node = node.previousSibling) {
+      if (node.nodeType === Node.ELEMENT_NODE) return null;
+      if (node.nodeType === Node.COMMENT_NODE && node.data.startsWith("ts-after ")) {
+        try {
+          return decodeURIComponent(node.data.slice(9));
+        } catch (e) {
+          return null;
+        }
+      }
+    }
+    return null;
+  }
+
+  function lastPoint() {
+    const url = group && pointIn(group);
+    return url ? { rows: groupStart + rowsIn(group), url: url } : resume.at;
+  }
+
+  function markerPoint() {
+    const url = markers.length ? markers[markers.length - 1].dataset.resume : "";
+    return url ? { rows: countRows(), url: url } : null;
+  }
+
+  function sameOrigin(url) {
+    try {
+      return new URL(url, location.href).origin === location.origin;
+    } catch (e) {
+      return false;
+    }
+  }
+
+  // The document's stream is over: stop it (nothing more of it may come in), keep the rows up
+  // to the resume point and fetch the rest.
+  function resumeFrom(point) {
+    if (!point || !sameOrigin(point.url) || !window.fetch || !window.TextDecoder) return false;
+    resume.active = true;
+    if (document.readyState === "loading") window.stop();
+    for (const marker of [...markers]) marker.remove();
+    cutTo(point.rows);
+    follow(point);
+    return true;
+  }
+
+  // Rows after `rows` came from a stream that did not reach its next resume point: they go,
+  // and come again from the continuation (at most the rows between two resume points).
+  function cutTo(rows) {
+    countRows();
+    if (group) {
+      const n = rowsIn(group);
+      if (groupStart + n > rows) {
+        while (group.childElementCount > rows - groupStart && group.lastElementChild) {
+          group.lastElementChild.remove();
+        }
+        if (!group.childElementCount) group.remove();
+        else groupDone(group, groupStart, group.childElementCount);
+      } else {
+        groupDone(group, groupStart, n);
+      }
+      group = null;
+    }
+    // Groups counted before, after the point (a page has a resume point every few batches):
+    // those still in the window go too; past the window they are gone already.
+    while (shown.length && shown[shown.length - 1].first >= rows) shown.pop().el.remove();
+    const last = shown[shown.length - 1];
+    if (last && last.first + last.n > rows) {
+      while (last.el.childElementCount > rows - last.first) last.el.lastElementChild.remove();
+      last.n = rows - last.first;
+    }
+    winEnd = last ? last.first + last.n : winStart;
+    counted = rows;
+    if (windowed) updateGaps();
+  }
+
+  function follow(point) {
+    resume.from = point.rows;
+    resume.waiting = true;
+    resume.heard = performance.now();
+    resume.abort = window.AbortController ? new AbortController() : null;
+    fetch(point.url, { cache: "no-store", credentials: "same-origin",
+      signal: resume.abort && resume.abort.signal })
+      .then((response) => {
+        if (!response.ok) {
+          const why = new Error(`the server answered ${response.status}`);
+          // Refused (a token another deployment signed, a table gone, no access): asking
+          // again cannot help. Busy, draining or unreachable can.
+          why.final = response.status >= 400 && response.status < 500 && response.status !== 429;
+          throw why;
+        }
+        if (!response.body) throw new Error("the browser cannot read a body as it comes");
+        resume.count += 1;
+        resume.waiting = false;
+        // The continuation is a page of its own: told how far the script has taken it, its
+        // stream stays near the page and sends the rows past the window as counts, as the
+        // document's did (stream/pacing.py; /streams/<its request id>).
+        const id = response.headers.get("X-Request-ID");
+        const own = document.getElementById("ts-status").dataset.statusUrl || "";
+        resume.statusUrl = id && own ? own.replace(/[^/]*$/, encodeURIComponent(id)) : "";
+        resume.reported = -1;
+        return continuation(response.body.getReader());
+      })
+      .then(completed)
+      .catch(retry);
+  }
+
+  function retry(why) {
+    resume.waiting = true;
+    resume.failures = counted > resume.from ? 0 : resume.failures + 1;
+    const next = why && why.point !== undefined ? why.point : lastPoint();
+    if (!next || !sameOrigin(next.url) || (why && why.final) || resume.failures >= MAX_FAILURES ||
+        resume.count >= MAX_RESUMES) {
+      clearInterval(timer);
+      const tried = resume.failures > 1 ? ` after ${resume.failures} attempts in a row` : "";
+      show("error", `error: the stream was cut after ${number.format(counted)} rows and could ` +
+        `not be resumed${tried} (${why && why.message}); the table is incomplete`);
+      return;
+    }
+    cutTo(next.rows);
+    setTimeout(() => follow(next), BACKOFF_MS * 2 ** resume.failures);
+  }
+
+  function cut(point, message) {
+    const why = new Error(message);
+    why.point = point;
+    return why;
+  }
+
+  // The continuation is the same page: its row groups are appended one by one, as the parser
+  // appends the document's, each once complete (its </tbody> came); a marker inside one ends
+  // it with the rows before it, whole, and the marker's own resume point.
+  async function continuation(reader) {
+    const decoder = new TextDecoder();
+    let text = "";
+    let inRows = false;
+    let rowsEnded = false;
+    for (;;) {
+      const { done, value } = await reader.read();
+      resume.heard = performance.now();
+      text += done ? decoder.decode() : decoder.decode(value, { stream: true });
+      if (!inRows && !rowsEnded) {
+        const at = text.indexOf("<tbody>");
+        if (at >= 0) {
+          text = text.slice(at + 7);
+          inRows = true;
+        }
+      }
+      while (inRows) {
+        const close = text.indexOf("</tbody>");
+        const marker = text.indexOf('<p class="ts-error"');
+        if (marker >= 0 && (close < 0 || marker < close)) {
+          const end = text.indexOf(">", marker);
+          if (end < 0) break;
+          if (text.slice(0, marker).trim()) appendGroup(text.slice(0, marker));
+          const url = markerUrl(text.slice(marker, end + 1));
+          throw cut(url ? { rows: countRows(), url: url } : null, "cut again");
+        }
+        if (close < 0 || (!done && text.length < close + 15)) break;
+        appendGroup(text.slice(0, close));
+        if (text.startsWith("<tbody>", close + 8)) {
+          text = text.slice(close + 15);
+        } else {
+          text = text.slice(close + 8);
+          inRows = false;
+          rowsEnded = true;
+        }
+      }
+      if (done) break;
+    }
+    const footer = rowsEnded && /<footer class="ts-footer" id="ts-complete" data-rows-sent="(\d+)"/.exec(text);
+    if (!footer) {
+      const marker = text.indexOf('<p class="ts-error"');
+      const url = marker >= 0 ? markerUrl(text.slice(marker, text.indexOf(">", marker) + 1)) : "";
+      throw cut(url ? { rows: countRows(), url: url } : lastPoint(),
+        "the continuation ended without its footer");
+    }
+    const next = /<a rel="next" href="([^"]*)">/.exec(text);
+    return { sent: resume.from + Number(footer[1]), next: next ? markerUrl(`<a href="${next[1]}">`, "href") : "" };
+  }
+
+  // An attribute of one tag, read by the browser's parser in an inert template.
+  function markerUrl(tag, attribute = "data-resume") {
+    const template = document.createElement("template");
+    template.innerHTML = tag;
+    const el = template.content.firstElementChild;
+    return (el && el.getAttribute(attribute)) || "";
+  }
+
+  function appendGroup(markup) {
+    const g = document.createElement("tbody");
+    g.className = "ts-resumed";
+    if (windowed) {
+      // Past the window the group would be released at once: its rows are only counted, as
+      // the stream counts them for a page that reports, and fetched by range when wanted.
+      g.append(document.createComment(`ts-rows ${rowsInMarkup(markup)}`));
+      const after = markup.lastIndexOf("<!--ts-after ");
+      if (after >= 0) {
+        g.append(document.createComment(markup.slice(after + 4, markup.indexOf("-->", after))));
+      }
+    } else {
+      g.innerHTML = markup;
+    }
+    resume.table.append(g);
+    if (!group) {
+      group = g;
+      groupStart = counted;
+      startGroup(g);
+    }
+    countRows();
+  }
+
+  // Every row's markup opens with <tr (the row template's contract); cells are escaped, so
+  // no cell can hold one. A batch past a paced continuation's window is its count.
+  function rowsInMarkup(markup) {
+    let n = 0;
+    for (const packed of markup.matchAll(/<!--ts-rows (\d+)-->/g)) n += Number(packed[1]);
+    for (let at = markup.indexOf("<tr"); at >= 0; at = markup.indexOf("<tr", at + 3)) {
+      const next = markup.charCodeAt(at + 3);
+      if (next === 62 || next === 32 || next === 9 || next === 10) n += 1; // > space tab LF
+    }
+    return n;
+  }
+
+  function completed(result) {
+    clearInterval(timer);
+    const rows = countRows();
+    if (windowed && group) {
+      group.remove();
+      group = null;
+      review();
+    }
+    const footer = element("footer", { class: "ts-footer", id: "ts-complete",
+      "data-rows-sent": String(result.sent) }, `${number.format(result.sent)} rows, complete.`);
+    resume.table.after(footer);
+    if (result.next && sameOrigin(result.next)) {
+      // The continuation's "next" is after the same last row; the page's own limit stays.
+      const next = new URL(result.next, location.href);
+      const limit = new URLSearchParams(location.search).get("limit");
+      if (limit !== null) next.searchParams.set("limit", limit);
+      const link = element("a", { rel: "next", href: next.pathname + next.search },
+        `next ${number.format(Number(limit))} rows`);
+      const p = element("p", { class: "ts-next" });
+      p.append(link);
+      footer.after(p);
+    }
+    if (result.sent === rows) {
+      show("complete", `${number.format(rows)} rows, complete`);
+    } else {
+      show("error", `error: the server sent ${number.format(result.sent)} rows, the page has ` +
+        `${number.format(rows)}; the table is incomplete`);
+    }
+    updateBar();
+  }
+
+  function resumingTick(rows) {
+    const now = performance.now();
+    if (!resume.waiting && now - resume.heard > SILENCE_MS && resume.abort) resume.abort.abort();
+    if (resume.waiting) {
+      show("resuming", `the stream was cut after ${number.format(rows)} rows: resuming…`);
+    } else {
+      if (config && resume.statusUrl && rows !== resume.reported) {
+        resume.reported = rows;
+        report(rows - resume.from, resume.statusUrl);
+      }
+      show("loading", `loading… ${number.format(rows)} rows so far`);
+    }
+    if (windowed) {
+      updateGaps();
+      review();
+    }
   }
 
   // ---- the window --------------------------------------------------------------------------
@@ -228,6 +547,8 @@
   }
 
   function groupDone(g, first, n) {
+    const url = pointIn(g);
+    if (url) resume.at = { rows: first + n, url: url };
     if (windowed) {
       g.remove();
       return;
