@@ -28,6 +28,10 @@ class _Figure(SchedulingLag):
     def start(self) -> SchedulingLag:
         return self
 
+    @property
+    def now(self) -> float:
+        return self.seconds
+
 
 def test_a_lagging_process_refuses_streams_past_the_floor_and_admits_when_it_recovers():
     lag = _Figure()
@@ -122,3 +126,10 @@ def test_past_the_floor_a_burst_of_arrivals_is_admitted_only_as_fast_as_the_ramp
     with pytest.raises(Rejected):
         admission.admit("g")
     assert admission.in_use == 6
+
+
+def test_a_sampler_starved_of_the_interpreter_counts_its_own_wait():
+    lag = SchedulingLag().start()
+    time.sleep(0.2)
+    lag._asked = time.monotonic() - 0.5  # as if it had gone to sleep 0.5 s ago and not woken
+    assert lag.now >= 0.4 > lag.seconds

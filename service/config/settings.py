@@ -334,7 +334,7 @@ class Settings:
     )
     admit_per_second: int = setting(
         integer(0, 100_000),
-        "64",
+        "16",
         "past TABLESTREAM_STREAMS_ALWAYS_ADMITTED streams, the most new streams admitted in any "
         "second (a burst is admitted before its cost shows in the lag); 0 = no such limit",
     )

@@ -202,7 +202,7 @@ class Admission:
 
     def _check_load(self) -> None:
         """Past the floor (the lock is held): refuse if the CPU is spent or the ramp is used up."""
-        lag = self.lag.seconds
+        lag = self.lag.now
         if lag > self.max_lag:
             raise Rejected(
                 OVERLOADED,

@@ -34,6 +34,7 @@ class SchedulingLag:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._gauges: list[Any] = []
+        self._asked = time.monotonic()  # when the sampler last went to sleep
 
     def export_to(self, gauge: Any) -> None:
         """Set ``gauge`` (tablestream_scheduling_lag_seconds) to the figure about once a second."""
@@ -50,10 +51,17 @@ class SchedulingLag:
                 self._thread.start()
         return self
 
+    @property
+    def now(self) -> float:
+        """The figure, or the sampler's own lateness so far if that is worse: a sampler starved
+        of the interpreter cannot report, and its last figure would be a stale low one."""
+        late = time.monotonic() - self._asked - INTERVAL_S
+        return max(self.seconds, late) if self._thread is not None else self.seconds
+
     def _run(self) -> None:
         samples = 0
         while True:
-            asked = time.monotonic()
+            asked = self._asked = time.monotonic()
             time.sleep(INTERVAL_S)
             late = max(0.0, time.monotonic() - asked - INTERVAL_S)
             self.seconds += WEIGHT * (late - self.seconds)
