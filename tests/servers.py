@@ -8,6 +8,7 @@ tests, benchmarks, load tests and docs share; `clean_copy` gives the checkout as
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -22,7 +23,7 @@ from tablestream.testing import wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 
-__all__ = ["ROOT", "ThreadServer", "clean_copy", "wait_for"]
+__all__ = ["ROOT", "ThreadServer", "clean_copy", "closed_by_server", "serve_with", "wait_for"]
 
 
 def wait_for(predicate, timeout: float, what: str, step: float = 0.02):
@@ -98,3 +99,24 @@ class ThreadServer:
         self.thread.join(timeout=5)
         if self.thread.is_alive():
             self.server.close()
+
+
+def serve_with(process_server, settings_for, **overrides: str):
+    """A real `tablestream serve` with the test settings and ``overrides`` (setting names)."""
+    env = {f"TABLESTREAM_{k.upper()}": v for k, v in settings_for(**overrides).items()}
+    return process_server(**env)
+
+
+def closed_by_server(sock: socket.socket, within: float) -> bool:
+    """Wait up to ``within`` s for the server to close ``sock``; True when it did."""
+    sock.settimeout(0.2)
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            if sock.recv(65536) == b"":
+                return True
+        except TimeoutError:
+            continue
+        except ConnectionResetError:
+            return True
+    return False

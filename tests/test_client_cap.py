@@ -15,12 +15,9 @@ import pytest
 
 from tablestream.testing.metricsread import value
 
+from .servers import serve_with
+
 REJECTED = "tablestream_connections_rejected_total"
-
-
-def _serve(process_server, settings_for, **overrides: str):
-    env = {f"TABLESTREAM_{k.upper()}": v for k, v in settings_for(**overrides).items()}
-    return process_server(**env)
 
 
 def _connect_from(source: str, port: int) -> socket.socket:
@@ -78,7 +75,7 @@ def _healthz_from(source: str, port: int) -> bytes:
 def test_connections_over_the_cap_from_one_address_are_reset_while_others_are_served(
     process_server, settings_for
 ):
-    server = _serve(process_server, settings_for, connections_per_client="5")
+    server = serve_with(process_server, settings_for, connections_per_client="5")
     metrics = f"{server.url}/metrics"
     assert value(metrics, REJECTED, reason="per_client") == 0  # the series exists at 0
     with _held("127.0.0.2", server.port, 5) as held:
@@ -96,7 +93,7 @@ def test_connections_over_the_cap_from_one_address_are_reset_while_others_are_se
 
 @pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 def test_the_trusted_proxy_address_is_exempt_from_the_cap(process_server, settings_for):
-    server = _serve(
+    server = serve_with(
         process_server, settings_for, connections_per_client="2", trusted_proxy="127.0.0.3"
     )
     with _held("127.0.0.3", server.port, 6) as proxied:
@@ -110,7 +107,7 @@ def test_the_trusted_proxy_address_is_exempt_from_the_cap(process_server, settin
 
 
 def test_a_cap_of_zero_lets_one_address_hold_many_connections(process_server, settings_for):
-    server = _serve(process_server, settings_for, connections_per_client="0")
+    server = serve_with(process_server, settings_for, connections_per_client="0")
     with _held("127.0.0.2", server.port, 150) as held:
         time.sleep(0.3)
         assert _healthz(held[-1]).startswith(b"HTTP/1.1 200 ")

@@ -14,32 +14,14 @@ import pytest
 from tablestream.testing import httpraw
 from tablestream.testing.metricsread import value
 
-
-def _closed_by_server(sock: socket.socket, within: float) -> bool:
-    """Wait up to ``within`` s for the server to close ``sock``; True when it did."""
-    sock.settimeout(0.2)
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        try:
-            if sock.recv(65536) == b"":
-                return True
-        except TimeoutError:
-            continue
-        except ConnectionResetError:
-            return True
-    return False
-
-
-def _serve(process_server, settings_for, **overrides: str):
-    env = {f"TABLESTREAM_{k.upper()}": v for k, v in settings_for(**overrides).items()}
-    return process_server(**env)
+from .servers import closed_by_server, serve_with
 
 
 @pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 def test_a_request_header_trickled_byte_by_byte_is_closed_at_the_header_deadline(
     process_server, settings_for
 ):
-    server = _serve(process_server, settings_for, header_timeout="1")
+    server = serve_with(process_server, settings_for, header_timeout="1")
     with socket.create_connection(("127.0.0.1", server.port)) as loris:
         closed = False
         for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 40:
@@ -48,7 +30,7 @@ def test_a_request_header_trickled_byte_by_byte_is_closed_at_the_header_deadline
             except OSError:
                 closed = True
                 break
-            if _closed_by_server(loris, within=0.25):
+            if closed_by_server(loris, within=0.25):
                 closed = True
                 break
         assert closed, "a header trickled for 10 s was never cut off (deadline 1 s)"
@@ -59,25 +41,25 @@ def test_a_request_header_trickled_byte_by_byte_is_closed_at_the_header_deadline
 def test_a_connection_that_says_nothing_is_closed_at_the_header_deadline(
     process_server, settings_for
 ):
-    server = _serve(process_server, settings_for, header_timeout="1")
+    server = serve_with(process_server, settings_for, header_timeout="1")
     with socket.create_connection(("127.0.0.1", server.port)) as silent:
-        assert _closed_by_server(silent, within=5)
+        assert closed_by_server(silent, within=5)
 
 
 @pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 def test_an_idle_kept_alive_connection_is_closed_after_the_keepalive_timeout(
     process_server, settings_for
 ):
-    server = _serve(process_server, settings_for, keepalive_timeout="1", header_timeout="30")
+    server = serve_with(process_server, settings_for, keepalive_timeout="1", header_timeout="30")
     with socket.create_connection(("127.0.0.1", server.port)) as client:
         client.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         assert client.recv(4096).startswith(b"HTTP/1.1 200")
-        assert _closed_by_server(client, within=5)
+        assert closed_by_server(client, within=5)
 
 
 @pytest.mark.slow
 def test_a_stream_outlasting_every_deadline_is_not_cut_by_them(process_server, settings_for):
-    server = _serve(
+    server = serve_with(
         process_server,
         settings_for,
         header_timeout="1",
@@ -96,7 +78,7 @@ def test_a_stream_outlasting_every_deadline_is_not_cut_by_them(process_server, s
 
 @pytest.mark.slow
 def test_a_client_far_below_the_minimum_send_rate_is_cut(process_server, settings_for):
-    server = _serve(
+    server = serve_with(
         process_server,
         settings_for,
         min_send_rate="2000000",

@@ -17,13 +17,12 @@ import pytest
 from tablestream.testing import httpraw
 from tablestream.testing.metricsread import value
 
+from .servers import closed_by_server, serve_with
+
 CLOSED = "tablestream_connections_closed_total"
+# A 1 s allowance from a header's first byte, then 500 B/s, within 20 s.
+MIN_RATE_1S = {"header_timeout": "20", "header_initial_timeout": "1", "header_min_rate": "500"}
 HEADER = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 4000 + b"\r\n\r\n"
-
-
-def _serve(process_server, settings_for, **overrides: str):
-    env = {f"TABLESTREAM_{k.upper()}": v for k, v in settings_for(**overrides).items()}
-    return process_server(**env)
 
 
 def _send_over(sock: socket.socket, data: bytes, seconds: float, pieces: int) -> float | None:
@@ -39,31 +38,19 @@ def _send_over(sock: socket.socket, data: bytes, seconds: float, pieces: int) ->
     return None
 
 
-def _closed_within(sock: socket.socket, seconds: float) -> bool:
-    sock.settimeout(seconds)
-    try:
-        return sock.recv(4096) == b""
-    except ConnectionResetError:
-        return True
-    except TimeoutError:
-        return False
-
-
 @pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 def test_a_header_slower_than_the_minimum_rate_is_closed_after_the_initial_allowance(
     process_server, settings_for
 ):
-    server = _serve(
+    server = serve_with(
         process_server,
         settings_for,
-        header_timeout="20",
-        header_initial_timeout="1",
-        header_min_rate="500",
+        **MIN_RATE_1S,
     )
     started = time.monotonic()
     with socket.create_connection(("127.0.0.1", server.port)) as loris:
         loris.sendall(b"GET /healthz HTTP/1.1\r\n")  # 23 bytes: 0.05 s more than the 1 s
-        assert _closed_within(loris, 6), "a stalled header outlived its 1 s allowance by 5 s"
+        assert closed_by_server(loris, 6), "a stalled header outlived its 1 s allowance by 5 s"
     assert time.monotonic() - started < 4  # the allowance (1 s) plus a tick, not the 20 s
     assert value(f"{server.url}/metrics", CLOSED, reason="header_rate") >= 1
 
@@ -72,10 +59,12 @@ def test_a_header_slower_than_the_minimum_rate_is_closed_after_the_initial_allow
 def test_a_connection_that_has_sent_nothing_keeps_the_whole_header_timeout(
     process_server, settings_for
 ):
-    server = _serve(process_server, settings_for, header_timeout="3", header_initial_timeout="0.5")
+    server = serve_with(
+        process_server, settings_for, header_timeout="3", header_initial_timeout="0.5"
+    )
     with socket.create_connection(("127.0.0.1", server.port)) as preconnect:
-        assert not _closed_within(preconnect, 1.8)  # a browser's preconnect: not a trickle
-        assert _closed_within(preconnect, 4)
+        assert not closed_by_server(preconnect, 1.8)  # a browser's preconnect: not a trickle
+        assert closed_by_server(preconnect, 4)
     assert value(f"{server.url}/metrics", CLOSED, reason="header_timeout") >= 1
 
 
@@ -83,12 +72,10 @@ def test_a_connection_that_has_sent_nothing_keeps_the_whole_header_timeout(
 def test_a_header_arriving_at_a_fair_rate_gets_more_than_the_initial_allowance(
     process_server, settings_for
 ):
-    server = _serve(
+    server = serve_with(
         process_server,
         settings_for,
-        header_timeout="20",
-        header_initial_timeout="1",
-        header_min_rate="500",
+        **MIN_RATE_1S,
     )
     with socket.create_connection(("127.0.0.1", server.port)) as client:
         # 4 KB over 2.5 s: ~1.6 KB/s, three times the minimum rate; twice the initial allowance.
@@ -101,7 +88,7 @@ def test_a_header_arriving_at_a_fair_rate_gets_more_than_the_initial_allowance(
 def test_at_the_connection_limit_the_oldest_waiting_connection_makes_room(
     process_server, settings_for
 ):
-    server = _serve(
+    server = serve_with(
         process_server,
         settings_for,
         connection_limit="20",
@@ -122,7 +109,7 @@ def test_at_the_connection_limit_the_oldest_waiting_connection_makes_room(
         started = time.monotonic()
         reply = httpraw.get(f"{server.url}/healthz", timeout=5)
         assert reply.status == 200 and time.monotonic() - started < 2
-        assert _closed_within(waiting[0], 2), "the oldest waiting connection was kept"
+        assert closed_by_server(waiting[0], 2), "the oldest waiting connection was kept"
         assert value(f"{server.url}/metrics", CLOSED, reason="at_limit") >= 10
         served.settimeout(5)
         assert served.recv(65536).startswith(b"HTTP/1.1 200")  # the stream still flows
@@ -137,7 +124,7 @@ def test_at_the_connection_limit_the_oldest_waiting_connection_makes_room(
 def test_the_memory_of_a_crowd_of_connections_is_given_back_when_they_go(
     process_server, settings_for
 ):
-    server = _serve(process_server, settings_for, connections_per_client="0")
+    server = serve_with(process_server, settings_for, connections_per_client="0")
     assert httpraw.get(f"{server.url}/healthz", timeout=5).status == 200
     idle = server.rss()
     crowd = []
