@@ -39,6 +39,7 @@ import contextlib
 import logging
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 from waitress.adjustments import Adjustments
@@ -147,6 +148,7 @@ class GuardedServer(TcpWSGIServer):
         self.per_address: dict[str, int] = {}  # open connections by client address
         self.deadlines = deadlines or Deadlines()
         self._stop_requested = False
+        self._after_stop: Callable[[], None] | None = None  # what the loop does after a stop
         self._probes: list[Any] = []  # channels holding a liveness probe to answer in the loop
         self._peak_channels = 0  # the most connections held since the heap was last trimmed
         self.closed_for_deadline = 0  # connections closed by the deadlines (for tests and logs)
@@ -237,8 +239,15 @@ class GuardedServer(TcpWSGIServer):
             return
         super().add_task(task)
 
-    def stop_listening(self) -> None:
-        """Close the listening socket as soon as the loop wakes; safe in a signal handler."""
+    def stop_listening(self, then: Callable[[], None] | None = None) -> None:
+        """Close the listening socket as soon as the loop wakes, then call ``then`` there.
+
+        Safe in a signal handler: it sets two attributes and writes a byte to the trigger, and
+        takes no lock. A handler runs in the main thread wherever that thread was, possibly
+        inside a lock the handler's own work would need again; ``then`` runs in the loop
+        between polls instead, where nothing is held.
+        """
+        self._after_stop = then
         self._stop_requested = True
         self.trigger._physical_pull()  # wakes poll(); takes no lock, unlike pull_trigger
 
@@ -253,6 +262,9 @@ class GuardedServer(TcpWSGIServer):
                 self.loop.poll(self.adj.asyncore_loop_timeout)
                 while self._probes:
                     self._probes.pop().service()
+                if self._stop_requested and self._after_stop is not None:
+                    after, self._after_stop = self._after_stop, None
+                    after()
                 if self._stop_requested and self.accepting:
                     self._close_listener()
                 now = time.monotonic()

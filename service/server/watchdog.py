@@ -281,15 +281,19 @@ def install_graceful_shutdown(server: Any, runtime: Any, grace: float) -> None:
     def stop_loop() -> None:
         os.kill(os.getpid(), signal.SIGINT)  # waitress's run() exits cleanly on KeyboardInterrupt
 
-    def on_sigterm(signum: int, _frame: object) -> None:
+    def drain() -> None:  # in the loop thread, after the listener is closed
         log.info(
             "SIGTERM: listening socket closing, not ready; %d streams in flight get up to %g s",
             runtime.watchdog.in_flight(),
             grace,
         )
-        runtime.admission.draining = True
-        server.stop_listening()
         runtime.watchdog.drain(grace, stop_loop)
+
+    def on_sigterm(signum: int, _frame: object) -> None:
+        # Only what takes no lock: the handler may have interrupted the main thread inside one
+        # (a server once logged nothing and never exited after a SIGTERM, 2 CI runs in 3).
+        runtime.admission.draining = True
+        server.stop_listening(then=drain)
 
     signal.signal(signal.SIGTERM, on_sigterm)
     # stop_loop relies on SIGINT raising KeyboardInterrupt, which Python only arranges when
