@@ -349,6 +349,43 @@ def test_a_live_instance_keeps_its_leases_past_their_ttl_until_it_gives_them_bac
     assert leases.take("10.0.0.5", 1)
 
 
+def test_a_take_whose_answer_was_lost_never_holds_the_clients_cap_once_redis_answers(
+    prefix, monkeypatch
+):
+    monkeypatch.setattr(store_module, "KEEP_S", 0.1)
+    monkeypatch.setattr(store_module, "RETRY_S", 0.1)
+    relay = FreezingRedis()
+    try:
+        store = SharedStore(relay.url, prefix, timeout=0.05)
+        leases = ClientLeases(store)  # the default 30 s lease: an orphan would outlive the test
+        relay.frozen.set()
+        assert leases.take("10.0.0.7", 1) is store_module.UNAVAILABLE  # sent, never answered
+        relay.frozen.clear()  # the relay now delivers the take to Redis, which runs it late
+        cap = redis.Redis.from_url(REDIS)
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            if cap.keys(f"{prefix}revoked:*"):
+                break  # the keeper revoked the lease
+        else:
+            pytest.fail("the unanswered take's lease was never revoked")
+        time.sleep(0.3)  # whichever ran first, the take or the revocation
+        assert cap.zcard(f"{prefix}cap:10.0.0.7") == 0
+        assert leases.take("10.0.0.7", 1)  # the client's one stream is free
+    finally:
+        relay.close()
+
+
+def test_a_late_take_of_a_revoked_lease_refuses_itself(prefix):
+    leases = ClientLeases(_store(prefix))
+    keys = [f"{prefix}cap:10.0.0.8", f"{prefix}revoked:late"]
+    pipe = leases._store.redis.pipeline()
+    leases._revoke(pipe, keys, "late")
+    pipe.execute()  # the revocation arrived first ...
+    assert leases._take(keys=keys, args=[1, "late", 30000]) == 0  # ... the take, later, adds none
+    assert redis.Redis.from_url(REDIS).zcard(keys[0]) == 0
+
+
 @pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
 def test_a_redis_that_stops_answering_mid_service_leaves_local_limits_and_then_shares_again(
     thread_server, settings_for, prefix, caplog, monkeypatch

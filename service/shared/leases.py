@@ -11,11 +11,15 @@ client's cap frees itself.
 
 When Redis does not answer, ``take`` says ``UNAVAILABLE`` and the instance's own per-client cap
 (admission.py) is the only one: a client may then run the cap on each instance, never fewer.
+A take that timed out may still run in Redis (its answer lost, or its command delivered late):
+its lease id is revoked once Redis answers again (removed, and ``<prefix>revoked:<id>`` set for
+``LEASE_S`` so a late take refuses itself), so a lost answer never holds a client's cap.
 """
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from .store import KEEP_S, UNAVAILABLE, SharedStore
 
@@ -25,6 +29,7 @@ LEASE_S = 3 * KEEP_S
 """Seconds a lease lives without renewal: a crashed instance's streams stop counting then."""
 
 _TAKE = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
@@ -58,9 +63,14 @@ class ClientLeases:
         streams across the instances; ``UNAVAILABLE`` when Redis cannot say."""
         key = self._store.key("cap", client)
         lease = uuid.uuid4().hex
-        args = [cap, lease, self._ttl_ms]
-        got = self._store.run("client_cap", lambda r: self._take(keys=[key], args=args, client=r))
+        keys, args = [key, self._store.key("revoked", lease)], [cap, lease, self._ttl_ms]
+        got = self._store.run("client_cap", lambda r: self._take(keys=keys, args=args, client=r))
         if got is UNAVAILABLE:
+            # A call that timed out may still run in Redis (the script was sent, its answer was
+            # lost): that lease would be nobody's and hold the client's cap for LEASE_S. It is
+            # revoked at the keeper's first tick Redis answers: removed if the take ran already,
+            # refused by the script if it runs later.
+            self._store.keep(lease, lambda pipe: self._revoke(pipe, keys, lease), once=True)
             return UNAVAILABLE
         if not got:
             return None
@@ -69,6 +79,10 @@ class ClientLeases:
             lambda pipe: self._renew(keys=[key], args=[lease, self._ttl_ms], client=pipe),
         )
         return lease
+
+    def _revoke(self, pipe: Any, keys: list[str], lease: str) -> None:
+        pipe.zrem(keys[0], lease)
+        pipe.set(keys[1], 1, px=self._ttl_ms)
 
     def give_back(self, client: str, lease: str) -> None:
         """End ``lease`` of ``client``; if Redis fails now, the keeper removes it at its first
