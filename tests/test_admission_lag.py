@@ -79,13 +79,15 @@ def test_a_server_rendering_flat_out_answers_a_further_stream_503_overloaded(
     process_server, settings_for
 ):
     env = {f"TABLESTREAM_{k.upper()}": v for k, v in settings_for().items()}
-    env.update(TABLESTREAM_ADMIT_MAX_LAG_MS="2", TABLESTREAM_STREAMS_ALWAYS_ADMITTED="2")
+    # Five full-speed readers hold the smoothed lag at 3-7 ms here (three: 2.2-3.8 ms, and a
+    # fresh-clone CI run once saw it under the limit for 5 s after the refusal); limit 1.5 ms.
+    env.update(TABLESTREAM_ADMIT_MAX_LAG_MS="1.5", TABLESTREAM_STREAMS_ALWAYS_ADMITTED="2")
     server = process_server(**env)
     metrics = f"{server.url}/metrics"
     stop = threading.Event()
     readers = [
         threading.Thread(target=_read_flat_out, args=(server.port, stop), daemon=True)
-        for _ in range(3)
+        for _ in range(5)
     ]
     for reader in readers:
         reader.start()
@@ -97,14 +99,14 @@ def test_a_server_rendering_flat_out_answers_a_further_stream_503_overloaded(
             reply = httpraw.get(f"{server.url}/tables/synthetic?limit=2000000", max_bytes=65536)
             if reply.status == 503:
                 refused = reply
-        assert refused is not None, "3 full-speed streams never made the process refuse a fourth"
+        assert refused is not None, "5 full-speed streams never made the process refuse another"
         assert refused.headers.get("retry-after")
         assert "capacity" in refused.text
         assert value(metrics, "tablestream_streams_rejected_total", reason="overloaded") >= 1
         wait_for(  # the gauge is exported about once a second; the readers still run
-            lambda: value(metrics, "tablestream_scheduling_lag_seconds") > 0.002,
+            lambda: value(metrics, "tablestream_scheduling_lag_seconds") > 0.0015,
             timeout=5,
-            what="tablestream_scheduling_lag_seconds above the 2 ms limit",
+            what="tablestream_scheduling_lag_seconds above the 1.5 ms limit",
             step=0.25,
         )
     finally:
