@@ -100,9 +100,13 @@ class EpollLoop:
             events = self._epoll.poll(timeout)
         except InterruptedError:
             return 0
-        for fd, flags in events:
-            obj = self.map.get(fd)
-            if obj is None:
+        # Each event belongs to the channel that held its descriptor when the kernel reported
+        # it. An earlier event of the same pass may close that channel and an accept reuse the
+        # number: the new connection must not be handed the old one's event (a read of a
+        # socket with nothing to read, which waitress logs as a socket error and closes).
+        owners = [(fd, flags, self.map.get(fd)) for fd, flags in events]
+        for fd, flags, obj in owners:
+            if obj is None or self.map.get(fd) is not obj:
                 continue
             wasyncore.readwrite(obj, flags)
             self.watched.add(fd)  # whatever the event did, look again next pass
