@@ -2,14 +2,17 @@
 
 service/server/outbuf.py's ``ChunkQueue`` replaces waitress's BytesIO/temp-file buffer for
 every connection: ``get`` hands out slices of the written bytes, ``skip`` moves past what the
-kernel took, across chunk boundaries. (A real server's slow readers: tests/test_slow_readers.py.)
+kernel took, across chunk boundaries; a flush offers several chunks to one ``sendmsg``. (A real
+server's slow readers: tests/test_slow_readers.py.)
 """
 
 from __future__ import annotations
 
+import errno
+
 import pytest
 
-from tablestream.server.outbuf import ChunkQueue
+from tablestream.server.outbuf import ChannelOutput, ChunkQueue
 
 
 def _drain(queue: ChunkQueue, take: int) -> bytes:
@@ -58,3 +61,53 @@ def test_a_mutable_buffer_is_kept_as_bytes_so_later_changes_do_not_leak_out():
     queue.append(data)
     data[:] = b"XXXXXX"
     assert bytes(queue.get()) == b"row 1\n"
+
+
+def test_views_cover_several_chunks_from_the_current_offset_up_to_the_limit():
+    queue = ChunkQueue()
+    for chunk in (b"a" * 10, b"b" * 20, b"c" * 30):
+        queue.append(chunk)
+    queue.skip(4)
+    views = queue.views(40)
+    assert [bytes(v) for v in views] == [b"a" * 6, b"b" * 20, b"c" * 14]
+    assert all(isinstance(v, memoryview) for v in views) and len(queue) == 56
+
+
+class _CountingSocket:
+    """A socket whose ``sendmsg`` calls are counted and that takes at most ``room`` bytes."""
+
+    def __init__(self, room: int) -> None:
+        self.room, self.calls, self.received = room, 0, bytearray()
+
+    def sendmsg(self, views: list[memoryview]) -> int:
+        self.calls += 1
+        if not self.room:
+            raise BlockingIOError(errno.EAGAIN, "full")
+        data = b"".join(views)[: self.room]
+        self.room -= len(data)
+        self.received += data
+        return len(data)
+
+
+class _Channel(ChannelOutput):
+    def __init__(self, sock: _CountingSocket) -> None:
+        self.socket, self.outbufs, self.total_outbufs_len = sock, [ChunkQueue()], 0
+
+    def write(self, data: bytes) -> None:
+        self.outbufs[0].append(data)
+        self.total_outbufs_len += len(data)
+
+
+def test_a_flush_sends_queued_chunks_in_one_call_and_stops_when_the_kernel_is_full():
+    chunks = [bytes([i]) * 32_768 for i in range(6)]
+    roomy = _Channel(_CountingSocket(room=1 << 30))
+    for chunk in chunks:
+        roomy.write(chunk)
+    assert roomy._flush_some() and roomy.socket.calls == 1  # waitress: one send per chunk
+    assert bytes(roomy.socket.received) == b"".join(chunks) and roomy.total_outbufs_len == 0
+    full = _Channel(_CountingSocket(room=50_000))
+    for chunk in chunks:
+        full.write(chunk)
+    assert full._flush_some() and full.socket.calls == 1  # partial: no refused second call
+    assert full.total_outbufs_len == 6 * 32_768 - 50_000
+    assert not full._flush_some() and full.total_outbufs_len == 6 * 32_768 - 50_000

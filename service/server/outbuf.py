@@ -19,13 +19,17 @@ service/server/connections.py.
 from __future__ import annotations
 
 import collections
+import itertools
+import time
 from typing import Any
 
 from waitress.channel import ClientDisconnected
+from waitress.wasyncore import _DISCONNECTED, EWOULDBLOCK
 
 __all__ = ["SEND_MAX", "ChannelOutput", "ChunkQueue"]
 
 SEND_MAX = 256 * 1024  # the most one send() is offered; a slice of a chunk costs no copy
+VIEWS_MAX = 64  # chunks offered to one sendmsg (the kernel's limit, IOV_MAX, is 1024)
 WAIT_S = 1.0  # a writer waiting for room looks again at least this often (a missed wake-up)
 
 
@@ -58,6 +62,20 @@ class ChunkQueue:
         if skip:
             self.skip(len(view))
         return view
+
+    def views(self, numbytes: int) -> list[memoryview]:
+        """The first chunks (at most ``VIEWS_MAX``), up to ``numbytes`` in all, as views."""
+        views: list[memoryview] = []
+        offset = self._offset
+        for chunk in itertools.islice(self._chunks, VIEWS_MAX):
+            view = memoryview(chunk)[offset:] if offset else memoryview(chunk)
+            offset = 0
+            if len(view) >= numbytes:
+                views.append(view[:numbytes])
+                break
+            views.append(view)
+            numbytes -= len(view)
+        return views
 
     def skip(self, numbytes: int, allow_prune: bool = False) -> None:
         if numbytes > self._len:
@@ -100,11 +118,50 @@ class ChannelOutput:
     total_outbufs_len: int
     will_close: bool
     close_when_flushed: bool
+    last_activity: float
+    socket: Any
 
     def _use_chunk_queue(self) -> None:
         """Called by the channel's ``__init__`` once waitress has made its first buffer."""
         self.outbufs = [ChunkQueue()]
         self.sendbuf_len = SEND_MAX
+
+    def _flush_some(self, do_close: bool = True) -> bool:
+        """Send what the kernel takes, several chunks per system call (``sendmsg``).
+
+        waitress's own loop sends the first buffer's next slice, one ``send()`` per chunk, and
+        goes on until a send returns nothing: for a slow reader's socket that was four or five
+        system calls per readiness event, the last one refused (``EAGAIN``). Each call releases
+        and retakes the interpreter, which the loop thread (it answers ``/healthz``) then waits
+        for behind every rendering thread. Here one ``sendmsg`` offers up to ``SEND_MAX``
+        bytes across the queued chunks, and a partial send ends the attempt: the socket is full.
+        """
+        queue = self.outbufs[0]
+        if queue.__class__ is not ChunkQueue or len(self.outbufs) > 1:
+            return super()._flush_some(do_close)  # type: ignore[misc]
+        sent = 0
+        while queue:
+            views = queue.views(SEND_MAX)
+            offered = sum(map(len, views))
+            try:
+                num = self.socket.sendmsg(views)  # type: ignore[attr-defined]
+            except OSError as why:
+                if why.args[0] == EWOULDBLOCK:
+                    break
+                if why.args[0] in _DISCONNECTED:
+                    if do_close:
+                        self.handle_close()  # type: ignore[attr-defined]
+                    break
+                raise
+            queue.skip(num)
+            self.total_outbufs_len -= num
+            sent += num
+            if num < offered:
+                break  # the kernel took what it had room for
+        if sent:
+            self.last_activity = time.time()
+            return True
+        return False
 
     def writable(self) -> bool:
         """Is there something the loop would send (or a close to make) now?
