@@ -13,7 +13,8 @@ import time
 from flask import Flask, Response, request
 
 from ..stream.body import StreamObserver
-from .metrics import ROUTE_KEY, START_KEY, UNMATCHED, HttpMetricsMiddleware, Metrics
+from .httpmetrics import ROUTE_KEY, START_KEY, UNMATCHED, HttpMetricsMiddleware
+from .metrics import Metrics
 
 __all__ = ["install_metrics"]
 

@@ -1,25 +1,22 @@
 """Every Prometheus metric of the service, declared once, counted where the bytes leave.
 
-Stream metrics are updated by a ``StreamObserver`` that ``TableStreamBody`` tells about each
-chunk it hands to waitress, so the counters equal what went out, not what a template rendered,
-and nothing is done per row. HTTP metrics are kept by a WSGI middleware that stops the clock
-when the server closes the response iterable, so a streamed page is timed to its last byte
-(the usual Flask exporters stop when the view returns the generator).
+Stream metrics are updated by a ``StreamObserver`` (``streammetrics.py``) that
+``TableStreamBody`` tells about each chunk it hands to waitress, so the counters equal what went
+out, not what a template rendered, and nothing is done per row. HTTP metrics are kept by a WSGI
+middleware (``httpmetrics.py``) that stops the clock when the server closes the response
+iterable, so a streamed page is timed to its last byte (the usual Flask exporters stop when the
+view returns the generator).
 
 Each app gets its own ``CollectorRegistry`` so ``create_app`` can run many times in one
 process. With ``PROMETHEUS_MULTIPROC_DIR`` set, prometheus_client writes values to files
 shared by all worker processes and ``/metrics`` aggregates them; its ``process_*`` collectors
-do not work there, so ``tablestream_process_resident_memory_bytes`` (one series per pid) is
-exported in both modes and is what dashboards and load tests read.
+do not work there, so each process's resident memory is exported in both modes
+(``processmemory.py``).
 """
 
 from __future__ import annotations
 
-import os
-import threading
-import time
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Iterable
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -30,55 +27,36 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from ..stream.body import StreamObserver
-from .closing import ClosingBody
+from .httpmetrics import ROUTE_KEY, START_KEY, UNMATCHED, HttpMetricsMiddleware
+from .processmemory import ResidentMemoryCollector, SampledResidentMemory, resident_memory_bytes
+from .streammetrics import StreamMetrics
 
-__all__ = ["HttpMetricsMiddleware", "Metrics", "resident_memory_bytes"]
-
-START_KEY = "tablestream.start"  # environ: perf_counter() when the request reached the app
-ROUTE_KEY = "tablestream.route"  # environ: the matched route template, set by the app
-UNMATCHED = "<unmatched>"
-_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# The middleware, its environ keys and the RSS reader were defined here; they stay importable.
+__all__ = [
+    "ROUTE_KEY",
+    "START_KEY",
+    "UNMATCHED",
+    "HttpMetricsMiddleware",
+    "Metrics",
+    "resident_memory_bytes",
+]
 
 # The *_created series double what every scrape carries and nothing here graphs them.
 disable_created_metrics()
 
-_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
                     120, 300, 600)  # fmt: skip
 _TTFB_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
-
-
-def resident_memory_bytes() -> int:
-    """This process's resident set size, read from /proc (0 where there is no /proc)."""
-    try:
-        with open("/proc/self/statm", "rb") as statm:
-            return int(statm.read().split()[1]) * _PAGE_SIZE
-    except OSError:
-        return 0
 
 
 def chunk_size_buckets(chunk_bytes: int) -> tuple[float, ...]:
     """Buckets around the configured chunk size: head and tail chunks below, coalesced above."""
     factors = (1 / 64, 1 / 16, 1 / 4, 1 / 2, 1, 1.25, 1.5, 2, 4)
     return tuple(float(int(chunk_bytes * f)) for f in factors)
-
-
-class _ResidentMemoryCollector:
-    """Single-process mode: the gauge is read at scrape time, labelled with this pid."""
-
-    def collect(self) -> Iterable[GaugeMetricFamily]:
-        family = GaugeMetricFamily(
-            "tablestream_process_resident_memory_bytes",
-            "Resident memory of each server process",
-            labels=["pid"],
-        )
-        family.add_metric([str(os.getpid())], resident_memory_bytes())
-        yield family
 
 
 class Metrics:
@@ -94,7 +72,7 @@ class Metrics:
             MultiProcessCollector(self.registry, path=multiprocess_dir)
         else:
             ProcessCollector(registry=self.registry)
-            self.registry.register(_ResidentMemoryCollector())
+            self.registry.register(ResidentMemoryCollector())
 
         def counter(name: str, doc: str, labels: list[str]) -> Counter:
             return Counter(name, doc, labels, registry=own)
@@ -219,31 +197,17 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=own,
         )
-        if self.multiprocess:
-            # liveall: prometheus_client adds the pid label and drops dead processes' series.
-            self._rss = Gauge(
-                "tablestream_process_resident_memory_bytes",
-                "Resident memory of each server process",
-                multiprocess_mode="liveall",
-            )
-            self._rss.set(resident_memory_bytes())
+        self._rss = SampledResidentMemory() if self.multiprocess else None
 
     def refresh_process_gauges(self) -> None:
         """Multiprocess mode: write this process's RSS to its file (the sampler calls this)."""
-        if self.multiprocess:
-            self._rss.set(resident_memory_bytes())
+        if self._rss is not None:
+            self._rss.refresh()
 
     def start_sampler(self, interval: float = 1.0) -> None:
         """Multiprocess mode: a scrape reaches one process, so each keeps its own RSS fresh."""
-        if not self.multiprocess:
-            return
-
-        def sample() -> None:
-            while True:
-                time.sleep(interval)
-                self.refresh_process_gauges()
-
-        threading.Thread(target=sample, name="tablestream-rss-sampler", daemon=True).start()
+        if self._rss is not None:
+            self._rss.start(interval)
 
     content_type = CONTENT_TYPE_LATEST
 
@@ -264,77 +228,4 @@ class Metrics:
             self.in_progress.labels(table)  # and each instance has a line in per-instance panels
 
     def stream_observer(self, table: str, started: float) -> StreamObserver:
-        return _StreamMetrics(self, table, started)
-
-
-class _StreamMetrics:
-    """One stream's metric updates: a few counter increments per chunk, never per row."""
-
-    def __init__(self, metrics: Metrics, table: str, started: float) -> None:
-        self._started = started
-        self._first = True
-        self._rows_counted = 0
-        self._chunks = metrics.chunks.labels(table)
-        self._bytes = metrics.bytes.labels(table)
-        self._uncompressed = metrics.uncompressed_bytes.labels(table)
-        self._rows = metrics.rows.labels(table)
-        self._streams = metrics.streams
-        self._table = table
-        self._chunk_size = metrics.chunk_size
-        self._first_byte = metrics.first_byte
-        self._duration = metrics.duration
-        self._in_progress = metrics.in_progress.labels(table)
-        self._in_progress.inc()
-
-    def chunk_sent(self, nbytes: int, rows_read: int, uncompressed: int) -> None:
-        if self._first:
-            self._first = False
-            self._first_byte.observe(time.perf_counter() - self._started)
-        self._chunks.inc()
-        self._bytes.inc(nbytes)
-        self._uncompressed.inc(uncompressed)
-        self._chunk_size.observe(nbytes)
-        if rows_read > self._rows_counted:
-            self._rows.inc(rows_read - self._rows_counted)
-            self._rows_counted = rows_read
-
-    def finished(self, outcome: str, rows_read: int) -> None:
-        if rows_read > self._rows_counted:
-            self._rows.inc(rows_read - self._rows_counted)
-            self._rows_counted = rows_read
-        self._streams.labels(self._table, outcome).inc()
-        self._duration.observe(time.perf_counter() - self._started)
-        self._in_progress.dec()
-
-
-class HttpMetricsMiddleware:
-    """Counts and times every request; the clock stops when the server closes the body."""
-
-    def __init__(self, app: Callable[..., Iterable[bytes]], metrics: Metrics) -> None:
-        self._app = app
-        self._metrics = metrics
-
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]):
-        started = time.perf_counter()
-        environ[START_KEY] = started
-        status: list[str] = []
-
-        def capture(code: str, headers: list, exc_info: Any = None) -> Any:
-            status.append(code.split(" ", 1)[0])
-            return start_response(code, headers, exc_info)
-
-        method = environ.get("REQUEST_METHOD", "")
-        method = method if method in _METHODS else "other"
-        try:
-            body = self._app(environ, capture)
-        except BaseException:
-            self._observe(method, environ, "500", started)
-            raise
-        return ClosingBody(
-            body, lambda: self._observe(method, environ, status[-1] if status else "500", started)
-        )
-
-    def _observe(self, method: str, environ: dict[str, Any], status: str, started: float) -> None:
-        route = environ.get(ROUTE_KEY, UNMATCHED)
-        self._metrics.http_requests.labels(method, route, status).inc()
-        self._metrics.http_duration.labels(method, route).observe(time.perf_counter() - started)
+        return StreamMetrics(self, table, started)
