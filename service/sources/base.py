@@ -61,7 +61,8 @@ source vouches for (PostgreSQL's server-written text, the synthetic rows): ``int
 decimal (or ``NaN``/``Infinity``), ``timestamp`` ISO with a space. ``csv:*``: a CSV file's text
 that its sidecar says is of that type, checked cell by cell (empty is NULL).
 ``sqlite:timestamp``: ``value`` cells of a SQLite column declared a date/time type
-(``sources/sqlite.py``), whose text in SQLite's ``datetime()`` form NDJSON writes with a ``T``."""
+(``sources/sqlitetypes.py``), whose text in SQLite's ``datetime()`` form NDJSON writes with a
+``T``."""
 
 VALUE_KINDS = frozenset({"value", "sqlite:timestamp"})
 """The kinds whose cells are Python values of any type, which formats turn into text."""
