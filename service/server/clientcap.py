@@ -2,10 +2,11 @@
 
 nginx's ``limit_conn`` and HAProxy's per-source ``conn_cur`` do this in front of a service;
 ``TABLESTREAM_CONNECTIONS_PER_CLIENT`` does it without them. The count is kept by the server
-(service/server/connections.py: one more at a channel's ``add_channel``, one less at its
-``del_channel``, both in the loop thread); this module holds the rule and the reset. Behind a
-trusted proxy every connection comes from the proxy's address, so that address is exempt: the
-proxy limits per client (ops/nginx/tablestream.conf, docs/proxies.md).
+(service/server/tcpserver.py, told by its channels in channel.py: one more at a channel's
+``add_channel``, one less at its ``del_channel``, both in the loop thread); this module holds the
+rule and the reset. Behind a trusted proxy every connection comes from the proxy's address, so
+that address is exempt: the proxy limits per client (ops/nginx/tablestream.conf,
+docs/proxies.md).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 A connection costs the process a descriptor and a channel whether or not it ever sends a
 request, so one that waits for nothing must go (issue 29). The rules, checked once a second
-by the server's loop (service/server/connections.py) on channels with no request in service:
+by the server's loop (service/server/tcpserver.py) on channels with no request in service:
 
 - **A request header arrives at a minimum rate** (Apache's ``mod_reqtimeout``
   ``header=5-10,MinRate=500``): from its first byte a header has

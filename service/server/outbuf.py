@@ -13,7 +13,7 @@ one (issue 30).
 ``memoryview`` slices of them: nothing is copied between the response and the kernel. Memory per
 connection is what it was bounded by before, the high watermark (plus one chunk), and none of
 it goes to disk. ``ChannelOutput`` is the channel's side (``write_soon``, ``writable``), used by
-service/server/connections.py.
+service/server/channel.py.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The worker threads that run requests: waitress's pool, started on demand, holding nothing idle.
 
-service/server/connections.py gives this pool to its server in place of waitress's own.
+service/server/tcpserver.py gives this pool to its server in place of waitress's own.
 """
 
 from __future__ import annotations

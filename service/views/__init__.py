@@ -8,7 +8,8 @@ are the stream's business (``stream/body.py``). Views know no SQL and no file pa
 - ``params``: the query string read and checked (numbers, choices, the table and its format,
   the filters), each refusal a 400 that says what is allowed;
 - ``tables``: ``/tables/<name>`` — the stream (page, CSV, NDJSON), rows by range, the table's
-  description — and the stream slot it takes;
+  description — and the stream slot it takes; ``response`` makes the open rows a fragment,
+  HEAD's headers or the stream's body, ``description`` answers ``/tables/<name>.json``;
 - ``small``: what must answer at once whatever the streams do: the index, ``/healthz``,
   ``/readyz``, ``/streams/<id>``.
 """

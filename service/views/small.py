@@ -1,7 +1,7 @@
 """What answers at once whatever the streams do: the index, health, readiness, stream outcomes.
 
 None of these takes a stream slot; ``/healthz`` is even answered by the server's loop thread
-(``server/connections.py``), so it never waits for a worker.
+(``server/tcpserver.py``), so it never waits for a worker.
 """
 
 from __future__ import annotations
