@@ -29,6 +29,7 @@ from tablestream.testing.metricsread import value
 
 from .faulty import FailingTable
 from .pg import DSN
+from .servers import wait_for
 from .tablehtml import parse_table
 from .test_cut_points import MARKERS
 from .test_queries_pg import pg_orders  # noqa: F401 - a fixture: the demo orders in PostgreSQL
@@ -56,11 +57,17 @@ def cut_by_drain(
     server: ServerProcess, path: str, headers: dict[str, str] | None = None, metrics: str = ""
 ) -> httpraw.RawResponse:
     """GET ``path`` as a slow reader and SIGTERM the server once the stream runs (``metrics``:
-    the /metrics URL when it is not on the public port)."""
+    the /metrics URL when it is not on the public port).
+
+    The reader stops after the first chunk until the server has cut the stream (its log says
+    the grace is over), then reads on slowly: whether the stream is cut no longer depends on
+    how much the kernel's buffers absorb against the reading speed (a 550 KB CSV once
+    finished within the grace when a flush sent several chunks per system call)."""
     got: dict[str, httpraw.RawResponse] = {}
+    cut = threading.Event()
 
     def read() -> None:
-        got["response"] = httpraw.get(server.url + path, headers=headers, read_pause=0.2)
+        got["response"] = httpraw.get(server.url + path, headers=headers, read_pause=0.2, hold=cut)
 
     reader = threading.Thread(target=read)
     reader.start()
@@ -70,6 +77,15 @@ def cut_by_drain(
         assert time.monotonic() < deadline, "the stream never started"
         time.sleep(0.02)
     server.proc.send_signal(signal.SIGTERM)
+    try:
+        wait_for(
+            lambda: b"shutdown grace over" in server.log_path.read_bytes(),
+            timeout=30,
+            what="the drain's cut",
+            step=0.05,
+        )
+    finally:
+        cut.set()
     assert server.proc.wait(timeout=60) == 0
     reader.join(60)
     response = got["response"]

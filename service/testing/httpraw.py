@@ -8,6 +8,7 @@ has it).
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -49,12 +50,14 @@ def get(
     max_bytes: int | None = None,
     keep: bool = True,
     read_pause: float = 0.0,
+    hold: threading.Event | None = None,
 ) -> RawResponse:
     """GET ``url``; read the chunked body (or up to ``max_bytes`` of it, then hang up).
 
     With ``keep=False`` only sizes, arrival times and the body's last 4 KiB are kept, so a
     test can drain a huge stream without holding it. ``read_pause`` seconds of sleep after each
-    chunk make a slow reader.
+    chunk make a slow reader; ``hold`` one that stops reading after the first chunk until it
+    is set (what the server and the kernel's buffers then hold does not depend on read speed).
     """
     parts = urlsplit(url)
     path = parts.path + (f"?{parts.query}" if parts.query else "")
@@ -99,6 +102,9 @@ def get(
                 response.size = received
                 if max_bytes is not None and received >= max_bytes:
                     break
+                if hold is not None:
+                    hold.wait(timeout)
+                    hold = None
                 if read_pause:
                     time.sleep(read_pause)
         except (ConnectionError, ValueError, OSError):
