@@ -37,7 +37,16 @@ from psycopg import sql
 if TYPE_CHECKING:
     from ..query.sql import KeyWalk
 
-__all__ = ["FIRST_ROWS", "PROBE_ROWS", "plan_search"]
+__all__ = [
+    "FIRST_ROWS",
+    "PLANNER",
+    "PROBE_ROWS",
+    "SORT",
+    "WALK",
+    "WALK_THEN_SORT",
+    "plan_search",
+    "sort_matches",
+]
 
 PROBE_ROWS = 512
 """Rows of the key's order the probe tests at most (~2-5 ms of ``to_tsvector`` on the demo)."""
@@ -46,28 +55,45 @@ FIRST_ROWS = 32
 """Rows of a search's first ``FETCH``: a screen's worth."""
 
 
+WALK, WALK_THEN_SORT, SORT, PLANNER = "walk", "walk, then sort", "sort", "planner"
+
+
 def plan_search(
-    conn: psycopg.Connection, table: sql.Identifier, walk: KeyWalk | None, first_rows: int
+    conn: psycopg.Connection,
+    table: sql.Identifier,
+    walk: KeyWalk | None,
+    first_rows: int,
+    later_rows: int,
 ) -> str:
-    """Set the planner for a search's cursor in ``conn``'s transaction and say how it will
-    find its rows: ``"walk"``, ``"sort"``, or ``"planner"`` (not in key order, or a table of
-    unknown size: left to PostgreSQL). ``first_rows``: the rows wanted first (offset included)."""
+    """Set the planner for a search's cursor in ``conn``'s transaction and say how it will find
+    its rows: ``WALK``; ``WALK_THEN_SORT`` (the first rows walked, the rest sorted by a second
+    cursor: ``sort_matches``); ``SORT``; ``PLANNER`` (not in key order, or a table of unknown
+    size: left to PostgreSQL). ``first_rows``: those of the first fetch (offset included);
+    ``later_rows``: those of each fetch after it."""
     _set(conn, jit="off")
     if walk is None:
-        return "planner"
+        return PLANNER
     (rows,) = conn.execute(
         "SELECT reltuples FROM pg_class WHERE oid = %s::regclass", (table.as_string(conn),)
     ).fetchone() or (-1,)
     if rows <= 0:  # never analyzed, a view, a partitioned table
-        return "planner"
-    needed = math.ceil(PROBE_ROWS * math.sqrt(first_rows / rows))
+        return PLANNER
+    first, later = (math.ceil(PROBE_ROWS * math.sqrt(n / rows)) for n in (first_rows, later_rows))
     # No sequential scan either way: it would read the whole table for a walk's first rows,
     # or for a few matches the index finds.
     _set(conn, enable_bitmapscan="off", enable_seqscan="off")
-    if needed <= PROBE_ROWS and _matches(conn, table, walk, needed) >= needed:
-        return "walk"
+    if first <= PROBE_ROWS:
+        found = _matches(conn, table, walk, min(max(first, later), PROBE_ROWS))
+        if found >= first:
+            return WALK if found >= later else WALK_THEN_SORT
+    sort_matches(conn)
+    return SORT
+
+
+def sort_matches(conn: psycopg.Connection) -> None:
+    """Have the next cursor of ``conn``'s transaction sort the index's matches (no plain index
+    scan, so no walk of the key's)."""
     _set(conn, enable_bitmapscan="on", enable_indexscan="off")
-    return "sort"
 
 
 def _matches(conn: psycopg.Connection, table: sql.Identifier, walk: KeyWalk, needed: int) -> int:

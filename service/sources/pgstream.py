@@ -25,7 +25,7 @@ from .base import BATCH_ROWS, BadValue, unique_columns
 from .cursor import CursorRowStream
 from .pgcopy import CopyOut, copy_statement
 from .pgfetch import FetchAhead
-from .pgplan import FIRST_ROWS, plan_search
+from .pgplan import FIRST_ROWS, WALK_THEN_SORT, plan_search, sort_matches
 from .pgtext import TEXT_OIDS, copy_select, text_select
 
 if TYPE_CHECKING:
@@ -72,9 +72,12 @@ class PostgresStream(CursorRowStream):
         # search through a GIN index then reads and sorts every match before its first line
         # (150-1,000 ms on the 1M-row demo, against 20-50 ms from the cursor).
         self._search = search
+        self._rows = fetch_rows
         self.search_plan: str | None = None  # pgplan's choice, for a search
         self._copy_allowed = search is None
         self._conn: psycopg.Connection | None = conn
+        if search is not None:  # one snapshot for a second cursor too (WALK_THEN_SORT)
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         # The columns' types, in the stream's own transaction, decide what the server writes as
         # text (pgtext); the cursor then reads that transaction's snapshot.
         described = conn.execute(sql.SQL("SELECT * FROM {} LIMIT 0").format(table)).description
@@ -131,25 +134,43 @@ class PostgresStream(CursorRowStream):
     def _declare(
         self, conn: psycopg.Connection, query: sql.SQL, size: int, seconds: float
     ) -> list | None:
-        """DECLARE the cursor, a search's plan chosen first (``pgplan``); with a time limit, the
-        first ``FETCH`` of ``size`` rows too (where the server sorts and skips the offset), all
-        under ``statement_timeout`` (``deadline.py``), which is put back for the fetches that
-        follow. Raises ``QueryCanceled`` past it; None without a limit (no fetch yet)."""
+        """DECLARE the cursor, a search's plan chosen first (``pgplan``), and with a time limit
+        (or for a search) its first ``FETCH`` of ``size`` rows (where the server sorts and skips
+        the offset), all under ``statement_timeout`` (``deadline.py``), which is put back for
+        the fetches that follow. Raises ``QueryCanceled`` past it; None when nothing is fetched
+        yet."""
         assert self._cursor is not None
         _, _, params = self._from
         started = time.monotonic()
         before = _statement_timeout(conn, seconds) if seconds > 0 else None
         if self._search is not None:
             walk, first_rows = self._search
-            self.search_plan = plan_search(conn, self._from[0], walk, first_rows)
-        self._cursor.execute(query, params)
-        if before is None:
+            self.search_plan = plan_search(conn, self._from[0], walk, first_rows, self._rows)
+        elif before is None:
+            self._cursor.execute(query, params)
             return None
-        if self._search is not None:  # what the probe left of the limit
+        self._cursor.execute(query, params)
+        if before is not None and self._search is not None:  # what the probe left of the limit
             _statement_timeout(conn, seconds - (time.monotonic() - started))
         rows = self._cursor.fetchmany(size)
-        conn.execute("SELECT set_config(%s, %s, true)", ("statement_timeout", before))
+        if before is not None:
+            conn.execute("SELECT set_config(%s, %s, true)", ("statement_timeout", before))
+        if self.search_plan == WALK_THEN_SORT and len(rows) == size:
+            self._sort_the_rest(conn, query, size)
         return rows
+
+    def _sort_the_rest(self, conn: psycopg.Connection, query: sql.SQL, done: int) -> None:
+        """Replace the walk that found the first ``done`` rows by the same query sorted, past
+        them: the transaction's one snapshot (REPEATABLE READ) and the key's total order make
+        its rows exactly the walk's next ones. Its sort runs at its first FETCH, after the first
+        byte."""
+        assert self._cursor is not None
+        *where, limit, offset = self._from[2]
+        self._cursor.close()
+        sort_matches(conn)
+        self._cursor = conn.cursor(name=f"tablestream_{next(_cursor_ids)}")
+        rest = None if limit is None else limit - done
+        self._cursor.execute(query, (*where, rest, offset + done))
 
     def _copying(self, size: int) -> list:
         raise RuntimeError("this stream was opened for CSV: its rows come from csv_lines()")
