@@ -208,15 +208,12 @@ def test_a_postgres_search_in_key_order_is_a_key_walk_and_one_in_another_order_i
     key, n = '"s"."t"."id"', '"s"."t"."n"'
     assert walk(n__gt="1") == KeyWalk(
         key=key,
-        descending=False,
         where=f" WHERE {index.condition} AND {n} > %s AND {key} > %s",
         window=f" WHERE {key} > %s ORDER BY {key}",
         params=("a", 1, 7, 7),  # the where's, then the window's: the rows after _after
     )
-    q = parse_query({"_search": ["a"], "_sort_desc": ["id"]}, list(types), types)
-    down = key_walk(POSTGRES, q, "id", ("s", "t"), index)
-    assert down is not None and down.descending
-    assert down.window == f" ORDER BY {key} DESC NULLS LAST"
     assert walk(key=None) is None  # no key: no order to walk
-    q = parse_query({"_search": ["a"], "_sort": ["n"]}, list(types), types)
-    assert key_walk(POSTGRES, q, "id", ("s", "t"), index) is None  # the planner's own choice
+    for sort in ("_sort", "_sort_desc"):  # the planner's own choice: the key's NULLS FIRST/LAST
+        for column in ("n", "id"):  # is not its index's order, so a sort on it sorts too
+            q = parse_query({"_search": ["a"], sort: [column]}, list(types), types)
+            assert key_walk(POSTGRES, q, "id", ("s", "t"), index) is None

@@ -121,7 +121,6 @@ class KeyWalk:
     order before it plans the query (``sources/pgplan.py``)."""
 
     key: str  # the key column, qualified and quoted
-    descending: bool
     where: str  # `` WHERE …``: every condition of the query (the search, filters, ``_after``)
     window: str  # `` [WHERE <_after>] ORDER BY <key>``: the table's rows the query walks past
     params: tuple[Any, ...]  # ``where``'s, then ``window``'s
@@ -130,17 +129,17 @@ class KeyWalk:
 def key_walk(
     d: Dialect, q: Query, key: str | None, table: Sequence[str], search: SearchIndex | None
 ) -> KeyWalk | None:
-    """``q``'s search as a ``KeyWalk`` when its rows come in key order (no sort, or the key's)
-    and the index does not hand them in that order itself (FTS5 does); None otherwise."""
+    """``q``'s search as a ``KeyWalk`` when its rows come in key order (no ``_sort``) and the
+    index does not hand them in that order itself (FTS5 does); None otherwise. A ``_sort`` on
+    the key is not walked: its ``NULLS FIRST``/``LAST`` is not the order of the key's index."""
     if q.search is None or search is None or search.key is not None or key is None:
         return None
-    if q.sort not in (None, key):
+    if q.sort is not None:
         return None
     where, params, order = _parts(d, q, key, table, search)
     after, after_params, _ = _parts(d, replace(q, filters=(), search=None), key, table, None)
     return KeyWalk(
         key="".join(d.quote(part) + "." for part in table) + d.quote(key),
-        descending=q.sort is not None and q.descending,
         where=where,
         window=after + order,
         params=(*params, *after_params),

@@ -1,29 +1,35 @@
 """A PostgreSQL search's plan, chosen per query from a look at the next rows in key order.
 
 A GIN index hands its matches in no order, so a search in key order either sorts every match
-before its first row, or walks the key's index testing each row (the condition recomputes
-``to_tsvector`` of each row an expression index is on). Which is faster depends on how many
-rows match, and the planner only guesses that from word statistics: a phrase of two common
-words (``"fragile heavy"``, in a tenth of the 1M-row demo) it guesses at a hundredth, so it
-sorted ~100k matches, each checked again (0.6-1.0 s to the first row); a stored generated
-column's word it has never seen it guessed common, and walked the whole table (0.5-0.7 s).
+before its first row, or walks the key's index testing each row (recomputing ``to_tsvector``
+of each row for an expression index). Which is faster depends on how many rows match, and the
+planner guesses that from word statistics: a phrase of two common words (``"fragile heavy"``,
+a tenth of the 1M-row demo) it guessed at a hundredth, so it sorted ~100k matches, each
+checked again (0.56-0.96 s to the first row, or the time limit's 503); and a walk for a word in
+no row reads the whole table (2.3-3.3 s).
 
 So before its cursor is declared, a search in key order tests the next ``PROBE_ROWS`` rows of
-that order (after ``_after``, with every filter): ``d``, the share that matches, is how often
-the walk finds a row there. The walk's first ``F`` rows then cost ``F/d`` rows tested, a sort
-``d·T`` matches (``T``, the table's rows by ``pg_class.reltuples``); the two are equal at
-``d = sqrt(F/T)`` (1 in 177 for 32 rows of 1M), where both read ``sqrt(F·T)`` rows. At or above
-it the stream walks (bitmap scans off), below it sorts (plain index scans off; sequential
-scans off for both), with ``SET LOCAL`` in the stream's own transaction, so nothing outlives
-it. The probe stops at the matches it needs: a dense search pays a few rows for it, a sparse
-one ``PROBE_ROWS``.
+that order (after ``_after``, with every filter, through the key's index): ``d``, the share
+that matches, says how far a walk goes for its rows. ``F`` rows cost a walk ``F/d`` rows
+tested and a sort ``d·T`` matches (``T``: the table's rows, ``pg_class.reltuples``): equal at
+``d = sqrt(F/T)``, where both read ``sqrt(F·T)`` rows. With ``F`` the first fetch's rows
+(``FIRST_ROWS``) and then a later fetch's (``fetch_rows``):
 
-``FIRST_ROWS`` is ``F``: a search's first ``FETCH``, the one the time limit bounds, asks for
-that many rows (the fetches after it for ``fetch_rows``), so that a walk's first byte waits
-for the rows of a screen, not of a whole fetch. Either way the rows are the query's own,
-exactly: only how PostgreSQL finds them changes. JIT compilation is off for a search's
-cursor: a walk is costed as a whole-table walk, past ``jit_above_cost``, and its compilation
-was paid before the first row for rows a page never reads.
+- ``WALK``: ``d`` above both: the cursor walks (bitmap scans off);
+- ``WALK_THEN_SORT``: above the first only (the demo's ``doohickey fragile``, an eightieth):
+  the first rows are walked, then the stream declares a second cursor, the same query sorted
+  (``sort_matches``) past them (``OFFSET``, in the key's total order and the transaction's one
+  REPEATABLE READ snapshot, so its rows are exactly the walk's next ones): walked to its end,
+  that search took 2.9-3.4 s, sorted after its first rows 0.2-0.3 s;
+- ``SORT``: below both: the index's matches, sorted (plain index scans off).
+
+Sequential scans are off for all three, with ``SET LOCAL``, so nothing outlives the stream's
+transaction. The probe stops at the matches it needs: a dense search pays a few rows for it,
+a sparse one ``PROBE_ROWS``. The first ``FETCH``, the one the time limit bounds (the probe
+within the same limit), asks ``FIRST_ROWS``: a screen's worth, not a whole fetch. Only how
+PostgreSQL finds the rows changes; they are the query's own. JIT is off for a search: a walk is
+costed as a whole-table walk, past ``jit_above_cost``, and compiling it took 3-5 ms before the
+first row (median of 10, on the demo).
 """
 
 from __future__ import annotations
@@ -101,11 +107,10 @@ def _matches(conn: psycopg.Connection, table: sql.Identifier, walk: KeyWalk, nee
     ``needed``: those rows read through the key's index (bitmap and sequential scans are off
     here), each tested, nothing else."""
     name = table.as_string(conn).replace("%", "%%")
-    op, last = (">=", "ASC") if walk.descending else ("<=", "DESC")
     probe = (
-        f"SELECT count(*) FROM (SELECT 1 FROM {name}{walk.where} AND {walk.key} {op} "
+        f"SELECT count(*) FROM (SELECT 1 FROM {name}{walk.where} AND {walk.key} <= "
         f"(SELECT k FROM (SELECT {walk.key} AS k FROM {name}{walk.window} LIMIT %s) w "
-        f"ORDER BY k {last} LIMIT 1) LIMIT %s) s"
+        "ORDER BY k DESC LIMIT 1) LIMIT %s) s"
     )
     (found,) = conn.execute(probe, (*walk.params, PROBE_ROWS, needed)).fetchone() or (0,)
     return found
