@@ -20,7 +20,7 @@ tested and a sort ``d·T`` matches (``T``: the table's rows, ``pg_class.reltuple
   the first rows are walked, then the stream declares a second cursor, the same query sorted
   (``sort_matches``) past them (``OFFSET``, in the key's total order and the transaction's one
   REPEATABLE READ snapshot, so its rows are exactly the walk's next ones): walked to its end,
-  that search took 2.9-3.4 s, sorted after its first rows 0.2-0.3 s;
+  that search took 2.9-3.4 s, sorted after its first rows 0.1-0.4 s;
 - ``SORT``: below both: the index's matches, sorted (plain index scans off).
 
 Sequential scans are off for all three, with ``SET LOCAL``, so nothing outlives the stream's
