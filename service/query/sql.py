@@ -15,7 +15,7 @@ before it, as ``OFFSET`` does.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from .keyset import NO_KEYSET
@@ -24,7 +24,7 @@ from .spec import Filter, Query, QueryError, convert_value
 if TYPE_CHECKING:
     from ..sources.search import SearchIndex
 
-__all__ = ["POSTGRES", "SQLITE", "Dialect", "clauses"]
+__all__ = ["POSTGRES", "SQLITE", "Dialect", "KeyWalk", "clauses", "key_walk"]
 
 NO_INDEX = "_search needs the table's full-text index; expected it only on a table that has one."
 
@@ -111,6 +111,45 @@ def clauses(
     an expression under its own name (PostgreSQL's text, ``sources/pgtext.py``), which would
     then sort as text; and a search's FTS5 table has columns of the same names.
     """
+    where, params, order = _parts(d, q, key, table, search)
+    return where + order, params
+
+
+@dataclass(frozen=True)
+class KeyWalk:
+    """A search in its key's order, as the SQL a source needs to look at the next rows of that
+    order before it plans the query (``sources/pgplan.py``)."""
+
+    key: str  # the key column, qualified and quoted
+    where: str  # `` WHERE …``: every condition of the query (the search, filters, ``_after``)
+    window: str  # `` [WHERE <_after>] ORDER BY <key>``: the table's rows the query walks past
+    params: tuple[Any, ...]  # ``where``'s, then ``window``'s
+
+
+def key_walk(
+    d: Dialect, q: Query, key: str | None, table: Sequence[str], search: SearchIndex | None
+) -> KeyWalk | None:
+    """``q``'s search as a ``KeyWalk`` when its rows come in key order (no ``_sort``) and the
+    index does not hand them in that order itself (FTS5 does); None otherwise. A ``_sort`` on
+    the key is not walked: its ``NULLS FIRST``/``LAST`` is not the order of the key's index."""
+    if q.search is None or search is None or search.key is not None or key is None:
+        return None
+    if q.sort is not None:
+        return None
+    where, params, order = _parts(d, q, key, table, search)
+    after, after_params, _ = _parts(d, replace(q, filters=(), search=None), key, table, None)
+    return KeyWalk(
+        key="".join(d.quote(part) + "." for part in table) + d.quote(key),
+        where=where,
+        window=after + order,
+        params=(*params, *after_params),
+    )
+
+
+def _parts(
+    d: Dialect, q: Query, key: str | None, table: Sequence[str], search: SearchIndex | None
+) -> tuple[str, list[Any], str]:
+    """``clauses``' `` WHERE …`` (after the index's join), its parameters, `` ORDER BY …``."""
     prefix = "".join(d.quote(part) + "." for part in table)
     if q.search is not None and search is None:
         raise QueryError(NO_INDEX)
@@ -148,6 +187,4 @@ def clauses(
         # it exactly: an index chosen for a filter or a covering index for the chosen columns
         # would otherwise hand rows in its own order.
         order.append(col(key))
-    if order:
-        text += " ORDER BY " + ", ".join(order)
-    return text, params
+    return text, params, " ORDER BY " + ", ".join(order) if order else ""
