@@ -85,6 +85,9 @@ def _keyset(d: Dialect, q: Query, key: str, params: list[Any], col: Callable[[st
     last, last_key = q.after
     s, more = col(q.sort), (">" if not q.descending else "<")
     typed_key = convert_value(key, key_type, last_key)
+    if q.sort == key:  # the key holds no NULL and no tie: one range of its index
+        params.append(typed_key)
+        return f"{k} {more} {p}"
     if last is None:  # NULLs come first ascending, last descending
         params.append(typed_key)
         rest = "" if q.descending else f" OR {s} IS NOT NULL"
@@ -130,8 +133,8 @@ def key_walk(
     d: Dialect, q: Query, key: str | None, table: Sequence[str], search: SearchIndex | None
 ) -> KeyWalk | None:
     """``q``'s search as a ``KeyWalk`` when its rows come in key order (no ``_sort``) and the
-    index does not hand them in that order itself (FTS5 does); None otherwise. A ``_sort`` on
-    the key is not walked: its ``NULLS FIRST``/``LAST`` is not the order of the key's index."""
+    index does not hand them in that order itself (FTS5 does); None otherwise. A ``_sort``, on
+    the key too, is left to the planner."""
     if q.search is None or search is None or search.key is not None or key is None:
         return None
     if q.sort is not None:
@@ -177,10 +180,15 @@ def _parts(
     if where:
         text += " WHERE " + " AND ".join(where)
     order = []
-    if q.sort is not None:
+    if q.sort is not None and q.sort == key:
+        # The key (an INTEGER PRIMARY KEY, a one-column primary key) holds no NULL: its order
+        # is its index's, which an explicit NULLS FIRST would not be on PostgreSQL (ASC is
+        # NULLS LAST there), so `_sort=id` sorted the whole table before its first row.
+        order.append(f"{col(key)} {'DESC' if q.descending else 'ASC'}")
+    elif q.sort is not None:
         direction = "DESC NULLS LAST" if q.descending else "ASC NULLS FIRST"
         order.append(f"{col(q.sort)} {direction}")
-        if key is not None and key != q.sort:
+        if key is not None:
             order.append(f"{col(key)} {'DESC' if q.descending else 'ASC'}")
     elif key is not None:
         # In key order, so that the page's "next rows" link (_after the last key) continues
