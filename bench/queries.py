@@ -130,7 +130,10 @@ def main(argv: list[str] | None = None) -> int:
 FACET_LIMIT_MS = 200  # the defaults of TABLESTREAM_FACET_TIME_LIMIT_MS and _QUERY_TIME_LIMIT_MS
 QUERY_LIMIT_MS = 1000
 SEARCHES = ("gift", "fragile heavy", "widget OR rush", "spr*")  # FTS5's syntax
-PG_SEARCHES = ("gift", '"fragile heavy"', "widget or rush", "sprocket -gift", "doohickey fragile")
+# Words in a tenth to a fifth of the rows, a phrase of two common words (a tenth), two words
+# together in an eightieth, and a word in no row.
+PG_SEARCHES = ("gift", '"fragile heavy"', "widget or rush", "sprocket -gift", "doohickey fragile",
+               "zebra")  # fmt: skip
 
 
 def _verdict(passed: bool, line: str) -> bool:

@@ -18,6 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tablestream import create_app
+from tablestream.query import parse_query
+from tablestream.query.sql import POSTGRES, clauses
 from tablestream.testing import httpraw
 
 from .pg import DSN, copy_demo_orders, scratch_schema
@@ -82,6 +84,30 @@ def test_a_sort_on_postgresql_is_sqlites_order_and_keyset_pages_cover_it_once(pg
     )
     assert [r[0] for r in rows] == expected
     assert all("_after=" in url for url in urls[1:])
+
+
+def test_a_sort_on_the_key_reads_its_index_without_sorting_and_pages_continue_by_it(
+    pg_server, pg_app, demo_db
+):
+    # `ASC NULLS FIRST` is not a PostgreSQL index's order (ASC is NULLS LAST there): written
+    # so for the key, `_sort=id` sorted the whole table before its first row.
+    table = pg_app.extensions["tablestream"].catalog["orders"]
+    name = ".".join(f'"{part}"' for part in table.sql_name)
+    for asked, scan in (("_sort", "Index Scan using"), ("_sort_desc", "Index Scan Backward using")):
+        q = parse_query({asked: ["id"]}, table.columns(), table.column_types())
+        tail, params = clauses(POSTGRES, q, "id", table.sql_name)
+        with psycopg.connect(DSN) as conn:
+            explain = f"EXPLAIN SELECT * FROM {name}{tail} LIMIT 100"
+            plan = "\n".join(r[0] for r in conn.execute(explain, params))
+        assert scan in plan and "Sort" not in plan, plan
+    expected = _ids(demo_db, "WHERE customer_id < 30", order="id DESC")
+    rows, urls = _follow(
+        pg_server, f"/tables/orders?customer_id__lt=30&_sort_desc=id&limit={len(expected) // 4}"
+    )
+    assert [r[0] for r in rows] == expected and len(urls) >= 4
+    assert _csv_ids(_get(pg_server, "/tables/orders.csv?customer_id__lt=30&_sort=id")) == sorted(
+        expected, key=int
+    )
 
 
 def test_a_postgresql_page_is_in_key_order_and_continues_by_key(pg_server, demo_db):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -15,6 +16,8 @@ import pytest
 
 from tablestream import create_app
 from tablestream.access.tokens import add_token
+from tablestream.query import parse_query
+from tablestream.query.sql import POSTGRES, KeyWalk, key_walk
 from tablestream.sources.search import pg_search_index
 from tablestream.testing import httpraw
 
@@ -191,3 +194,26 @@ def test_postgres_indexes_other_than_a_tsvector_expression_are_not_search_indexe
     found = pg_search_index([("t", "to_tsvector('simple'::regconfig, name)", None, ["name"])])
     assert found is not None and found.columns == {"name"}
     assert found.condition.endswith("websearch_to_tsquery('simple'::regconfig, %s)")
+
+
+def test_a_postgres_search_in_key_order_is_a_key_walk_and_one_in_another_order_is_not():
+    index = pg_search_index([("t", "to_tsvector('simple'::regconfig, name)", None, ["name"])])
+    assert index is not None
+    types = {"id": "integer", "name": "text", "n": "integer"}
+
+    def walk(key: str | None = "id", **args: str) -> KeyWalk | None:
+        q = parse_query({k: [v] for k, v in {"_search": "a", **args}.items()}, list(types), types)
+        return key_walk(POSTGRES, replace(q, after=("7",)), key, ("s", "t"), index)
+
+    key, n = '"s"."t"."id"', '"s"."t"."n"'
+    assert walk(n__gt="1") == KeyWalk(
+        key=key,
+        where=f" WHERE {index.condition} AND {n} > %s AND {key} > %s",
+        window=f" WHERE {key} > %s ORDER BY {key}",
+        params=("a", 1, 7, 7),  # the where's, then the window's: the rows after _after
+    )
+    assert walk(key=None) is None  # no key: no order to walk
+    for sort in ("_sort", "_sort_desc"):  # the planner's own choice: the key's NULLS FIRST/LAST
+        for column in ("n", "id"):  # is not its index's order, so a sort on it sorts too
+            q = parse_query({"_search": ["a"], sort: [column]}, list(types), types)
+            assert key_walk(POSTGRES, q, "id", ("s", "t"), index) is None

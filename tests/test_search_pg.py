@@ -13,14 +13,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlencode
 
+import psycopg
 import pytest
 
 from tablestream import create_app
 from tablestream.query import open_query, parse_query
+from tablestream.query.sql import POSTGRES, clauses, key_walk
 from tablestream.sources.demo import DEMO_SEARCH_PG
+from tablestream.sources.pgplan import SORT, WALK, WALK_THEN_SORT, plan_search, sort_matches
 from tablestream.testing import httpraw
 
 from .pg import DSN, copy_demo_orders, scratch_schema
+from .tablehtml import parse_table
 from .test_facets import COLUMNS
 from .test_queries import _csv_ids, _follow
 
@@ -106,6 +110,84 @@ def test_search_gives_exactly_the_rows_postgres_matches_in_csv_ndjson_and_html_p
     assert [str(json.loads(line)["id"]) for line in ndjson] == expected
     rows, urls = _follow(pg_server, f"/tables/orders?{query}&limit={max(1, len(expected) // 3)}")
     assert [r[0] for r in rows] == expected and len(urls) >= 3
+
+
+PLANS = [
+    # (query string, the same rows by @@: where, params, order; how sources/pgplan.py finds them)
+    # A fifth of the rows: walked all the way.
+    ({"_search": "gift or rush"}, "", (), "id", "walk"),
+    # The key's own sort is DESC NULLS LAST, not its index's order: left to the planner.
+    ({"_search": "gift or rush", "_sort_desc": "id"}, "", (), "id DESC", "planner"),
+    # A tenth, which the planner guesses at a hundredth (and so sorted them all): the first
+    # rows walked, the rest sorted by a second cursor.
+    ({"_search": '"fragile heavy"'}, "", (), "id", "walk, then sort"),
+    # A fortieth of those: sorting them beats walking past 400 rows for each.
+    ({"_search": '"fragile heavy"', "customer_id__lt": "13"}, "AND customer_id < %s", (13,),
+     "id", "sort"),
+    ({"_search": "zzzqx"}, "", (), "id", "sort"),  # a word in no row
+    ({"_search": '"heavy fragile"'}, "", (), "id", "sort"),  # both words in many rows, never so
+    ({"_search": "gift", "_sort_desc": "total"}, "", (), "total DESC, id DESC", "planner"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "where", "params", "order", "plan"), PLANS, ids=[urlencode(s[0]) for s in PLANS]
+)
+def test_a_search_walks_or_sorts_as_its_probe_says_and_gives_exactly_the_rows_of_at_at(
+    pg_server, pg_app, pg_schema, args, where, params, order, plan
+):
+    admin, schema = pg_schema
+    expected = [
+        str(r[0])
+        for r in admin.execute(
+            f"SELECT id FROM {schema}.orders WHERE {VECTOR} @@ "
+            f"websearch_to_tsquery('english', %s) {where} ORDER BY {order}",
+            (args["_search"], *params),
+        )
+    ]
+    table = pg_app.extensions["tablestream"].catalog["orders"]
+    q = parse_query({k: [v] for k, v in args.items()}, table.columns(), table.column_types())
+    stream = open_query(table, q, "id", None, 0, 10_000)
+    try:
+        assert stream.search_plan == plan
+    finally:
+        stream.close()
+    query = urlencode(args)
+    assert _csv_ids(_get(pg_server, f"/tables/orders.csv?{query}")) == expected
+    ndjson = _get(pg_server, f"/tables/orders.ndjson?{query}").text.splitlines()
+    assert [str(json.loads(line)["id"]) for line in ndjson] == expected
+    rows, urls = _follow(pg_server, f"/tables/orders?{query}&limit={max(1, len(expected) // 3)}")
+    assert [r[0] for r in rows] == expected and len(urls) >= (3 if expected else 1)
+    page = parse_table(_get(pg_server, f"/tables/orders?{query}&limit=10").text)
+    assert [r[0] for r in page.rows] == expected[:10]  # within the first fetch: one cursor
+
+
+def test_the_probes_choice_is_the_plan_postgres_then_makes(pg_app):
+    table = pg_app.extensions["tablestream"].catalog["orders"]
+    index = table.search_index()
+    name = ".".join(f'"{part}"' for part in table.sql_name)
+    walked = "Index Scan using orders_pkey"  # the key's index, each row tested, no sort
+    sorted_ = "Bitmap Index Scan on orders_search"  # the GIN index's matches, sorted
+    for words, way in (
+        ("gift or rush", WALK),
+        ('"fragile heavy"', WALK_THEN_SORT),
+        ("zzzqx", SORT),
+    ):
+        q = parse_query({"_search": [words]}, table.columns(), table.column_types())
+        tail, params = clauses(POSTGRES, q, "id", table.sql_name, index)
+        walk = key_walk(POSTGRES, q, "id", table.sql_name, index)
+        with psycopg.connect(DSN) as conn:  # one transaction, rolled back
+            explain = f"EXPLAIN SELECT * FROM {name}{tail}"
+            assert plan_search(conn, table.identifier, walk, 32, 256) == way
+            first = "\n".join(r[0] for r in conn.execute(explain, params))
+            sort_matches(conn)  # what the stream does after a walk's first rows
+            rest = "\n".join(r[0] for r in conn.execute(explain, params))
+            conn.rollback()
+        if way == SORT:
+            assert sorted_ in first and "Sort Key" in first, first
+        else:
+            assert walked in first and "Sort Key" not in first, first
+        assert sorted_ in rest and "Sort Key" in rest, rest
 
 
 def test_a_postgres_table_without_a_gin_index_is_a_400_naming_the_searchable_ones(pg_server):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from ..sources.base import RowStream, Table
 from .rows import python_query
 from .spec import Query, QueryError, parse_query
-from .sql import NO_INDEX, POSTGRES, SQLITE, Dialect, clauses
+from .sql import NO_INDEX, POSTGRES, SQLITE, Dialect, clauses, key_walk
 
 DIALECTS: dict[str, Dialect] = {"sqlite": SQLITE, "postgres": POSTGRES}
 """Sources that take SQL (``open_where``): the query is pushed down to them."""
@@ -70,6 +70,7 @@ def open_query(
             typed=typed,
             csv=csv,
             fast_start=q.search is not None,  # a search's first rows: from the cursor
+            walk=key_walk(dialect, q, key, name, index),
         )
     if q.search is not None:
         raise QueryError(NO_INDEX)  # CSV files and the synthetic table have no index

@@ -15,7 +15,7 @@ before it, as ``OFFSET`` does.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from .keyset import NO_KEYSET
@@ -24,7 +24,7 @@ from .spec import Filter, Query, QueryError, convert_value
 if TYPE_CHECKING:
     from ..sources.search import SearchIndex
 
-__all__ = ["POSTGRES", "SQLITE", "Dialect", "clauses"]
+__all__ = ["POSTGRES", "SQLITE", "Dialect", "KeyWalk", "clauses", "key_walk"]
 
 NO_INDEX = "_search needs the table's full-text index; expected it only on a table that has one."
 
@@ -85,6 +85,9 @@ def _keyset(d: Dialect, q: Query, key: str, params: list[Any], col: Callable[[st
     last, last_key = q.after
     s, more = col(q.sort), (">" if not q.descending else "<")
     typed_key = convert_value(key, key_type, last_key)
+    if q.sort == key:  # the key holds no NULL and no tie: one range of its index
+        params.append(typed_key)
+        return f"{k} {more} {p}"
     if last is None:  # NULLs come first ascending, last descending
         params.append(typed_key)
         rest = "" if q.descending else f" OR {s} IS NOT NULL"
@@ -111,6 +114,45 @@ def clauses(
     an expression under its own name (PostgreSQL's text, ``sources/pgtext.py``), which would
     then sort as text; and a search's FTS5 table has columns of the same names.
     """
+    where, params, order = _parts(d, q, key, table, search)
+    return where + order, params
+
+
+@dataclass(frozen=True)
+class KeyWalk:
+    """A search in its key's order, as the SQL a source needs to look at the next rows of that
+    order before it plans the query (``sources/pgplan.py``)."""
+
+    key: str  # the key column, qualified and quoted
+    where: str  # `` WHERE …``: every condition of the query (the search, filters, ``_after``)
+    window: str  # `` [WHERE <_after>] ORDER BY <key>``: the table's rows the query walks past
+    params: tuple[Any, ...]  # ``where``'s, then ``window``'s
+
+
+def key_walk(
+    d: Dialect, q: Query, key: str | None, table: Sequence[str], search: SearchIndex | None
+) -> KeyWalk | None:
+    """``q``'s search as a ``KeyWalk`` when its rows come in key order (no ``_sort``) and the
+    index does not hand them in that order itself (FTS5 does); None otherwise. A ``_sort``, on
+    the key too, is left to the planner."""
+    if q.search is None or search is None or search.key is not None or key is None:
+        return None
+    if q.sort is not None:
+        return None
+    where, params, order = _parts(d, q, key, table, search)
+    after, after_params, _ = _parts(d, replace(q, filters=(), search=None), key, table, None)
+    return KeyWalk(
+        key="".join(d.quote(part) + "." for part in table) + d.quote(key),
+        where=where,
+        window=after + order,
+        params=(*params, *after_params),
+    )
+
+
+def _parts(
+    d: Dialect, q: Query, key: str | None, table: Sequence[str], search: SearchIndex | None
+) -> tuple[str, list[Any], str]:
+    """``clauses``' `` WHERE …`` (after the index's join), its parameters, `` ORDER BY …``."""
     prefix = "".join(d.quote(part) + "." for part in table)
     if q.search is not None and search is None:
         raise QueryError(NO_INDEX)
@@ -138,16 +180,19 @@ def clauses(
     if where:
         text += " WHERE " + " AND ".join(where)
     order = []
-    if q.sort is not None:
+    if q.sort is not None and q.sort == key:
+        # The key (an INTEGER PRIMARY KEY, a one-column primary key) holds no NULL: its order
+        # is its index's, which an explicit NULLS FIRST would not be on PostgreSQL (ASC is
+        # NULLS LAST there), so `_sort=id` sorted the whole table before its first row.
+        order.append(f"{col(key)} {'DESC' if q.descending else 'ASC'}")
+    elif q.sort is not None:
         direction = "DESC NULLS LAST" if q.descending else "ASC NULLS FIRST"
         order.append(f"{col(q.sort)} {direction}")
-        if key is not None and key != q.sort:
+        if key is not None:
             order.append(f"{col(key)} {'DESC' if q.descending else 'ASC'}")
     elif key is not None:
         # In key order, so that the page's "next rows" link (_after the last key) continues
         # it exactly: an index chosen for a filter or a covering index for the chosen columns
         # would otherwise hand rows in its own order.
         order.append(col(key))
-    if order:
-        text += " ORDER BY " + ", ".join(order)
-    return text, params
+    return text, params, " ORDER BY " + ", ".join(order) if order else ""

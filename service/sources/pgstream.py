@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg import sql
@@ -23,7 +25,11 @@ from .base import BATCH_ROWS, BadValue, unique_columns
 from .cursor import CursorRowStream
 from .pgcopy import CopyOut, copy_statement
 from .pgfetch import FetchAhead
+from .pgplan import FIRST_ROWS, WALK_THEN_SORT, plan_search, sort_matches
 from .pgtext import TEXT_OIDS, copy_select, text_select
+
+if TYPE_CHECKING:
+    from ..query.sql import KeyWalk
 
 __all__ = ["PostgresStream"]
 
@@ -57,15 +63,21 @@ class PostgresStream(CursorRowStream):
         typed: bool = False,
         request_values: bool = False,
         time_limit: float = 0.0,
-        copy: bool = True,
         csv: tuple[str, bool] | None = None,
+        search: tuple[KeyWalk | None, int] | None = None,
     ) -> None:
         self._pool = pool
-        # CSV by COPY runs the query again, planned for all its rows: a search through a GIN
-        # index then reads and sorts every match before its first line (150-1,000 ms on the
-        # 1M-row demo, against 20-50 ms from the cursor, planned to start fast).
-        self._copy_allowed = copy
+        # A search (its KeyWalk, if in key order, and the rows wanted first, offset included)
+        # is planned per query (pgplan). CSV by COPY would run it planned for all its rows: a
+        # search through a GIN index then reads and sorts every match before its first line
+        # (150-1,000 ms on the 1M-row demo, against 20-50 ms from the cursor).
+        self._search = search
+        self._rows = fetch_rows
+        self.search_plan: str | None = None  # pgplan's choice, for a search
+        self._copy_allowed = search is None
         self._conn: psycopg.Connection | None = conn
+        if search is not None:  # one snapshot for a second cursor too (WALK_THEN_SORT)
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         # The columns' types, in the stream's own transaction, decide what the server writes as
         # text (pgtext); the cursor then reads that transaction's snapshot.
         described = conn.execute(sql.SQL("SELECT * FROM {} LIMIT 0").format(table)).description
@@ -90,15 +102,14 @@ class PostgresStream(CursorRowStream):
         self._first: list | None = None
         # Opened for CSV: the COPY starts now, so its time to the first row is bounded here,
         # before the response, and the query runs once (not a FETCH under the limit, then COPY).
-        statement = self._copy_statement(*csv) if csv is not None and copy else None
+        statement = self._copy_statement(*csv) if csv is not None and search is None else None
         try:
             if statement is not None:
                 self._copy = CopyOut(conn, statement, first_row_within=time_limit)
             else:
                 self._cursor = conn.cursor(name=f"tablestream_{next(_cursor_ids)}")
-                self._cursor.execute(self._query(select), params)
-                if time_limit > 0:
-                    self._first = self._first_fetch(conn, fetch_rows, time_limit)
+                first = min(fetch_rows, FIRST_ROWS) if search is not None else fetch_rows
+                self._first = self._declare(conn, self._query(select), first, time_limit)
         except BaseException as exc:
             # A backend that dies right here (killed, restarted) would leave the named cursor
             # to the garbage collector, which warns; the caller gives the connection back.
@@ -120,16 +131,46 @@ class PostgresStream(CursorRowStream):
         self._fetch_rows = fetch_rows
         self.rows_read = 0
 
-    def _first_fetch(self, conn: psycopg.Connection, size: int, seconds: float) -> list:
-        """The first ``FETCH`` (where the server sorts and skips the offset), under
-        ``statement_timeout`` (``deadline.py``); the timeout is put back for the fetches that
-        follow. Raises ``QueryCanceled`` past it."""
-        limit = f"{max(1, round(seconds * 1000))}ms"
-        set_timeout = "SELECT current_setting('statement_timeout'), set_config(%s, %s, true)"
-        before = conn.execute(set_timeout, ("statement_timeout", limit)).fetchone()
+    def _declare(
+        self, conn: psycopg.Connection, query: sql.SQL, size: int, seconds: float
+    ) -> list | None:
+        """DECLARE the cursor, a search's plan chosen first (``pgplan``), and with a time limit
+        (or for a search) its first ``FETCH`` of ``size`` rows (where the server sorts and skips
+        the offset), all under ``statement_timeout`` (``deadline.py``), which is put back for
+        the fetches that follow. Raises ``QueryCanceled`` past it; None when nothing is fetched
+        yet."""
+        assert self._cursor is not None
+        _, _, params = self._from
+        started = time.monotonic()
+        before = _statement_timeout(conn, seconds) if seconds > 0 else None
+        if self._search is not None:
+            walk, first_rows = self._search
+            self.search_plan = plan_search(conn, self._from[0], walk, first_rows, self._rows)
+        elif before is None:
+            self._cursor.execute(query, params)
+            return None
+        self._cursor.execute(query, params)
+        if before is not None and self._search is not None:  # what the probe left of the limit
+            _statement_timeout(conn, seconds - (time.monotonic() - started))
         rows = self._cursor.fetchmany(size)
-        conn.execute("SELECT set_config(%s, %s, true)", ("statement_timeout", before[0]))
+        if before is not None:
+            conn.execute("SELECT set_config(%s, %s, true)", ("statement_timeout", before))
+        if self.search_plan == WALK_THEN_SORT and len(rows) == size:
+            self._sort_the_rest(conn, query, size)
         return rows
+
+    def _sort_the_rest(self, conn: psycopg.Connection, query: sql.SQL, done: int) -> None:
+        """Replace the walk that found the first ``done`` rows by the same query sorted, past
+        them: the transaction's one snapshot (REPEATABLE READ) and the key's total order make
+        its rows exactly the walk's next ones. Its sort runs at its first FETCH, after the first
+        byte."""
+        assert self._cursor is not None
+        *where, limit, offset = self._from[2]
+        self._cursor.close()
+        sort_matches(conn)
+        self._cursor = conn.cursor(name=f"tablestream_{next(_cursor_ids)}")
+        rest = None if limit is None else limit - done
+        self._cursor.execute(query, (*where, rest, offset + done))
 
     def _copying(self, size: int) -> list:
         raise RuntimeError("this stream was opened for CSV: its rows come from csv_lines()")
@@ -204,6 +245,15 @@ class PostgresStream(CursorRowStream):
             log.warning("PostgreSQL connection broken while closing a stream: %s", exc)
         finally:
             self._pool.putconn(conn)
+
+
+def _statement_timeout(conn: psycopg.Connection, seconds: float) -> str:
+    """Set this transaction's ``statement_timeout`` to ``seconds`` (1 ms at least); the setting
+    it had before."""
+    limit = f"{max(1, round(seconds * 1000))}ms"
+    set_timeout = "SELECT current_setting('statement_timeout'), set_config(%s, %s, true)"
+    (before, _) = conn.execute(set_timeout, ("statement_timeout", limit)).fetchone() or ("0", "")
+    return before
 
 
 def _iso_dates(conn: psycopg.Connection) -> bool:

@@ -21,7 +21,7 @@ named tables are served even when the database is down at start-up (requests get
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
@@ -29,8 +29,12 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .base import BadValue, RowStream, SourceBusy, SourceError, Table, unique_columns
 from .deadline import QueryTimeout
+from .pgplan import FIRST_ROWS
 from .pgstream import PostgresStream
 from .search import PG_GIN_INDEXES, SearchIndex, pg_search_index
+
+if TYPE_CHECKING:
+    from ..query.sql import KeyWalk
 
 __all__ = ["PostgresSource", "PostgresTable"]
 
@@ -146,12 +150,15 @@ class PostgresTable(Table):
         typed: bool = False,
         csv: tuple[str, bool] | None = None,
         fast_start: bool = False,
+        walk: KeyWalk | None = None,
     ) -> RowStream:
         """Stream ``columns`` (all when None) with ``tail`` (`` WHERE … ORDER BY …`` with
         ``%s`` placeholders for ``params``, from ``query/sql.py``), in one snapshot; ``typed``:
         NULL kept for ``typed_batches()`` (NDJSON, CSV with ``null=``); ``csv``: the rows will
         be read as ``csv_lines(*csv)``, so a COPY starts now (``pgstream``); ``fast_start``:
-        CSV too comes from the cursor, never a ``COPY`` of the query (a search)."""
+        a search, planned per query (``pgplan``, with ``walk`` when it is in key order), whose
+        CSV too comes from the cursor, never a ``COPY`` of the query."""
+        first = min(FIRST_ROWS, self._source.fetch_rows, limit or FIRST_ROWS)
         conn = self._source.borrow()
         try:
             return PostgresStream(
@@ -165,8 +172,8 @@ class PostgresTable(Table):
                 typed=typed,
                 request_values=bool(params),
                 time_limit=self._source.time_limit,
-                copy=not fast_start,
                 csv=csv,
+                search=(walk, offset + first) if fast_start else None,
             )
         except BadValue:
             self._source.pool.putconn(conn)

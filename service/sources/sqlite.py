@@ -159,10 +159,12 @@ class SQLiteTable(Table):
         typed: bool = False,
         csv: tuple[str, bool] | None = None,
         fast_start: bool = False,
+        walk: object = None,
     ) -> RowStream:
         """Stream ``columns`` (all when None) with ``tail`` (`` WHERE … ORDER BY …`` with
         ``?`` placeholders for ``params``, from ``query/sql.py``), in one snapshot, ``limit``
-        rows after ``offset``. ``typed``, ``csv`` and ``fast_start`` change nothing here:
+        rows after ``offset``. ``typed``, ``csv``, ``fast_start`` and ``walk`` change nothing
+        here (FTS5 hands a search's matches in key order):
         SQLite's cursor always has the values for ``typed_batches()``, is the only way rows
         come, and SQLite writes no CSV itself."""
         self.column_types()  # the declared types, read once: which columns are date/times

@@ -122,9 +122,13 @@ def ndjson_pieces(
     rows: RowStream, flush: Callable[[], str], decimals_as_numbers: bool = True
 ) -> Iterator[str]:
     """One JSON object per row, ``{"id":1,"note":null, ...}``, typed by the stream's ``kinds``
-    (``ndjson``), one piece per batch of ``typed_batches()``."""
+    (``ndjson``), one piece per batch of ``typed_batches()``. The first batch is flushed at
+    once, as a page's head and a CSV's header line are: the first byte does not wait for a
+    whole chunk of rows (a search's first fetch is 32 rows, ``sources/pgplan.py``)."""
     kinds = rows.kinds or ["text"] * len(rows.columns)
     encode = batch_encoder(list(rows.columns), kinds, decimals_as_numbers)
     yield flush()
-    for batch in rows.typed_batches():
+    for number, batch in enumerate(rows.typed_batches()):
         yield encode(batch)
+        if not number:
+            yield flush()
