@@ -57,10 +57,13 @@ def wait_ready(url: str, timeout: float = 30.0, proc: subprocess.Popen | None = 
 
 
 def refuses_connections(port: int, host: str = "127.0.0.1") -> bool:
-    """Is a new connection to ``host:port`` refused (nothing listens, or a drain closed it)?"""
+    """Is a new connection to ``host:port`` refused (nothing listens, or a drain closed it)?
+
+    A connect that races the listener's close is reset by the kernel instead (the handshake was
+    queued for a socket that then closed): that connection was not taken either."""
     try:
         socket.create_connection((host, port), timeout=1).close()
-    except ConnectionRefusedError:
+    except (ConnectionRefusedError, ConnectionResetError):
         return True
     return False
 
