@@ -88,14 +88,10 @@ SEARCHES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("args", "where", "params", "order"), SEARCHES, ids=[urlencode(s[0]) for s in SEARCHES]
-)
-def test_search_gives_exactly_the_rows_postgres_matches_in_csv_ndjson_and_html_pages(
-    pg_server, pg_schema, args, where, params, order
-):
+def _matching_ids(pg_schema, args: dict, where: str, params: tuple, order: str) -> list[str]:
+    """The ids PostgreSQL's own ``@@`` finds for ``args["_search"]``, ``where``, in ``order``."""
     admin, schema = pg_schema
-    expected = [
+    return [
         str(r[0])
         for r in admin.execute(
             f"SELECT id FROM {schema}.orders WHERE {VECTOR} @@ "
@@ -103,6 +99,15 @@ def test_search_gives_exactly_the_rows_postgres_matches_in_csv_ndjson_and_html_p
             (args["_search"], *params),
         )
     ]
+
+
+@pytest.mark.parametrize(
+    ("args", "where", "params", "order"), SEARCHES, ids=[urlencode(s[0]) for s in SEARCHES]
+)
+def test_search_gives_exactly_the_rows_postgres_matches_in_csv_ndjson_and_html_pages(
+    pg_server, pg_schema, args, where, params, order
+):
+    expected = _matching_ids(pg_schema, args, where, params, order)
     assert 0 < len(expected) < 20_000
     query = urlencode(args)
     assert _csv_ids(_get(pg_server, f"/tables/orders.csv?{query}")) == expected
@@ -116,7 +121,7 @@ PLANS = [
     # (query string, the same rows by @@: where, params, order; how sources/pgplan.py finds them)
     # A fifth of the rows: walked all the way.
     ({"_search": "gift or rush"}, "", (), "id", "walk"),
-    # The key's own sort is DESC NULLS LAST, not its index's order: left to the planner.
+    # Any _sort, the key's own too, is left to the planner.
     ({"_search": "gift or rush", "_sort_desc": "id"}, "", (), "id DESC", "planner"),
     # A tenth, which the planner guesses at a hundredth (and so sorted them all): the first
     # rows walked, the rest sorted by a second cursor.
@@ -136,15 +141,7 @@ PLANS = [
 def test_a_search_walks_or_sorts_as_its_probe_says_and_gives_exactly_the_rows_of_at_at(
     pg_server, pg_app, pg_schema, args, where, params, order, plan
 ):
-    admin, schema = pg_schema
-    expected = [
-        str(r[0])
-        for r in admin.execute(
-            f"SELECT id FROM {schema}.orders WHERE {VECTOR} @@ "
-            f"websearch_to_tsquery('english', %s) {where} ORDER BY {order}",
-            (args["_search"], *params),
-        )
-    ]
+    expected = _matching_ids(pg_schema, args, where, params, order)
     table = pg_app.extensions["tablestream"].catalog["orders"]
     q = parse_query({k: [v] for k, v in args.items()}, table.columns(), table.column_types())
     stream = open_query(table, q, "id", None, 0, 10_000)
