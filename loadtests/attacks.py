@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 
 __all__ = [
+    "BURST_ADDRESS",
     "STALLED_PATH",
     "AttackPool",
     "Reply",
@@ -241,18 +242,34 @@ def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
     return int(lines[0].split()[1]), headers
 
 
-def stream_requests(host: str, port: int, path: str, count: int, wait: float) -> list[Reply]:
+BURST_ADDRESS = "127.0.3.1"
+BURST_PER_ADDRESS = 32
+
+
+def stream_requests(
+    host: str,
+    port: int,
+    path: str,
+    count: int,
+    wait: float,
+    source: str = "",
+    per_address: int = BURST_PER_ADDRESS,
+) -> list[Reply]:
     """Send ``count`` stream requests at once; read each one's status and headers, no body.
 
     A request that gets no status within ``wait`` seconds was queued. The sockets stay open
     (their clients never read the body, so a stream that got a slot keeps it): close them with
-    ``reply.sock.close()``.
+    ``reply.sock.close()``. With ``source`` (an IPv4 address), the requests come from it and the
+    next addresses of its /24, ``per_address`` each: a burst of many clients, each under the
+    server's per-address connection cap (one address sending hundreds is reset at accept).
     """
     selector = selectors.DefaultSelector()
     pending: dict[int, tuple[socket.socket, float, bytearray]] = {}
     replies: dict[int, Reply] = {}
+    prefix, _, last = source.rpartition(".")
     for i in range(count):
-        sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT)
+        bind = (f"{prefix}.{int(last) + i // per_address}", 0) if source else None
+        sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT, source_address=bind)
         sock.sendall(_request(path, host))
         sock.setblocking(False)
         pending[i] = (sock, time.monotonic(), bytearray())

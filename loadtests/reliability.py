@@ -233,7 +233,11 @@ def over_the_slots(ctx: Context) -> list[Check]:
     slots = ctx.settings.effective_stream_slots
     path = STREAM_PATH.format(rows=2_000_000)
     counted_before = _rejected(ctx.server.url) or 0.0
-    replies = attacks.stream_requests(HOST, ctx.server.port, path, slots + 6, QUEUE_WAIT)
+    # From many addresses, as a real burst comes: from one, all past its connection cap
+    # (TABLESTREAM_CONNECTIONS_PER_CLIENT, 100) would be reset at accept, probes included.
+    replies = attacks.stream_requests(
+        HOST, ctx.server.port, path, slots + 6, QUEUE_WAIT, source=attacks.BURST_ADDRESS
+    )
     try:
         rejected = [r for r in replies if r.status == 503]
         queued = [r for r in replies if r.status is None]
