@@ -266,33 +266,42 @@ def stream_requests(
     selector = selectors.DefaultSelector()
     pending: dict[int, tuple[socket.socket, float, bytearray]] = {}
     replies: dict[int, Reply] = {}
+
+    def read(timeout: float) -> None:
+        for key, _ in selector.select(timeout=timeout):
+            i = key.data
+            sock, sent, buffer = pending[i]
+            try:
+                data = sock.recv(65536)
+            except BlockingIOError:
+                continue
+            except OSError:
+                data = b""
+            buffer += data
+            head, found, _ = bytes(buffer).partition(b"\r\n\r\n")
+            if found or not data:
+                status, headers = _parse_head(head) if found else (None, {})
+                replies[i] = Reply(status, headers, time.monotonic() - sent, sock)
+                selector.unregister(sock)
+                del pending[i]
+
     prefix, _, last = source.rpartition(".")
-    for i in range(count):
-        bind = (f"{prefix}.{int(last) + i // per_address}", 0) if source else None
-        sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT, source_address=bind)
-        sock.sendall(_request(path, host))
-        sock.setblocking(False)
-        pending[i] = (sock, time.monotonic(), bytearray())
-        selector.register(sock, selectors.EVENT_READ, i)
-    deadline = time.monotonic() + wait
     try:
+        for i in range(count):
+            bind = (f"{prefix}.{int(last) + i // per_address}", 0) if source else None
+            sock = socket.create_connection(
+                (host, port), timeout=CONNECT_TIMEOUT, source_address=bind
+            )
+            sock.sendall(_request(path, host))
+            sock.setblocking(False)
+            pending[i] = (sock, time.monotonic(), bytearray())
+            selector.register(sock, selectors.EVENT_READ, i)
+            # Answers are read as they come while the rest are sent: a reply's time is from
+            # its request to its status, not to the end of the sending.
+            read(0.0)
+        deadline = time.monotonic() + wait
         while pending and time.monotonic() < deadline:
-            for key, _ in selector.select(timeout=max(0.0, deadline - time.monotonic())):
-                i = key.data
-                sock, sent, buffer = pending[i]
-                try:
-                    data = sock.recv(65536)
-                except BlockingIOError:
-                    continue
-                except OSError:
-                    data = b""
-                buffer += data
-                head, found, _ = bytes(buffer).partition(b"\r\n\r\n")
-                if found or not data:
-                    status, headers = _parse_head(head) if found else (None, {})
-                    replies[i] = Reply(status, headers, time.monotonic() - sent, sock)
-                    selector.unregister(sock)
-                    del pending[i]
+            read(max(0.0, deadline - time.monotonic()))
     finally:
         selector.close()
     for i, (sock, _, _) in pending.items():

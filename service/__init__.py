@@ -29,6 +29,7 @@ from .runtime import Runtime
 from .security import install_security_headers
 from .server.admission import REASONS, Admission
 from .server.allocator import give_back_memory
+from .server.door import Door
 from .server.lag import PROCESS_LAG
 from .server.watchdog import Watchdog
 from .shared import ClientLeases, RedisBoard, SharedStore
@@ -39,6 +40,7 @@ from .stream.pacing import Pacers
 from .stream.rowfilters import FILTERS as ROW_FILTERS
 from .stream.rowtemplate import RowTemplates
 from .views import PACERS_KEY, ROW_TEMPLATES_KEY, bp
+from .views.tables import refusal_text, takes_a_slot
 
 __all__ = ["ConfigError", "Settings", "__version__", "create_app", "template_folder"]
 
@@ -112,6 +114,13 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
         access=Access(settings, metrics, catalog, store),
         keysets=_keysets(settings),
         recent=RecentStreams(board=board),
+    )
+    runtime.door = Door(
+        runtime.admission,
+        takes_a_slot(settings.small_rows),
+        lambda rejected: refusal_text(rejected, settings),
+        settings.retry_after,
+        lambda reason: metrics.streams_rejected.labels(reason).inc(),
     )
     app.extensions["tablestream"] = runtime
     PROCESS_LAG.export_to(metrics.scheduling_lag)

@@ -18,6 +18,7 @@ from .observe.metrics import Metrics
 from .observe.status import RecentStreams
 from .query.keyset import Keysets
 from .server.admission import Admission
+from .server.door import Door
 from .server.watchdog import Watchdog
 from .sources import SourceError, Table
 from .sources.counts import RowCounts
@@ -38,6 +39,8 @@ class Runtime:
     admission: Admission
     access: Access
     keysets: Keysets  # signs and opens the "next rows" links' _after tokens
+    # The stream 503 answered in the server's loop thread (server/door.py); None: views only.
+    door: Door | None = None
     # Each factory is called once per stream, inside the request, with the table name; what
     # it returns is told about every chunk and the outcome. Metrics and logs register here.
     observer_factories: list[Callable[[str], StreamObserver]] = field(default_factory=list)

@@ -90,7 +90,7 @@ def test_every_refusal_error_and_end_of_a_stream_gives_its_slot_back(
     admission = runtime.admission
     admitted = []  # the admission itself, counting the slots it handed out
     take = admission.admit
-    admission.admit = lambda client: admitted.append(client) or take(client)
+    admission.admit = lambda client, *expected: admitted.append(client) or take(client, *expected)
     server = thread_server(app)
 
     def get(path: str, token: str = everything, **options) -> httpraw.RawResponse:

@@ -15,6 +15,13 @@ an exception), unless the view handed the ticket over to the response body first
 calls, gives it back then. ``Ticket.release`` is the one place a slot is returned; a small page
 that needs no slot gets ``NO_SLOT``, which has the same shape and holds nothing.
 
+A stream request can be refused before a worker thread sees it: the server's loop thread asks
+``refusal()`` (service/server/door.py) what ``admit`` would answer if every stream request it has
+already passed on were admitted first, and answers the 503 itself when that is a refusal. A
+request it passes on is counted as ``Expected`` until its view takes its decision (``admit``) or
+the request ends, whichever comes first (``Expected.settle``, the one place it is uncounted): a
+burst arriving together is then judged as a burst, not each against an empty server.
+
 A second, optional cap counts streams per client address, so one client cannot take every slot.
 Behind a proxy that address is the proxy's unless the proxy is trusted (its forwarded header is
 then believed by waitress and becomes ``REMOTE_ADDR``). With instances sharing Redis
@@ -38,11 +45,13 @@ from .lag import PROCESS_LAG, SchedulingLag
 __all__ = [
     "CLIENT_LIMIT",
     "DRAINING",
+    "NOT_EXPECTED",
     "NO_SLOT",
     "OVERLOADED",
     "REASONS",
     "SLOTS_FULL",
     "Admission",
+    "Expected",
     "NoSlot",
     "Rejected",
     "Ticket",
@@ -123,6 +132,26 @@ class NoSlot:
 NO_SLOT = NoSlot()
 
 
+class Expected:
+    """A stream request passed on to a worker by the loop thread: counted until decided."""
+
+    __slots__ = ("_admission", "_settled")
+
+    def __init__(self, admission: Admission | None) -> None:
+        self._admission = admission
+        self._settled = admission is None
+
+    def settle(self) -> None:
+        """No longer expected (admitted, refused, or ended without asking); safe to repeat."""
+        if not self._settled:
+            self._settled = True
+            self._admission._settle()  # type: ignore[union-attr]
+
+
+NOT_EXPECTED = Expected(None)
+"""What a request the loop thread did not count holds: settling it does nothing."""
+
+
 class Admission:
     """``slots`` streams at once in this process, at most ``per_client`` per address (0: any),
     counted across instances when ``leases`` is given.
@@ -160,6 +189,7 @@ class Admission:
         self.draining = False
         self._lock = threading.Lock()
         self._in_use = 0
+        self._expected = 0  # stream requests passed on by the loop thread, not yet decided
         self._by_client: Counter[str] = Counter()
         self._leases = leases if per_client else None
 
@@ -167,18 +197,33 @@ class Admission:
     def in_use(self) -> int:
         return self._in_use
 
-    def admit(self, client: str) -> Ticket:
-        """A slot for a stream from ``client``, or ``Rejected`` saying why not."""
+    @property
+    def expected(self) -> int:
+        return self._expected
+
+    def expect(self) -> Expected:
+        """Count one more stream request on its way to a view (the loop thread, after
+        ``refusal()`` said none)."""
         with self._lock:
-            if self.draining:
-                raise Rejected(DRAINING, "The server is shutting down; try another instance.")
-            if self._in_use >= self.slots:
-                raise Rejected(
-                    SLOTS_FULL,
-                    f"All {self.slots} stream slots of this server are taken.",
-                )
-            if self.max_lag and self._in_use >= self.floor:
-                self._check_load()
+            self._expected += 1
+        return Expected(self)
+
+    def refusal(self) -> Rejected | None:
+        """What ``admit`` would answer one more stream if every expected one were admitted
+        first; None when it would admit it. Takes nothing: the view still decides."""
+        with self._lock:
+            try:
+                self._check(self._in_use + self._expected, consume=False)
+            except Rejected as exc:
+                return exc
+        return None
+
+    def admit(self, client: str, expected: Expected = NOT_EXPECTED) -> Ticket:
+        """A slot for a stream from ``client``, or ``Rejected`` saying why not; the request's
+        ``expected`` count (the loop thread's) is settled by this decision either way."""
+        expected.settle()
+        with self._lock:
+            self._check(self._in_use, consume=True)
             if self.per_client and self._by_client[client] >= self.per_client:
                 raise Rejected(
                     CLIENT_LIMIT,
@@ -200,8 +245,21 @@ class Admission:
             )
         return Ticket(self, client, None if lease is UNAVAILABLE else lease)
 
-    def _check_load(self) -> None:
-        """Past the floor (the lock is held): refuse if the CPU is spent or the ramp is used up."""
+    def _check(self, running: int, consume: bool) -> None:
+        """Refuse one more stream when ``running`` streams would run (the lock is held); with
+        ``consume``, take its admission from the ramp, else count the expected ones' too."""
+        if self.draining:
+            raise Rejected(DRAINING, "The server is shutting down; try another instance.")
+        if running >= self.slots:
+            raise Rejected(SLOTS_FULL, f"All {self.slots} stream slots of this server are taken.")
+        if self.max_lag and running >= self.floor:
+            # The expected streams that would be admitted past the floor, before this one.
+            ahead = 0 if consume else running - max(self._in_use, self.floor)
+            self._check_load(ahead, consume)
+
+    def _check_load(self, ahead: int, consume: bool) -> None:
+        """Past the floor (the lock is held): refuse if the CPU is spent or the ramp is used up
+        (``ahead`` admissions already promised to expected streams)."""
         lag = self.lag.now
         if lag > self.max_lag:
             raise Rejected(
@@ -216,13 +274,18 @@ class Admission:
             float(self.per_second), self._tokens + (now - self._filled_at) * self.per_second
         )
         self._filled_at = now
-        if self._tokens < 1:
+        if self._tokens - ahead < 1:
             raise Rejected(
                 OVERLOADED,
                 f"This server admits at most {self.per_second} new streams a second once "
                 f"{self.floor} run, until it has measured what they cost.",
             )
-        self._tokens -= 1
+        if consume:
+            self._tokens -= 1
+
+    def _settle(self) -> None:
+        with self._lock:
+            self._expected -= 1
 
     def _release(self, client: str, lease: str | None) -> None:
         if lease is not None and self._leases is not None:

@@ -19,12 +19,17 @@ import time
 from typing import Any
 
 from waitress.channel import HTTPChannel
+from waitress.task import WSGITask
 
+from .admission import NOT_EXPECTED
 from .deadlines import Deadlines
 from .outbuf import ChannelOutput
 from .parsing import RequestParser
 
-__all__ = ["GuardedChannel"]
+__all__ = ["EXPECTED_KEY", "GuardedChannel", "settling_expected"]
+
+EXPECTED_KEY = "tablestream.expected"
+"""The WSGI environ key of a stream request's ``Expected`` count (service/server/door.py)."""
 
 # Unsent bytes the kernel holds for a connection before it says "not writable" (Linux's
 # TCP_NOTSENT_LOWAT; unset, a slow reader's socket took ~4 MB and signalled room only when a
@@ -35,10 +40,39 @@ NOTSENT_LOWAT = 128 * 1024
 NOTSENT_UNLIMITED = 2**31 - 1
 
 
+def settling_expected(app: Any) -> Any:
+    """``app``, settling the request's ``Expected`` count when its status is decided
+    (``start_response``): before the answer goes out, so a client that reads a 404 and asks
+    again at once is not judged against a stream that never was. The request's ``close``
+    settles it too, for a request that never got that far."""
+
+    def settled(environ: dict[str, Any], start_response: Any) -> Any:
+        expected = environ.get(EXPECTED_KEY, NOT_EXPECTED)
+
+        def start(status: str, headers: list[Any], exc_info: Any = None) -> Any:
+            expected.settle()
+            return start_response(status, headers, exc_info)
+
+        return app(environ, start)
+
+    return settled
+
+
+class _Task(WSGITask):
+    """waitress's WSGI task; the environ also carries the request's ``Expected`` count, which
+    the view settles when it takes its admission decision."""
+
+    def get_environment(self) -> dict[str, Any]:
+        environ = super().get_environment()
+        environ[EXPECTED_KEY] = self.request.expected
+        return environ
+
+
 class GuardedChannel(ChannelOutput, HTTPChannel):
     """waitress's channel with a request-waiting clock, a header rate and a per-address count."""
 
     parser_class = RequestParser
+    task_class = _Task
 
     def __init__(self, server: Any, sock: socket.socket, addr: Any, adj: Any, map=None) -> None:
         self.waiting_since = time.monotonic()  # connect, first byte of a request, or last reply

@@ -28,6 +28,11 @@ options from the settings, its ``Adjustments``, its log filter), and is the map 
   served and the connection hangs until the channel timeout (tests/test_availability.py shows it
   against plain waitress). A request with no body has nothing to continue to: the header is
   dropped (in service/server/parsing.py).
+- **A stream request with no slot is refused in the loop thread** (service/server/door.py):
+  its 503 is sent where the request was read, with no worker thread, Flask or access check,
+  and a burst is judged as one (the stream requests already passed on count as admitted).
+  Worker threads are started by a starter thread (service/server/workers.py), never by the
+  loop thread, which used to wait ~10 ms of a busy interpreter for each.
 - **A malformed request is answered at once** (service/server/parsing.py): waitress's parser
   waits for the end of a header block that garbage never sends, so a bad request held its
   connection in silence until the header deadline.
@@ -48,9 +53,10 @@ from ..config import Settings
 from ..stream.body import StreamAborted
 from .clientcap import ClientCap
 from .deadlines import Deadlines
+from .door import Door
 from .tcpserver import GuardedServer
 
-__all__ = ["ClientCap", "Deadlines", "GuardedServer", "make_server", "waitress_options"]
+__all__ = ["ClientCap", "Deadlines", "Door", "GuardedServer", "make_server", "waitress_options"]
 
 
 class _CutsAreNotCrashes(logging.Filter):
@@ -71,11 +77,12 @@ def make_server(
     options: dict[str, Any],
     deadlines: Deadlines,
     cap: ClientCap | None = None,
+    door: Door | None = None,
 ) -> GuardedServer:
     """A GuardedServer on the listening socket ``sock`` with waitress ``options``."""
     adj = Adjustments(**{k: v for k, v in options.items() if k not in ("host", "port")})
     logging.getLogger("waitress").addFilter(_CUTS_ARE_NOT_CRASHES)  # once: filters are a set
-    return GuardedServer(app, sock, adj, deadlines, cap)
+    return GuardedServer(app, sock, adj, deadlines, cap, door)
 
 
 def waitress_options(settings: Settings) -> dict[str, Any]:

@@ -32,6 +32,7 @@ import collections
 import contextlib
 import errno
 import select
+from collections.abc import Callable
 from typing import Any
 
 from waitress import wasyncore
@@ -75,6 +76,9 @@ class EpollLoop:
         self._registered: dict[int, int] = {}  # fd → the event mask the kernel holds
         self.watched: set[int] = set()  # re-evaluated every pass
         self.quiet: dict[int, Any] = {}  # fd → channel waiting for a request, oldest first
+        # Called after each event: what the event queued for the loop thread itself (a probe,
+        # a door's 503) is answered then, not after the whole pass.
+        self.after_event: Callable[[], None] = _nothing
 
     def close(self) -> None:
         self._epoll.close()
@@ -110,6 +114,7 @@ class EpollLoop:
                 continue
             wasyncore.readwrite(obj, flags)
             self.watched.add(fd)  # whatever the event did, look again next pass
+            self.after_event()
         return len(events)
 
     def _apply_changes(self) -> None:
@@ -184,3 +189,7 @@ class EpollLoop:
                 with contextlib.suppress(OSError):
                     self._epoll.register(fd, mask)
                     self._registered[fd] = mask
+
+
+def _nothing() -> None:
+    pass

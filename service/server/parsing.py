@@ -32,6 +32,8 @@ import re
 from waitress.parser import HTTPRequestParser, ParsingError, TransferEncodingNotImplemented
 from waitress.utilities import BadRequest, Error, RequestEntityTooLarge, ServerNotImplemented
 
+from .admission import NOT_EXPECTED, Expected
+
 __all__ = ["RequestParser", "VersionNotSupported"]
 
 MAX_CHUNK_LINE = 4096  # bytes of a chunk-size line with its extensions (nginx: its header buffer)
@@ -120,7 +122,18 @@ def _host_problem(lines: list[bytes], http11: bool) -> Error | None:
 
 
 class RequestParser(HTTPRequestParser):
-    """waitress's parser with the checks of the module docstring; every error answered."""
+    """waitress's parser with the checks of the module docstring; every error answered.
+
+    ``expected`` is the stream request's count in admission when the loop thread passed it on
+    (service/server/door.py); the request's end (``close``, which waitress calls once it is
+    served, whatever happened) settles it if its view did not.
+    """
+
+    expected: Expected = NOT_EXPECTED
+
+    def close(self) -> None:
+        self.expected.settle()
+        super().close()
 
     def received(self, data: bytes) -> int:
         if self.completed:

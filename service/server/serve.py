@@ -92,7 +92,7 @@ def serve_app(app: Flask, settings: Settings) -> int:
         settings.keepalive_timeout,
         runtime.metrics.connections_closed,
     )
-    server = make_server(app, sock, options, deadlines, cap)
+    server = make_server(app, sock, options, deadlines, cap, runtime.door)
     if settings.metrics_port and not (settings.listen_fd or settings.reuse_port):
         serve_metrics_port(settings, registry=runtime.metrics.registry)
     log.info(

@@ -11,6 +11,7 @@ server is built from the settings is ``connections.py``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import time
@@ -21,9 +22,10 @@ from waitress.adjustments import Adjustments
 from waitress.server import TcpWSGIServer
 
 from .allocator import give_back_memory
-from .channel import GuardedChannel
+from .channel import GuardedChannel, settling_expected
 from .clientcap import PER_CLIENT, ClientCap, reset
 from .deadlines import AT_LIMIT, CHANNEL_TIMEOUT, Deadlines
+from .door import Door
 from .eventloop import ChannelMap, EpollLoop
 from .workers import Workers
 
@@ -32,6 +34,7 @@ __all__ = ["GuardedServer"]
 log = logging.getLogger("tablestream")
 
 HEALTH_PATH = "/healthz"
+
 TICK_S = 1.0  # how often deadlines are checked; a deadline is kept to within about this
 # Connections accepted per readiness event of the listener: a burst of connects (a flood, or a
 # probe behind one) is taken from the kernel's queue in one pass, not one per loop pass.
@@ -51,13 +54,16 @@ class GuardedServer(TcpWSGIServer):
         adj: Adjustments,
         deadlines: Deadlines | None = None,
         cap: ClientCap | None = None,
+        door: Door | None = None,
     ) -> None:
         self.cap = cap or ClientCap()
+        self.door = door  # stream requests refused before a worker sees them (door.py)
         self.per_address: dict[str, int] = {}  # open connections by client address
         self.deadlines = deadlines or Deadlines()
         self._stop_requested = False
         self._after_stop: Callable[[], None] | None = None  # what the loop does after a stop
         self._probes: list[Any] = []  # channels holding a liveness probe to answer in the loop
+        self._refused: list[tuple[Any, bytes]] = []  # channels and the door's 503 for them
         self._peak_channels = 0  # the most connections held since the heap was last trimmed
         self.closed_for_deadline = 0  # connections closed by the deadlines (for tests and logs)
         dispatcher = Workers()
@@ -65,8 +71,9 @@ class GuardedServer(TcpWSGIServer):
         sockinfo = (sock.family, sock.type, sock.proto, sock.getsockname())
         channels = ChannelMap()
         self.loop = EpollLoop(channels)
+        self.loop.after_event = self._answer_in_loop
         super().__init__(
-            application,
+            settling_expected(application),
             map=channels,
             _sock=sock,
             dispatcher=dispatcher,
@@ -130,22 +137,46 @@ class GuardedServer(TcpWSGIServer):
             self.per_address.pop(host, None)
 
     def add_task(self, task: Any) -> None:
-        """A liveness probe is answered in the loop thread, everything else by a worker.
+        """A liveness probe, and a stream request the door refuses, are answered in the loop
+        thread, everything else by a worker.
 
         Under full-speed streams every worker hand-off waits for the GIL behind the rendering
-        threads; answering ``/healthz`` where it was read saves that wait (it is a few hundred
-        bytes, so the write never blocks the loop).
+        threads; answering ``/healthz`` or a 503 where it was read saves that wait (a few
+        hundred bytes, so the write never blocks the loop).
         """
         request = task.requests[0] if task.requests else None
-        if (
-            request is not None
-            and not request.error
-            and request.path == HEALTH_PATH
-            and request.command in ("GET", "HEAD")
-        ):
-            self._probes.append(task)  # served after this poll, outside the channel's lock
+        if request is not None and _is_probe(request):
+            self._probes.append(task)  # served after this event, outside the channel's lock
             return
+        if request is not None and self.door is not None:
+            refusal = self.door.check(request, self.adj.ident)
+            if refusal is not None:
+                self._refused.append((task, refusal))  # sent after this event, as a probe is
+                return
         super().add_task(task)
+
+    def _answer_in_loop(self) -> None:
+        """Serve the probes and refusals ``add_task`` kept for this thread, and send each
+        answer at once: it fits the socket's buffer, and the next pass may be far."""
+        while self._refused:
+            channel, response = self._refused.pop()
+            with channel.requests_lock:
+                for request in channel.requests:
+                    request.close()
+                channel.requests = []  # what else it sent is not read: it is closed
+            sent = 0
+            with contextlib.suppress(OSError):
+                sent = channel.socket.send(response)
+            if sent == len(response) or not channel.connected:
+                channel.handle_close()
+            else:  # the kernel took part (it never has, for a few hundred bytes): the loop sends
+                channel.write_soon(response[sent:])
+                channel.close_when_flushed = True
+        while self._probes:
+            channel = self._probes.pop()
+            channel.service()
+            if channel.connected:
+                channel.handle_write()
 
     def stop_listening(self, then: Callable[[], None] | None = None) -> None:
         """Close the listening socket as soon as the loop wakes, then call ``then`` there.
@@ -168,8 +199,7 @@ class GuardedServer(TcpWSGIServer):
         try:
             while self._map:
                 self.loop.poll(self.adj.asyncore_loop_timeout)
-                while self._probes:
-                    self._probes.pop().service()
+                self._answer_in_loop()  # queued by a worker (a pipelined request) meanwhile
                 if self._stop_requested and self._after_stop is not None:
                     after, self._after_stop = self._after_stop, None
                     after()
@@ -221,3 +251,7 @@ class GuardedServer(TcpWSGIServer):
                 log.debug("closing connection from %s: %s", channel.addr, why)
                 channel.will_close = True
                 self.loop.touch(channel._fileno)  # a quiet channel: the loop must look again
+
+
+def _is_probe(request: Any) -> bool:
+    return not request.error and request.path == HEALTH_PATH and request.command in ("GET", "HEAD")

@@ -5,6 +5,7 @@ service/server/tcpserver.py gives this pool to its server in place of waitress's
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from waitress.task import ThreadedTaskDispatcher
@@ -40,6 +41,9 @@ class Workers(ThreadedTaskDispatcher):
     def __init__(self) -> None:
         super().__init__()
         self.fresh: set[int] = set()  # started threads that have not yet taken a task or waited
+        self._unstarted: list[int] = []  # thread numbers counted as started, for the starter
+        self._start_cv = threading.Condition(self.lock)
+        self._starter: threading.Thread | None = None
 
     def set_thread_count(self, count: int) -> None:
         """Remember ``count`` as the ceiling; start at most ``FIRST_THREADS`` now (0: stop all)."""
@@ -70,14 +74,35 @@ class Workers(ThreadedTaskDispatcher):
         return True
 
     def _start_thread(self) -> None:
-        """One more handler thread (the lock is held), as waitress's set_thread_count does."""
+        """One more handler thread (the lock is held), counted now, started by the starter.
+
+        ``Thread.start()`` waits until the new thread has run, which needs the interpreter: on
+        a process busy rendering that took ~10 ms a thread, and the loop thread, which hands
+        requests over, used to start them itself (a burst of 30 streams held it 340 ms, its
+        probes and 503s unanswered). The starter thread waits for that instead.
+        """
         thread_no = 0
         while thread_no in self.threads:
             thread_no += 1
         self.threads.add(thread_no)
         self.fresh.add(thread_no)  # it will take a queued task: no other thread is started for it
         self.active_count += 1  # until it waits for a task (handler_thread counts it idle)
-        self.start_new_thread(self.handler_thread, thread_no)
+        self._unstarted.append(thread_no)
+        if self._starter is None:
+            self._starter = threading.Thread(
+                target=self._start_threads, name="tablestream-thread-starter", daemon=True
+            )
+            self._starter.start()
+        self._start_cv.notify()
+
+    def _start_threads(self) -> None:
+        while True:
+            with self.lock:
+                while not self._unstarted:
+                    self._start_cv.wait()
+                numbers, self._unstarted = self._unstarted, []
+            for thread_no in numbers:
+                self.start_new_thread(self.handler_thread, thread_no)
 
     def handler_thread(self, thread_no: int) -> None:
         while True:

@@ -11,14 +11,17 @@ table described (``/tables/<name>.json``) is ``description.py``.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl
 
 from flask import Response, abort, current_app, request
 from werkzeug.exceptions import ServiceUnavailable
 
-from ..config.settings import CSV_NULLS, NDJSON_DECIMALS
+from ..config.settings import CSV_NULLS, NDJSON_DECIMALS, Settings
 from ..query import QueryError, open_query
 from ..runtime import Runtime
-from ..server.admission import NO_SLOT, NoSlot, Rejected, Ticket
+from ..server.admission import NO_SLOT, NOT_EXPECTED, NoSlot, Rejected, Ticket
+from ..server.channel import EXPECTED_KEY
+from ..server.door import TakesASlot
 from ..sources import BadValue, QueryTimeout, RowStream, SourceBusy, SourceError, Table
 from ..sources.deadline import TIMEOUT_ADVICE
 from ..sources.search import BadSearch
@@ -36,7 +39,7 @@ from .params import (
 )
 from .response import respond
 
-__all__: list[str] = []
+__all__ = ["refusal_text", "takes_a_slot"]
 
 
 def _admit(runtime: Runtime, limit: int | None) -> Ticket | NoSlot:
@@ -46,18 +49,44 @@ def _admit(runtime: Runtime, limit: int | None) -> Ticket | NoSlot:
     output buffer, so its thread is free again at once even when the client never reads.
     """
     settings = runtime.settings
+    expected = request.environ.get(EXPECTED_KEY, NOT_EXPECTED)  # the loop thread's count
     if limit is not None and limit <= settings.small_rows:
+        expected.settle()
         return NO_SLOT
     try:
-        return runtime.admission.admit(request.remote_addr or "")
+        return runtime.admission.admit(request.remote_addr or "", expected)
     except Rejected as exc:
         runtime.metrics.streams_rejected.labels(exc.reason).inc()
-        retry = settings.retry_after
         raise ServiceUnavailable(
-            f"{exc.message} Try again in {retry} s, or ask for at most {settings.small_rows} "
-            "rows (?limit=), which needs no slot.",
-            retry_after=retry,
+            refusal_text(exc, settings), retry_after=settings.retry_after
         ) from None
+
+
+def refusal_text(rejected: Rejected, settings: Settings) -> str:
+    """What a refused stream request is told: why, when to come back, and the fast lane."""
+    return (
+        f"{rejected.message} Try again in {settings.retry_after} s, or ask for at most "
+        f"{settings.small_rows} rows (?limit=), which needs no slot."
+    )
+
+
+def takes_a_slot(small_rows: int) -> TakesASlot:
+    """The door's copy of this module's rule (service/server/door.py), for the requests it
+    certainly covers: GET or HEAD of ``/tables/<name>`` (not a description, ``.json``) with
+    no ``limit`` or a valid one above ``small_rows``. Anything else goes on to the view."""
+
+    def check(method: str, path: str, query: str) -> bool:
+        if method not in ("GET", "HEAD") or not path.startswith("/tables/"):
+            return False
+        name = path[len("/tables/") :]
+        if not name or "/" in name or name.endswith(".json"):
+            return False
+        limits = [v for k, v in parse_qsl(query, keep_blank_values=True) if k == "limit"]
+        if not limits:
+            return True
+        return len(limits) == 1 and limits[0].isdigit() and int(limits[0]) > small_rows
+
+    return check
 
 
 @bp.get("/tables/<name>")
