@@ -54,7 +54,7 @@ class Workers(ThreadedTaskDispatcher):
                 self.stop_count += running - count
                 self.queue_cv.notify_all()
             for _ in range(min(count, FIRST_THREADS) - running):
-                self._start_thread()
+                self.start_new_thread(self.handler_thread, self._count_thread())
 
     def add_task(self, task: Any) -> None:
         with self.lock:
@@ -73,21 +73,26 @@ class Workers(ThreadedTaskDispatcher):
         self.thread_exit_cv.notify()
         return True
 
-    def _start_thread(self) -> None:
-        """One more handler thread (the lock is held), counted now, started by the starter.
-
-        ``Thread.start()`` waits until the new thread has run, which needs the interpreter: on
-        a process busy rendering that took ~10 ms a thread, and the loop thread, which hands
-        requests over, used to start them itself (a burst of 30 streams held it 340 ms, its
-        probes and 503s unanswered). The starter thread waits for that instead.
-        """
+    def _count_thread(self) -> int:
+        """The number of one more handler thread, counted as running (the lock is held)."""
         thread_no = 0
         while thread_no in self.threads:
             thread_no += 1
         self.threads.add(thread_no)
         self.fresh.add(thread_no)  # it will take a queued task: no other thread is started for it
         self.active_count += 1  # until it waits for a task (handler_thread counts it idle)
-        self._unstarted.append(thread_no)
+        return thread_no
+
+    def _start_thread(self) -> None:
+        """One more handler thread for a task (the lock is held), started by the starter.
+
+        ``Thread.start()`` waits until the new thread has run, which needs the interpreter: on
+        a process busy rendering that took ~10 ms a thread, and the loop thread, which hands
+        requests over, used to start them itself (a burst of 30 streams held it 340 ms, its
+        probes and 503s unanswered). The starter thread (made at the first such start) waits
+        for that instead.
+        """
+        self._unstarted.append(self._count_thread())
         if self._starter is None:
             self._starter = threading.Thread(
                 target=self._start_threads, name="tablestream-thread-starter", daemon=True
