@@ -96,7 +96,8 @@ class EpollLoop:
         return None
 
     def poll(self, timeout: float) -> int:
-        """Wait up to ``timeout`` seconds for events and dispatch them; returns how many."""
+        """Wait up to ``timeout`` seconds for events and dispatch them; returns how many of
+        them were readable (requests, accepts, hang-ups: new work, not room to send)."""
         self._apply_changes()
         for fd in list(self.watched):
             self._evaluate(fd)
@@ -115,7 +116,7 @@ class EpollLoop:
             wasyncore.readwrite(obj, flags)
             self.watched.add(fd)  # whatever the event did, look again next pass
             self.after_event()
-        return len(events)
+        return sum(1 for _, flags in events if flags & ~_WRITE)
 
     def _apply_changes(self) -> None:
         changes = self.map.changes
