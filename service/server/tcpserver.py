@@ -22,6 +22,7 @@ from typing import Any
 from waitress.adjustments import Adjustments
 from waitress.server import TcpWSGIServer
 
+from .admission import NOT_EXPECTED
 from .allocator import give_back_memory
 from .channel import GuardedChannel, settling_expected
 from .clientcap import PER_CLIENT, ClientCap, reset
@@ -41,9 +42,11 @@ TICK_S = 1.0  # how often deadlines are checked; a deadline is kept to within ab
 # probe behind one) is taken from the kernel's queue in one pass, not one per loop pass.
 ACCEPT_BATCH = 64
 # A pass with this many reads and accepts is a backlog: the requests it read wait (at most
-# HOLD_S) for the passes after it before going to the workers (GuardedServer._hand_over).
+# HOLD_S) for the passes after it before going to the workers; a stream's start waits for a
+# pass that reads nothing, at most START_HOLD_S (GuardedServer._hand_over).
 BACKLOG = 16
 HOLD_S = 0.05
+START_HOLD_S = 0.1
 TRIM_AFTER = 1000  # connections gone since the peak before the heap is trimmed
 
 
@@ -70,7 +73,8 @@ class GuardedServer(TcpWSGIServer):
         self._probes: list[Any] = []  # channels holding a liveness probe to answer in the loop
         self._refused: list[tuple[Any, bytes]] = []  # channels and the door's 503 for them
         self._held: list[Any] = []  # requests read in a backlog, for the workers (_hand_over)
-        self._held_since = 0.0
+        self._starts: list[Any] = []  # stream requests the door passed on, likewise
+        self._held_since = {False: 0.0, True: 0.0}  # when each list's oldest was held
         self._accepted = 0  # connections accepted in this pass
         self._loop_ident: int | None = None  # the loop thread, once run() starts
         self._peak_channels = 0  # the most connections held since the heap was last trimmed
@@ -164,27 +168,36 @@ class GuardedServer(TcpWSGIServer):
                 self._refused.append((task, refusal))  # sent after this event, as a probe is
                 return
         if threading.get_ident() == self._loop_ident:
-            self._held.append(task)  # handed to a worker after this pass (_hand_over)
-            if len(self._held) == 1:
-                self._held_since = time.monotonic()
+            starts = request is not None and request.expected is not NOT_EXPECTED
+            held = self._starts if starts else self._held
+            held.append(task)  # handed to a worker after this pass, or later (_hand_over)
+            if len(held) == 1:
+                self._held_since[starts] = time.monotonic()
             return
         super().add_task(task)
 
     def _hand_over(self, work: int) -> None:
-        """Give the requests this pass read to the workers, unless the pass was a backlog.
+        """Give the workers the requests held, when this pass (``work`` reads and accepts)
+        says the loop has caught up.
 
         A worker that starts a stream takes the interpreter from this thread: a burst of 266
         stream requests, its ~30 admitted streams handed over as they were read, left the
-        loop thread ~40 ms of the interpreter in the 430 ms it took to refuse the rest. While a
-        pass has ``BACKLOG`` or more reads and accepts, its requests are held (for at most
-        ``HOLD_S``) and the loop polls again at once: the refusals, the probes and the reads
-        of a burst come first, then its streams start.
+        loop thread ~40 ms of the interpreter in the 430 ms it took to refuse the rest, and a
+        burst that trickled in over 100 ms had its later 503s wait behind the streams started
+        by its first requests. So a stream request the door passed on waits until a pass reads
+        nothing (for at most ``START_HOLD_S``), and any other request while passes read
+        ``BACKLOG`` or more (for at most ``HOLD_S``); the loop polls again at once meanwhile.
+        The refusals, the probes and the reads of a burst come first, then its streams start;
+        on a quiet server a stream waits one empty poll.
         """
-        if self._held and (
-            work < BACKLOG or time.monotonic() - self._held_since >= HOLD_S or not self._map
-        ):
+        now = time.monotonic()
+        if self._held and (work < BACKLOG or now - self._held_since[False] >= HOLD_S):
             held, self._held = self._held, []
             for task in held:
+                super().add_task(task)
+        if self._starts and (not work or now - self._held_since[True] >= START_HOLD_S):
+            starts, self._starts = self._starts, []
+            for task in starts:
                 super().add_task(task)
 
     def _answer_in_loop(self) -> None:
@@ -232,7 +245,8 @@ class GuardedServer(TcpWSGIServer):
         try:
             while self._map:
                 self._accepted = 0
-                reads = self.loop.poll(0.0 if self._held else self.adj.asyncore_loop_timeout)
+                busy = self._held or self._starts
+                reads = self.loop.poll(0.0 if busy else self.adj.asyncore_loop_timeout)
                 self._answer_in_loop()  # queued by a worker (a pipelined request) meanwhile
                 self._hand_over(reads + self._accepted)
                 if self._stop_requested and self._after_stop is not None:
