@@ -46,7 +46,7 @@ class WaitressSettings:
     )
     outbuf_high_watermark: int = setting(
         integer(64 * KIB, 1024 * MIB, "bytes"),
-        str(512 * KIB),
+        str(256 * KIB),
         "unsent bytes per connection at which the stream waits for the client (bounds memory)",
     )
     outbuf_overflow: int = setting(
