@@ -51,6 +51,8 @@ def get(
     keep: bool = True,
     read_pause: float = 0.0,
     hold: threading.Event | None = None,
+    rate: float | None = None,
+    rcvbuf: int | None = None,
 ) -> RawResponse:
     """GET ``url``; read the chunked body (or up to ``max_bytes`` of it, then hang up).
 
@@ -58,12 +60,19 @@ def get(
     test can drain a huge stream without holding it. ``read_pause`` seconds of sleep after each
     chunk make a slow reader; ``hold`` one that stops reading after the first chunk until it
     is set (what the server and the kernel's buffers then hold does not depend on read speed).
+    ``rate`` (bytes a second) paces the reading; ``rcvbuf`` fixes the socket's receive buffer, as
+    a slow link bounds what is in flight: without it Linux grows a slow reader's buffer up to
+    ``tcp_rmem``'s maximum (32 MiB here), megabytes the client's own kernel holds for it.
     """
     parts = urlsplit(url)
     path = parts.path + (f"?{parts.query}" if parts.query else "")
     lines = [f"GET {path or '/'} HTTP/1.1", f"Host: {parts.netloc}", "Connection: close"]
     lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
-    with socket.create_connection((parts.hostname, parts.port or 80), timeout=timeout) as sock:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        if rcvbuf is not None:  # before connect: the window scale is agreed in the handshake
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.connect((parts.hostname, parts.port or 80))
         started = time.monotonic()
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
         f = sock.makefile("rb")
@@ -107,6 +116,10 @@ def get(
                     hold = None
                 if read_pause:
                     time.sleep(read_pause)
+                if rate:
+                    ahead = received / rate - (time.monotonic() - started)
+                    if ahead > 0:
+                        time.sleep(ahead)
         except (ConnectionError, ValueError, OSError):
             pass
         return response
