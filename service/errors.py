@@ -2,14 +2,34 @@
 
 Werkzeug's HTTP exceptions carry our message in ``description``; anything else that escapes a
 view is logged with its traceback on the server and shown to the client as a plain 500.
+
+A refusal a program reads is answered in what it asked for (``refuse_as``): a ``.csv`` request
+gets the message as plain text, an ``.ndjson`` one and ``facets.json`` a JSON object
+``{"error": message, ...}``, so a script that checks the status can print the reason without
+parsing an HTML page (and one that does not check never takes a page for rows).
 """
 
 from __future__ import annotations
 
-from flask import Flask, current_app, render_template, request
+import json
+from typing import NoReturn
+
+from flask import Flask, Response, abort, current_app, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed
 
-__all__ = ["register_error_pages"]
+__all__ = ["refuse_as", "register_error_pages"]
+
+
+def refuse_as(fmt: str, code: int, message: str, **extra: str) -> NoReturn:
+    """Refuse with ``code`` in the format ``fmt`` names: ``html`` the error page, ``csv`` the
+    message as ``text/plain``, anything else (``ndjson``, ``json``) ``{"error": message,
+    **extra}`` as ``application/json``. The response is final: no error handler rewrites it."""
+    if fmt == "html":
+        abort(code, message)
+    if fmt == "csv":
+        abort(Response(message + "\n", code, mimetype="text/plain"))
+    body = json.dumps({"error": message, **extra}) + "\n"
+    abort(Response(body, code, mimetype="application/json"))
 
 
 def _render(error: HTTPException) -> tuple[str, int]:

@@ -10,13 +10,22 @@ import contextlib
 import os
 import secrets
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
-__all__ = ["DSN", "PG_PORT", "admin_connection", "copy_demo_orders", "scratch_schema"]
+__all__ = [
+    "DSN",
+    "PG_PORT",
+    "admin_connection",
+    "cli_demo_schema",
+    "copy_demo_orders",
+    "scratch_schema",
+]
 
 DSN = os.environ.get(
     "TABLESTREAM_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test"
@@ -64,3 +73,19 @@ def copy_demo_orders(admin: psycopg.Connection, schema: str, demo_db: Path) -> N
                 copy.write_row(row)
     finally:
         db.close()
+
+
+@contextlib.contextmanager
+def cli_demo_schema(
+    prefix: str, orders: int, customers: int
+) -> Iterator[tuple[psycopg.Connection, str]]:
+    """The demo loaded by the real CLI, ``tablestream demo-db --dsn``, into a scratch schema (its
+    ``search_path``): the demo's own column types, indexes and GIN search index."""
+    with scratch_schema(prefix) as (admin, schema):
+        dsn = f"{DSN} options='-c search_path={schema}'"
+        subprocess.run(
+            [sys.executable, "-m", "tablestream", "demo-db", "--dsn", dsn,
+             "--rows", str(orders), "--customers", str(customers)],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+        yield admin, schema

@@ -123,4 +123,5 @@ def test_a_facet_the_server_refuses_is_shown_with_the_servers_reason(
     _wait_until(page, "document.getElementById('ts-facets').dataset.state === 'done'")
     text = page.locator("#ts-facets .ts-facet-error").inner_text()
     assert text.startswith("facets could not be counted (400): ") and "not a column" in text
+    assert "{" not in text  # the JSON refusal's message, not the JSON
     _wait_for_state(page, f"{STATUS}[data-state=complete]", 20_000)

@@ -1,5 +1,6 @@
 """``/tables/<name>/facets.json``: counts by the database, equal to its own GROUP BY in the same
-filter; a count past TABLESTREAM_FACET_TIME_LIMIT_MS says timed_out; only database sources."""
+filter; a count past TABLESTREAM_FACET_TIME_LIMIT_MS says timed_out and is counted; suggestions
+are exactly the columns of few distinct values; only database sources, refusals in JSON."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sqlite3
 from pathlib import Path
 
 from tablestream import create_app
-from tablestream.testing import httpraw
+from tablestream.testing import httpraw, metricsread
 
 COLUMNS = ("id", "customer_id", "product", "quantity", "total", "placed_at", "status", "note")
 
@@ -129,3 +130,59 @@ def test_a_page_with_facet_streams_at_once_and_carries_its_facets_url(thread_ser
     assert "_facet=status" in page.text.split('rel="next" href="')[1].split('"')[0]
     plain = httpraw.get(f"{server.url}/tables/orders?limit=5", timeout=10)
     assert "ts-facets" not in plain.text and "facets.js" not in plain.text
+
+
+def test_each_facet_that_times_out_is_counted_apart_from_query_timeouts(
+    thread_server, tmp_path: Path
+):
+    path = tmp_path / "slow2.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+        conn.executemany("INSERT INTO t VALUES (?, ?)", [(i, str(i % 7)) for i in range(2000)])
+        conn.execute("CREATE VIEW cubed AS SELECT a.v AS v, b.v AS w FROM t a, t b, t c")
+    conn.close()
+    server = thread_server(create_app({"db": str(path), "synthetic_rows": "0",
+                                       "facet_time_limit_ms": "50"}))  # fmt: skip
+    status, body = _facets(f"{server.url}/tables/cubed/facets.json?_facet=v&_facet=w")
+    assert status == 200
+    assert body["facets"]["v"]["timed_out"] and body["facets"]["w"]["timed_out"]
+    metrics = server.url + "/metrics"
+    assert metricsread.value(metrics, "tablestream_facet_timeouts_total", table="cubed") == 2
+    assert metricsread.value(metrics, "tablestream_query_timeouts_total") is None  # first rows'
+
+
+def test_suggested_facets_are_exactly_the_columns_of_few_distinct_values_in_the_sample(
+    thread_server, demo_db
+):
+    server = thread_server(create_app({"db": str(demo_db), "synthetic_rows": "0"}))
+    status, body = _facets(f"{server.url}/tables/orders/facets.json?_facet=id")
+    assert status == 200, body
+    with sqlite3.connect(demo_db) as db:
+        distinct = {
+            column: db.execute(
+                f'SELECT count(DISTINCT "{column}") FROM '
+                "(SELECT * FROM orders ORDER BY id LIMIT 1000)"
+            ).fetchone()[0]
+            for column in COLUMNS
+        }
+    db.close()
+    # 8 products, 9 quantities, 6 statuses, 3 notes; hundreds of customers, totals, times.
+    assert [c for c in COLUMNS[1:] if 2 <= distinct[c] <= 30] == [
+        "product", "quantity", "status", "note"
+    ]  # fmt: skip
+    assert body["suggested"] == ["product", "quantity", "status", "note"]
+
+
+def test_facets_of_a_csv_file_are_a_json_400_naming_database_sources(thread_server, nasty_csv):
+    server = thread_server(create_app({"db": "", "synthetic_rows": "0",
+                                       "csv": f"nasty={nasty_csv}"}))  # fmt: skip
+    answer = httpraw.get(f"{server.url}/tables/nasty/facets.json?_facet=n", timeout=10)
+    assert answer.status == 400 and answer.headers["content-type"] == "application/json"
+    assert json.loads(answer.text) == {
+        "error": "Facets need a database source (SQLite or PostgreSQL); 'nasty' is a csv "
+        "table, which could only be counted by reading every row."
+    }
+    missing = httpraw.get(f"{server.url}/tables/gone/facets.json?_facet=n", timeout=10)
+    assert missing.status == 404 and json.loads(missing.text) == {
+        "error": "There is no table 'gone'."
+    }

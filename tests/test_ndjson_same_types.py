@@ -16,8 +16,6 @@ import datetime as dt
 import json
 import re
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -33,7 +31,7 @@ from tablestream.sources.sqlite import is_datetime_type
 from tablestream.stream.ndjson import batch_encoder
 from tablestream.testing import httpraw
 
-from .pg import DSN, scratch_schema
+from .pg import DSN, cli_demo_schema
 
 ORDERS, CUSTOMERS = 400, 60
 ISO_SECOND = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}")
@@ -64,13 +62,7 @@ def demo_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def demo_schema() -> Iterator[str]:
     """The demo loaded by the real CLI into a scratch schema (its search_path)."""
-    with scratch_schema("samejson") as (_, schema):
-        dsn = f"{DSN} options='-c search_path={schema}'"
-        subprocess.run(
-            [sys.executable, "-m", "tablestream", "demo-db", "--dsn", dsn,
-             "--rows", str(ORDERS), "--customers", str(CUSTOMERS)],
-            check=True, capture_output=True, timeout=120,
-        )  # fmt: skip
+    with cli_demo_schema("samejson", ORDERS, CUSTOMERS) as (_, schema):
         yield schema
 
 

@@ -1,5 +1,6 @@
 """TABLESTREAM_QUERY_TIME_LIMIT_MS: a query that finds no first row in time is a 503 that says
-what to ask instead, with its slot and connection given back; a query within it is untouched.
+what to ask instead, in the format it asked for, with its slot and connection given back; a
+query within it is untouched; a row count is bounded by it too.
 
 Against real waitress servers, on a demo database big enough that a sort on an unindexed column
 with an offset near the end outlasts a small limit (20 ms), on SQLite and on PostgreSQL.
@@ -7,6 +8,7 @@ with an offset near the end outlasts a small limit (20 ms), on SQLite and on Pos
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -15,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tablestream import create_app
+from tablestream.sources.deadline import TIMEOUT_ADVICE
 from tablestream.sources.demo import create_demo_db
 from tablestream.testing import httpraw, metricsread
 
@@ -24,6 +27,7 @@ ROWS = 100_000
 LIMIT_MS = 20
 SLOW = f"/tables/orders?_sort=note&offset={ROWS - 10}&limit=5000"  # no index on note
 SLOW_CSV = f"/tables/orders.csv?_sort=note&offset={ROWS - 10}&limit=5000"
+SLOW_NDJSON = f"/tables/orders.ndjson?_sort=note&offset={ROWS - 10}&limit=5000"
 
 
 @pytest.fixture(scope="module")
@@ -92,3 +96,68 @@ def test_a_postgres_query_without_a_first_row_in_time_is_a_503_and_returns_its_c
         _over_the_limit_is_refused_quickly_and_gives_everything_back(thread_server(app), app)
     finally:
         app.extensions["tablestream"].catalog["orders"]._source.close()
+
+
+def _refused_in_the_format_it_asked_for(server) -> None:
+    """The page's 503 is the HTML error page; CSV's the same message as plain text; NDJSON's a
+    JSON object with the message and the advice apart."""
+    page = httpraw.get(server.url + SLOW, timeout=30)
+    assert page.status == 503 and page.headers["content-type"].startswith("text/html")
+    csv = httpraw.get(server.url + SLOW_CSV, timeout=30)
+    assert csv.status == 503, csv.text[:300]
+    assert csv.headers["content-type"] == "text/plain; charset=utf-8"
+    assert csv.text.startswith("This query on 'orders' took too long: it found no first row "
+                               f"within {LIMIT_MS} ms")  # fmt: skip
+    assert csv.text.endswith(f"To make it cheaper, {TIMEOUT_ADVICE}.\n")
+    ndjson = httpraw.get(server.url + SLOW_NDJSON, timeout=30)
+    assert ndjson.status == 503, ndjson.text[:300]
+    assert ndjson.headers["content-type"] == "application/json"
+    assert json.loads(ndjson.text) == {"error": csv.text.rstrip("\n"), "advice": TIMEOUT_ADVICE}
+    assert "retry-after" not in ndjson.headers  # the same query would take as long again
+    timeouts = metricsread.value(server.url + "/metrics", "tablestream_query_timeouts_total",
+                                 table="orders")  # fmt: skip
+    assert timeouts == 3
+
+
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
+def test_a_sqlite_query_over_the_limit_is_refused_in_csv_as_text_and_in_ndjson_as_json(
+    thread_server, big_db
+):
+    app = create_app({"db": str(big_db), "synthetic_rows": "0",
+                      "query_time_limit_ms": str(LIMIT_MS)})  # fmt: skip
+    _refused_in_the_format_it_asked_for(thread_server(app))
+
+
+@pytest.mark.postgres
+def test_a_postgres_query_over_the_limit_is_refused_in_csv_as_text_and_in_ndjson_as_json(
+    thread_server, pg_big
+):
+    app = create_app({"db": "", "synthetic_rows": "0", "pg_dsn": DSN, "pg_pool_max": "2",
+                      "pg_tables": f"{pg_big}.orders",
+                      "query_time_limit_ms": str(LIMIT_MS)})  # fmt: skip
+    try:
+        _refused_in_the_format_it_asked_for(thread_server(app))
+    finally:
+        app.extensions["tablestream"].catalog["orders"]._source.close()
+
+
+def test_a_row_count_is_bounded_by_the_query_time_limit_too(thread_server, tmp_path: Path):
+    """A view whose count takes ~0.1 s, under the counts' own 0.5 s but over a 5 ms query
+    limit: counted without the limit, unknown (None) with it."""
+    path = tmp_path / "counted.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+        conn.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(1200)])
+        # 1.44M pairs, each tested: SQLite cannot count it without reading them.
+        conn.execute("CREATE VIEW pairs AS SELECT a.id FROM t a, t b WHERE (a.id * b.id) % 7 != 3")
+    conn.close()
+    counts = {}
+    for limit in ("0", "5"):
+        server = thread_server(create_app({"db": str(path), "synthetic_rows": "0",
+                                           "query_time_limit_ms": limit}))  # fmt: skip
+        started = time.monotonic()
+        described = httpraw.get(server.url + "/tables/pairs.json", timeout=30)
+        counts[limit] = (json.loads(described.text)["row_count"], time.monotonic() - started)
+    assert counts["0"][0] == 1_263_870, counts  # within COUNT_SECONDS: the count is there
+    assert counts["5"][0] is None, counts  # the same count past the query limit: unknown
+    assert counts["5"][1] < 0.4, counts

@@ -103,6 +103,11 @@ class Metrics:
             "TABLESTREAM_QUERY_TIME_LIMIT_MS",
             ["table"],
         )
+        self.facet_timeouts = counter(
+            "tablestream_facet_timeouts",
+            "Facet counts interrupted at TABLESTREAM_FACET_TIME_LIMIT_MS (answered timed_out)",
+            ["table"],
+        )
         self.streams_rejected = counter(
             "tablestream_streams_rejected",
             "Stream requests refused with 503 before they started: no free stream slot "

@@ -6,7 +6,9 @@ can cost anything (a join counted row by row), so a few clients reloading the in
 every worker thread counting while ``/healthz`` waited behind them. Here a table is counted at
 most once per ``COUNT_CACHE_SECONDS``; while one count is under way, other requests do not wait
 for it: they get the last count known (or None, "unknown", shown as "—"). A source may also
-give up on a count it cannot finish quickly (SQLite: ``COUNT_SECONDS``) and say None.
+give up on a count it cannot finish quickly and say None: SQLite's stops at ``count_seconds``,
+``COUNT_SECONDS`` or the query time limit (``TABLESTREAM_QUERY_TIME_LIMIT_MS``) if shorter,
+because an operator who bounds every query at 50 ms means counts too.
 """
 
 from __future__ import annotations
@@ -17,12 +19,18 @@ from collections.abc import Callable
 
 from .base import Table
 
-__all__ = ["COUNT_CACHE_SECONDS", "COUNT_SECONDS", "RowCounts"]
+__all__ = ["COUNT_CACHE_SECONDS", "COUNT_SECONDS", "RowCounts", "count_seconds"]
 
 COUNT_CACHE_SECONDS = 10.0
 """How long a table's row count is reused before it is counted again."""
 COUNT_SECONDS = 0.5
 """How long a source may spend on one count before it gives up and says None."""
+
+
+def count_seconds(time_limit: float) -> float:
+    """The bound of one count: ``COUNT_SECONDS``, or the query time limit when that is shorter
+    (``time_limit`` of 0 or less: no query limit)."""
+    return min(COUNT_SECONDS, time_limit) if time_limit > 0 else COUNT_SECONDS
 
 
 class RowCounts:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .base import BATCH_ROWS, RowStream, SourceError, Table, unique_columns
-from .counts import COUNT_SECONDS
+from .counts import count_seconds
 from .deadline import SQLiteDeadline
 from .demo import DEMO_APPLICATION_ID
 from .search import SearchIndex, index_tables, sqlite_search_index
@@ -85,9 +85,9 @@ class SQLiteTable(Table):
         return list(self._columns)
 
     def row_count(self) -> int | None:
-        """``count(*)``, or None past ``COUNT_SECONDS`` (a huge table, a slow view)."""
+        """``count(*)``, or None past ``count_seconds`` (a huge table, a slow view)."""
         with closing(connect_readonly(self.path)) as conn:
-            deadline = SQLiteDeadline(conn, COUNT_SECONDS).start()
+            deadline = SQLiteDeadline(conn, count_seconds(self.time_limit)).start()
             try:
                 sql = f"SELECT count(*) FROM {quote_identifier(self.name)}"
                 return conn.execute(sql).fetchone()[0]

@@ -4,7 +4,10 @@ A page's facets are a separate request, so the table's first byte never waits fo
 filters are the table's own (``params.table_query``, the same access rules: a hidden column is
 not there to facet on, a table the caller may not read is a 404), pushed down as the stream's
 are (``query/sql.py``), and each count is bounded by ``TABLESTREAM_FACET_TIME_LIMIT_MS``
-(``sources/facets.py``). Facets need a database: CSV files and the synthetic table are a 400.
+(``sources/facets.py``); an interrupted count is ``timed_out`` and counted
+(``tablestream_facet_timeouts_total``). Facets need a database: CSV files and the synthetic
+table are a 400. Every refusal here is JSON, ``{"error": message}`` (``errors.refuse_as``): the
+page's script and any other caller read this URL as JSON.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import Response, abort, current_app, request
+from werkzeug.exceptions import HTTPException
 
+from ..errors import refuse_as
 from ..query import DIALECTS
 from ..query.sql import clauses
 from ..security import NOT_STORED
@@ -52,6 +57,15 @@ def _link(path: str, args: list[tuple[str, str]], column: str, value: Any) -> st
 
 @bp.get("/tables/<name>/facets.json")
 def facets(name: str) -> Response:
+    try:
+        return _facets(name)
+    except HTTPException as exc:
+        if exc.response is not None or exc.code is None:  # already a whole response
+            raise
+        refuse_as("json", exc.code, exc.description or exc.name)
+
+
+def _facets(name: str) -> Response:
     runtime = app_runtime()
     source, _ = table_and_format(name)
     dialect = DIALECTS.get(source.kind)
@@ -84,6 +98,8 @@ def facets(name: str) -> Response:
     try:
         for column in dict.fromkeys(asked):
             facet = facet_counts(source, dialect.quote, column, where, params, TOP_VALUES, seconds)
+            if facet.timed_out:
+                runtime.metrics.facet_timeouts.labels(source.name).inc()
             result[column] = {
                 "values": [
                     {"value": v, "count": n, "url": _link(table_path, args, column, v)}

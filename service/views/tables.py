@@ -17,6 +17,7 @@ from flask import Response, abort, current_app, request
 from werkzeug.exceptions import ServiceUnavailable
 
 from ..config.settings import CSV_NULLS, NDJSON_DECIMALS, Settings
+from ..errors import refuse_as
 from ..query import QueryError, open_query
 from ..runtime import Runtime
 from ..server.admission import NO_SLOT, NOT_EXPECTED, NoSlot, Rejected, Ticket
@@ -119,13 +120,14 @@ def table(name: str) -> Response:
     # page, HEAD, a fragment, an exception), except a stream's, whose body took the ticket over
     # (``_body`` in response.py) and gives it back when waitress closes it.
     with _admit(runtime, limit if cheap else None) as ticket:
-        rows = _open(runtime, source, q, key, limit, offset or 0, typed, csv)
+        rows = _open(runtime, source, fmt.name, q, key, limit, offset or 0, typed, csv)
         return respond(runtime, source, fmt, rows, ticket, q, key, limit, offset, options, fragment)
 
 
 def _open(
     runtime: Runtime,
     source: Table,
+    fmt: str,
     q: Any,
     key: Any,
     limit: int | None,
@@ -133,7 +135,8 @@ def _open(
     typed: bool,
     csv: tuple[str, bool] | None = None,
 ) -> RowStream:
-    """The query's rows, or the 400 / 503 page that says why they cannot be read."""
+    """The query's rows, or the 400 / 503 page that says why they cannot be read; a query
+    over the time limit is refused in the format asked for (``fmt``, ``errors.refuse_as``)."""
     name = source.name
     sort_rows = runtime.settings.sort_rows
     try:
@@ -158,10 +161,12 @@ def _open(
     except QueryTimeout as exc:
         runtime.metrics.query_timeouts.labels(name).inc()
         current_app.logger.info("table %s: %s", name, exc)
-        abort(
+        refuse_as(
+            fmt,
             503,
             f"This query on {name!r} took too long: it found no first row within "
             f"{exc.seconds * 1000:.0f} ms, and was stopped. To make it cheaper, {TIMEOUT_ADVICE}.",
+            advice=TIMEOUT_ADVICE,
         )
     except SourceError as exc:
         current_app.logger.error("cannot open table %s: %s", name, exc)

@@ -55,9 +55,15 @@
   }
 
   function failed(where, status, text) {
-    // The error page's message, read as text from an inert document (nothing in it runs).
-    const page = new DOMParser().parseFromString(text, "text/html");
-    const said = (page.querySelector("main p, p") || page.body || { textContent: "" }).textContent;
+    // facets.json refuses with {"error": message}; anything else in front of it (a proxy, the
+    // sign-in gate) with a page, whose message is read as text from an inert document.
+    let said = "";
+    try {
+      said = String(JSON.parse(text).error || "");
+    } catch (notJson) {
+      const page = new DOMParser().parseFromString(text, "text/html");
+      said = (page.querySelector("main p, p") || page.body || { textContent: "" }).textContent;
+    }
     where.append(element("p", { class: "ts-facet-note ts-facet-error" },
       `facets could not be counted (${status}): ${said.trim().slice(0, 300)}`));
   }
