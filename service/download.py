@@ -13,7 +13,13 @@ says there is no resume point, the stream was cut before its marker arrived, the
 A client, not part of the server: standard library only (``urllib``), no Flask. The token is
 read from ``TABLESTREAM_TOKEN`` (never a command-line argument, which ``ps`` shows to every
 user) and sent only to the origin of the URL given. Progress goes to stderr on a terminal; one
-summary line goes to stderr at the end either way.
+summary line goes to stderr at the end either way: rows, bytes and resumes, and on failure the
+reason too, so a script or a person knows how much of the table the file holds.
+
+Rows are records, not lines: a CSV cell may hold a line break inside its quotes (a note, an
+address), which RFC 4180 keeps as is, so a CSV's line breaks are counted only outside quotes
+(``_csv_records``, carried across reads). NDJSON escapes line breaks in its strings: one line,
+one row.
 """
 
 from __future__ import annotations
@@ -51,11 +57,13 @@ _MAX_WAIT = 30.0
 
 
 class DownloadFailed(Exception):
-    """The download cannot complete; ``code`` is the process's exit status."""
+    """The download cannot complete; ``code`` is the process's exit status, ``state`` what was
+    written before it stopped (set by ``download``)."""
 
     def __init__(self, code: int, reason: str) -> None:
         super().__init__(reason)
         self.code = code
+        self.state: Download | None = None
 
 
 class _Cut(Exception):
@@ -64,7 +72,7 @@ class _Cut(Exception):
 
 @dataclass
 class Download:
-    """What was written: rows (lines; a CSV without its header), bytes, resumes, seconds."""
+    """What was written: rows (records; a CSV without its header), bytes, resumes, seconds."""
 
     path: str
     rows: int = 0
@@ -72,12 +80,37 @@ class Download:
     resumes: int = 0
     started: float = field(default_factory=time.monotonic)
 
-    def summary(self) -> str:
+    def summary(self, incomplete: str = "") -> str:
+        """The one line at the end; ``incomplete``: why the file is not the whole table."""
         seconds = time.monotonic() - self.started
-        return (
+        line = (
             f"tablestream download: {self.rows:,} rows, {self.bytes:,} bytes, resumed "
             f"{self.resumes} times, {seconds:.1f} s -> {self.path}"
         )
+        return f"{line}; incomplete: {incomplete}" if incomplete else line
+
+
+def _csv_records(data: bytes, quoted: bool) -> tuple[int, bool]:
+    """Line breaks in ``data`` that end a CSV record (outside quotes), and whether ``data``
+    ends inside a quoted cell, given whether it began in one. A line with an odd number of
+    quotes opens or closes a quoted cell (a doubled, escaped quote counts twice); the breaks
+    after such a line up to the next one are inside the cell. By lines, not by quotes: 1M rows
+    that each quote two cells, read 64 KiB at a time, took 220 ms against 600 ms."""
+    if b'"' not in data:
+        return (0 if quoted else data.count(b"\n")), quoted
+    lines = data.split(b"\n")
+    breaks = len(lines) - 1  # break k follows lines[k]
+    odd = [k for k, line in enumerate(lines) if line.count(b'"') & 1]
+    records, inside, since = 0, quoted, 0
+    for k in odd:
+        if k >= breaks:  # the last, unfinished line: no break after it
+            break
+        if not inside:
+            records += k - since
+        inside, since = not inside, k
+    if not inside:
+        records += breaks - since
+    return records, quoted ^ (len(odd) & 1 == 1)
 
 
 def _resume_point(fmt: str, marker: bytes) -> str | None:
@@ -105,6 +138,7 @@ class _Client:
         self.fmt = ""
         self.header = b""  # a CSV's header line, written once
         self._first = b""  # a CSV's first bytes, until its header line is whole
+        self._quoted = False  # the bytes written so far end inside a quoted CSV cell
         self.progress: TextIO | None = None
         self._shown = 0.0
 
@@ -164,7 +198,7 @@ class _Client:
             return
         self.out.write(data)
         self.state.bytes += len(data)
-        self.state.rows += data.count(b"\n")
+        self.state.rows += self._records(data)
         if self.progress is not None and time.monotonic() - self._shown > 0.5:
             self._shown = time.monotonic()
             seconds = max(self._shown - self.state.started, 1e-3)
@@ -174,8 +208,19 @@ class _Client:
             )
             self.progress.flush()
 
+    def _records(self, data: bytes) -> int:
+        if self.fmt != "csv":
+            return data.count(b"\n")
+        records, self._quoted = _csv_records(data, self._quoted)
+        return records
+
     def _rows(self) -> int:
         return self.state.rows - (1 if self.header else 0)
+
+    def keep_marker(self, marker: bytes) -> None:
+        """Write a marker back (no resume point): the file shows it is incomplete, as sent."""
+        self.out.write(marker)
+        self.state.bytes += len(marker)
 
     def strip_marker(self) -> bytes | None:
         """Truncate the file's trailing marker; its bytes, or None when there is none."""
@@ -192,7 +237,12 @@ class _Client:
         self.out.truncate(start + found.start())
         self.out.seek(start + found.start())
         self.state.bytes -= len(marker)
-        self.state.rows -= marker.count(b"\n")
+        # The marker follows whole rows: it was counted from outside quotes, and after it is
+        # gone the file ends outside them.
+        self.state.rows -= (
+            _csv_records(marker, False)[0] if self.fmt == "csv" else marker.count(b"\n")
+        )
+        self._quoted = False
         return marker
 
 
@@ -214,53 +264,64 @@ def download(
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise DownloadFailed(BAD_URL, f"{url!r} is not an http:// or https:// URL")
     state = Download(path)
-    failures, current, last_rows = 0, url, -1
     with open(path, "wb") as out:
         client = _Client(url, out, state, token, timeout)
         client.progress = progress
-        while True:
-            wait, why, cut = backoff * 2**failures, "", ""
-            try:
-                with client.open(current) as response:
-                    client.body(response, resumed=state.resumes > 0)
-            except urllib.error.HTTPError as exc:
-                if exc.code not in _RETRY_STATUS:
-                    raise DownloadFailed(REFUSED, f"{current} answered {_message(exc)}") from None
-                why = f"{current} answered {exc.code}"
-                wait = max(wait, float(exc.headers.get("Retry-After", "0") or 0))
-            except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-                why = f"{current} could not be reached: {getattr(exc, 'reason', exc)}"
-            except _Cut as exc:
-                cut = str(exc)
-            if not why:
-                # Cut, or ended cleanly by a proxy that closed the cut body for it (nginx with
-                # an HTTP/1.0 upstream): either way the marker says whether it is complete.
-                marker = client.strip_marker()
-                if marker is None and not cut:
-                    break
-                if marker is None:
-                    raise DownloadFailed(
-                        NO_RESUME,
-                        f"the stream was cut before its marker arrived ({cut}): no resume point",
-                    )
-                resume = _resume_point(client.fmt, marker)
-                if resume is None:
-                    client.out.write(marker)  # the file shows it is incomplete, as sent
-                    raise DownloadFailed(
-                        NO_RESUME, "the stream was cut and its marker says there is no resume point"
-                    )
-                current = urljoin(url, resume)
-                state.resumes += 1
-                if state.rows > last_rows:  # progress: the attempts start again
-                    failures, last_rows = 0, state.rows
-                    continue
-                why = "the stream was cut again before any row"
-            failures += 1
-            if failures >= attempts:
-                raise DownloadFailed(EXHAUSTED, f"gave up after {attempts} attempts: {why}")
-            time.sleep(min(wait, _MAX_WAIT))
+        try:
+            _follow(client, url, attempts, backoff)
+        except DownloadFailed as exc:
+            state.rows = client._rows()
+            exc.state = state
+            raise
     state.rows = client._rows()
     return state
+
+
+def _follow(client: _Client, url: str, attempts: int, backoff: float) -> None:
+    """Request ``url``, then each resume point, until the body ends complete."""
+    state = client.state
+    failures, current, last_rows = 0, url, -1
+    while True:
+        wait, why, cut = backoff * 2**failures, "", ""
+        try:
+            with client.open(current) as response:
+                client.body(response, resumed=state.resumes > 0)
+        except urllib.error.HTTPError as exc:
+            if exc.code not in _RETRY_STATUS:
+                raise DownloadFailed(REFUSED, f"{current} answered {_message(exc)}") from None
+            why = f"{current} answered {exc.code}"
+            wait = max(wait, float(exc.headers.get("Retry-After", "0") or 0))
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            why = f"{current} could not be reached: {getattr(exc, 'reason', exc)}"
+        except _Cut as exc:
+            cut = str(exc)
+        if not why:
+            # Cut, or ended cleanly by a proxy that closed the cut body for it (nginx with
+            # an HTTP/1.0 upstream): either way the marker says whether it is complete.
+            marker = client.strip_marker()
+            if marker is None and not cut:
+                break
+            if marker is None:
+                raise DownloadFailed(
+                    NO_RESUME,
+                    f"the stream was cut before its marker arrived ({cut}): no resume point",
+                )
+            resume = _resume_point(client.fmt, marker)
+            if resume is None:
+                client.keep_marker(marker)
+                raise DownloadFailed(
+                    NO_RESUME, "the stream was cut and its marker says there is no resume point"
+                )
+            current = urljoin(url, resume)
+            state.resumes += 1
+            if state.rows > last_rows:  # progress: the attempts start again
+                failures, last_rows = 0, state.rows
+                continue
+            why = "the stream was cut again before any row"
+        failures += 1
+        if failures >= attempts:
+            raise DownloadFailed(EXHAUSTED, f"gave up after {attempts} attempts: {why}")
+        time.sleep(min(wait, _MAX_WAIT))
 
 
 def main(url: str, path: str, attempts: int, timeout: float) -> int:
@@ -278,7 +339,8 @@ def main(url: str, path: str, attempts: int, timeout: float) -> int:
     except DownloadFailed as exc:
         if progress is not None:
             progress.write("\n")
-        print(f"tablestream download: incomplete: {exc}", file=sys.stderr)
+        done = exc.state if exc.state is not None else Download(path)
+        print(done.summary(incomplete=str(exc)), file=sys.stderr)
         return exc.code
     if progress is not None:
         progress.write("\n")
