@@ -34,7 +34,7 @@ from hypothesis import strategies as st
 from tablestream import create_app
 from tablestream.access.tokens import add_token
 from tablestream.config.secretfile import write_secret
-from tablestream.download import _csv_records
+from tablestream.downloadtally import csv_records
 from tablestream.server.cli import main
 from tablestream.testing import ServerProcess, free_port
 from tablestream.testing.metricsread import value
@@ -295,6 +295,6 @@ def test_csv_records_are_counted_whatever_the_reads_cut_them_into(rows, cuts):
     edges = sorted({0, len(data), *(c for c in cuts if c < len(data))})
     records, quoted = 0, False
     for start, end in itertools.pairwise(edges):
-        counted, quoted = _csv_records(data[start:end], quoted)
+        counted, quoted = csv_records(data[start:end], quoted)
         records += counted
     assert (records, quoted) == (len(list(csv.reader(io.StringIO(buffer.getvalue())))), False)
