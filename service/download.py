@@ -53,8 +53,7 @@ _MAX_WAIT = 30.0
 
 
 class DownloadFailed(Exception):
-    """The download cannot complete; ``code`` is the process's exit status, ``state`` what was
-    written before it stopped (set by ``download``)."""
+    """It cannot complete: ``code`` is the exit status, ``state`` what was written till then."""
 
     def __init__(self, code: int, reason: str) -> None:
         super().__init__(reason)
