@@ -13,7 +13,8 @@ says there is no resume point, the stream was cut before its marker arrived, the
 A client, not part of the server: standard library only (``urllib``), no Flask. The token is
 read from ``TABLESTREAM_TOKEN`` (never a command-line argument, which ``ps`` shows to every
 user) and sent only to the origin of the URL given. Progress goes to stderr on a terminal; one
-summary line goes to stderr at the end either way.
+summary line goes to stderr at the end either way, with the reason on failure (what it counts:
+downloadtally.py).
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ import time
 import urllib.error
 import urllib.request
 import zlib
-from dataclasses import dataclass, field
 from typing import BinaryIO, TextIO
 from urllib.parse import urljoin, urlsplit
+
+from .downloadtally import Download, csv_records
 
 __all__ = ["TOKEN_ENV", "Download", "DownloadFailed", "download"]
 
@@ -51,33 +53,16 @@ _MAX_WAIT = 30.0
 
 
 class DownloadFailed(Exception):
-    """The download cannot complete; ``code`` is the process's exit status."""
+    """It cannot complete: ``code`` is the exit status, ``state`` what was written till then."""
 
     def __init__(self, code: int, reason: str) -> None:
         super().__init__(reason)
         self.code = code
+        self.state: Download | None = None
 
 
 class _Cut(Exception):
     """The body ended without its terminating chunk (or gzip trailer)."""
-
-
-@dataclass
-class Download:
-    """What was written: rows (lines; a CSV without its header), bytes, resumes, seconds."""
-
-    path: str
-    rows: int = 0
-    bytes: int = 0
-    resumes: int = 0
-    started: float = field(default_factory=time.monotonic)
-
-    def summary(self) -> str:
-        seconds = time.monotonic() - self.started
-        return (
-            f"tablestream download: {self.rows:,} rows, {self.bytes:,} bytes, resumed "
-            f"{self.resumes} times, {seconds:.1f} s -> {self.path}"
-        )
 
 
 def _resume_point(fmt: str, marker: bytes) -> str | None:
@@ -105,6 +90,7 @@ class _Client:
         self.fmt = ""
         self.header = b""  # a CSV's header line, written once
         self._first = b""  # a CSV's first bytes, until its header line is whole
+        self._quoted = False  # the bytes written so far end inside a quoted CSV cell
         self.progress: TextIO | None = None
         self._shown = 0.0
 
@@ -164,7 +150,7 @@ class _Client:
             return
         self.out.write(data)
         self.state.bytes += len(data)
-        self.state.rows += data.count(b"\n")
+        self.state.rows += self._records(data)
         if self.progress is not None and time.monotonic() - self._shown > 0.5:
             self._shown = time.monotonic()
             seconds = max(self._shown - self.state.started, 1e-3)
@@ -174,8 +160,19 @@ class _Client:
             )
             self.progress.flush()
 
+    def _records(self, data: bytes) -> int:
+        if self.fmt != "csv":
+            return data.count(b"\n")
+        records, self._quoted = csv_records(data, self._quoted)
+        return records
+
     def _rows(self) -> int:
         return self.state.rows - (1 if self.header else 0)
+
+    def keep_marker(self, marker: bytes) -> None:
+        """Write a marker back (no resume point): the file shows it is incomplete, as sent."""
+        self.out.write(marker)
+        self.state.bytes += len(marker)
 
     def strip_marker(self) -> bytes | None:
         """Truncate the file's trailing marker; its bytes, or None when there is none."""
@@ -192,7 +189,12 @@ class _Client:
         self.out.truncate(start + found.start())
         self.out.seek(start + found.start())
         self.state.bytes -= len(marker)
-        self.state.rows -= marker.count(b"\n")
+        # The marker follows whole rows: it was counted from outside quotes, and after it is
+        # gone the file ends outside them.
+        self.state.rows -= (
+            csv_records(marker, False)[0] if self.fmt == "csv" else marker.count(b"\n")
+        )
+        self._quoted = False
         return marker
 
 
@@ -214,53 +216,64 @@ def download(
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise DownloadFailed(BAD_URL, f"{url!r} is not an http:// or https:// URL")
     state = Download(path)
-    failures, current, last_rows = 0, url, -1
     with open(path, "wb") as out:
         client = _Client(url, out, state, token, timeout)
         client.progress = progress
-        while True:
-            wait, why, cut = backoff * 2**failures, "", ""
-            try:
-                with client.open(current) as response:
-                    client.body(response, resumed=state.resumes > 0)
-            except urllib.error.HTTPError as exc:
-                if exc.code not in _RETRY_STATUS:
-                    raise DownloadFailed(REFUSED, f"{current} answered {_message(exc)}") from None
-                why = f"{current} answered {exc.code}"
-                wait = max(wait, float(exc.headers.get("Retry-After", "0") or 0))
-            except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-                why = f"{current} could not be reached: {getattr(exc, 'reason', exc)}"
-            except _Cut as exc:
-                cut = str(exc)
-            if not why:
-                # Cut, or ended cleanly by a proxy that closed the cut body for it (nginx with
-                # an HTTP/1.0 upstream): either way the marker says whether it is complete.
-                marker = client.strip_marker()
-                if marker is None and not cut:
-                    break
-                if marker is None:
-                    raise DownloadFailed(
-                        NO_RESUME,
-                        f"the stream was cut before its marker arrived ({cut}): no resume point",
-                    )
-                resume = _resume_point(client.fmt, marker)
-                if resume is None:
-                    client.out.write(marker)  # the file shows it is incomplete, as sent
-                    raise DownloadFailed(
-                        NO_RESUME, "the stream was cut and its marker says there is no resume point"
-                    )
-                current = urljoin(url, resume)
-                state.resumes += 1
-                if state.rows > last_rows:  # progress: the attempts start again
-                    failures, last_rows = 0, state.rows
-                    continue
-                why = "the stream was cut again before any row"
-            failures += 1
-            if failures >= attempts:
-                raise DownloadFailed(EXHAUSTED, f"gave up after {attempts} attempts: {why}")
-            time.sleep(min(wait, _MAX_WAIT))
+        try:
+            _follow(client, url, attempts, backoff)
+        except DownloadFailed as exc:
+            state.rows = client._rows()
+            exc.state = state
+            raise
     state.rows = client._rows()
     return state
+
+
+def _follow(client: _Client, url: str, attempts: int, backoff: float) -> None:
+    """Request ``url``, then each resume point, until the body ends complete."""
+    state = client.state
+    failures, current, last_rows = 0, url, -1
+    while True:
+        wait, why, cut = backoff * 2**failures, "", ""
+        try:
+            with client.open(current) as response:
+                client.body(response, resumed=state.resumes > 0)
+        except urllib.error.HTTPError as exc:
+            if exc.code not in _RETRY_STATUS:
+                raise DownloadFailed(REFUSED, f"{current} answered {_message(exc)}") from None
+            why = f"{current} answered {exc.code}"
+            wait = max(wait, float(exc.headers.get("Retry-After", "0") or 0))
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            why = f"{current} could not be reached: {getattr(exc, 'reason', exc)}"
+        except _Cut as exc:
+            cut = str(exc)
+        if not why:
+            # Cut, or ended cleanly by a proxy that closed the cut body for it (nginx with
+            # an HTTP/1.0 upstream): either way the marker says whether it is complete.
+            marker = client.strip_marker()
+            if marker is None and not cut:
+                break
+            if marker is None:
+                raise DownloadFailed(
+                    NO_RESUME,
+                    f"the stream was cut before its marker arrived ({cut}): no resume point",
+                )
+            resume = _resume_point(client.fmt, marker)
+            if resume is None:
+                client.keep_marker(marker)
+                raise DownloadFailed(
+                    NO_RESUME, "the stream was cut and its marker says there is no resume point"
+                )
+            current = urljoin(url, resume)
+            state.resumes += 1
+            if state.rows > last_rows:  # progress: the attempts start again
+                failures, last_rows = 0, state.rows
+                continue
+            why = "the stream was cut again before any row"
+        failures += 1
+        if failures >= attempts:
+            raise DownloadFailed(EXHAUSTED, f"gave up after {attempts} attempts: {why}")
+        time.sleep(min(wait, _MAX_WAIT))
 
 
 def main(url: str, path: str, attempts: int, timeout: float) -> int:
@@ -278,7 +291,8 @@ def main(url: str, path: str, attempts: int, timeout: float) -> int:
     except DownloadFailed as exc:
         if progress is not None:
             progress.write("\n")
-        print(f"tablestream download: incomplete: {exc}", file=sys.stderr)
+        done = exc.state if exc.state is not None else Download(path)
+        print(done.summary(incomplete=str(exc)), file=sys.stderr)
         return exc.code
     if progress is not None:
         progress.write("\n")

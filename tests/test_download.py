@@ -10,22 +10,31 @@ be byte-identical (SHA-256) to an uninterrupted download of the same query, the 
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
+import itertools
+import json
 import os
 import pty
 import re
 import select
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tablestream import create_app
 from tablestream.access.tokens import add_token
 from tablestream.config.secretfile import write_secret
+from tablestream.downloadtally import csv_records
 from tablestream.server.cli import main
 from tablestream.testing import ServerProcess, free_port
 from tablestream.testing.metricsread import value
@@ -180,3 +189,112 @@ def test_a_download_on_a_terminal_shows_progress_then_one_summary_line(
         and "resumed 0 times" in lines[-1]
     )
     assert len(out.read_bytes().splitlines()) == 20_000
+
+
+def _summary(err: str) -> re.Match:
+    """The one summary line of stderr, parsed: rows, bytes, resumes, and the reason if any."""
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    found = re.fullmatch(
+        r"tablestream download: ([\d,]+) rows, ([\d,]+) bytes, resumed (\d+) times, "
+        r"[\d.]+ s -> (.+?)(?:; incomplete: (.+))?",
+        lines[0],
+    )
+    assert found is not None, err
+    return found
+
+
+def test_a_failed_download_still_ends_with_the_summary_line_and_the_reason(
+    thread_server, settings_for, tmp_path: Path, capsys
+):
+    """Rows, bytes and resumes on failure too: how much of the table the file holds."""
+    app = create_app(settings_for())
+    app.extensions["tablestream"].catalog["failing"] = FailingTable(fail_after=20_000)
+    server = thread_server(app)
+    out = tmp_path / "out.csv"
+    assert main(["download", f"{server.url}/tables/failing.csv", str(out)]) == 4
+    summary = _summary(capsys.readouterr().err)
+    written = out.read_bytes()
+    after = int(re.search(rb"# tablestream:error after (\d+) rows", written).group(1))
+    assert int(summary[1].replace(",", "")) == after > 0
+    assert int(summary[2].replace(",", "")) == len(written)
+    assert summary[3] == "0" and summary[4] == str(out)
+    assert summary[5].endswith("its marker says there is no resume point")
+
+    closed = f"http://127.0.0.1:{free_port()}/tables/orders.csv"
+    assert main(["download", closed, str(out), "--attempts", "1"]) == 5
+    summary = _summary(capsys.readouterr().err)
+    assert summary.groups()[:3] == ("0", "0", "0")
+    assert "gave up after 1 attempts" in summary[5] and "could not be reached" in summary[5]
+
+
+def test_a_gzipped_download_is_byte_identical_to_the_plain_body(
+    process_server, demo_db: Path, tmp_path: Path, capsys
+):
+    """The client asks for gzip and the server sends it (the bytes it counts as sent are fewer
+    than before compression); the file is the uncompressed body byte for byte, as a request
+    without Accept-Encoding gets it, and as a server that never compresses sends it."""
+    gzipping = process_server(TABLESTREAM_DB=str(demo_db))
+    plain = process_server(TABLESTREAM_DB=str(demo_db), TABLESTREAM_GZIP="false")
+    for suffix in (".csv", ".ndjson"):
+        path = f"/tables/orders{suffix}?limit=5000"
+        with urllib.request.urlopen(gzipping.url + path) as response:
+            assert "Content-Encoding" not in response.headers
+            body = response.read()
+        for server, compressed in ((gzipping, True), (plain, False)):
+            metrics = f"{server.url}/metrics"
+            before = [value(metrics, name, table="orders") or 0 for name in _SENT]
+            out = tmp_path / f"{compressed}{suffix}"
+            assert main(["download", server.url + path, str(out)]) == 0
+            summary = _summary(capsys.readouterr().err)
+            sent, uncompressed = (
+                (value(metrics, name, table="orders") or 0) - start
+                for name, start in zip(_SENT, before, strict=True)
+            )
+            assert uncompressed == len(body) == int(summary[2].replace(",", ""))
+            assert (sent < uncompressed / 2) if compressed else (sent == uncompressed)
+            assert out.read_bytes() == body
+            assert summary[1] == "5,000"
+
+
+_SENT = ("tablestream_stream_bytes_total", "tablestream_stream_uncompressed_bytes_total")
+
+
+def test_csv_rows_are_counted_as_records_when_a_cell_holds_line_breaks(
+    thread_server, settings_for, tmp_path: Path, capsys
+):
+    """RFC 4180 keeps a cell's line breaks inside its quotes: 4 rows, not the file's lines."""
+    db = tmp_path / "notes.sqlite3"
+    cells = ["one line", "two\nlines", 'a "quoted"\r\nword, and\n\nmore', ""]
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+        conn.executemany("INSERT INTO notes (body) VALUES (?)", [(c,) for c in cells])
+    conn.close()
+    server = thread_server(create_app(settings_for(db=str(db))))
+    for suffix in (".csv", ".ndjson"):
+        out = tmp_path / f"notes{suffix}"
+        assert main(["download", f"{server.url}/tables/notes{suffix}", str(out)]) == 0
+        assert _summary(capsys.readouterr().err)[1] == "4"
+        if suffix == ".csv":
+            with out.open(newline="", encoding="utf-8") as f:
+                assert [row[1] for row in list(csv.reader(f))[1:]] == cells
+        else:
+            assert [json.loads(line)["body"] for line in out.read_text().splitlines()] == cells
+
+
+@given(
+    rows=st.lists(st.lists(st.text(alphabet='ab,"\r\n ', max_size=8), min_size=1, max_size=3)),
+    cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=6),
+)
+def test_csv_records_are_counted_whatever_the_reads_cut_them_into(rows, cuts):
+    """However the body arrives (a read may end inside a quoted cell, between a doubled quote's
+    halves or between \\r and \\n), the count is the csv module's number of records."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerows(rows)
+    data = buffer.getvalue().encode()
+    edges = sorted({0, len(data), *(c for c in cuts if c < len(data))})
+    records, quoted = 0, False
+    for start, end in itertools.pairwise(edges):
+        counted, quoted = csv_records(data[start:end], quoted)
+        records += counted
+    assert (records, quoted) == (len(list(csv.reader(io.StringIO(buffer.getvalue())))), False)

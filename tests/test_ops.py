@@ -16,6 +16,7 @@ import yaml
 
 import tablestream
 from tablestream import create_app
+from tablestream.config import SETTINGS
 from tablestream.testing import httpraw
 
 from .prometheus import poll, prometheus, query
@@ -125,6 +126,59 @@ def test_deployment_probes_and_grace_period_fit_the_service():
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert pod["terminationGracePeriodSeconds"] >= 60
     assert {"requests", "limits"} <= set(container["resources"])
+
+
+def _container_setting(container: dict, env: str) -> object:
+    """A setting as the container gets it: its value in the manifest, else the declared default."""
+    (declared,) = [s for s in SETTINGS if s.env == env]
+    given = {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+    return declared.convert(given.get(env, declared.default))
+
+
+def test_termination_grace_covers_the_pause_the_shutdown_grace_and_the_cut_markers():
+    """A pod killed before its cut streams got their marker out leaves clients with neither a
+    footer nor a marker: the period must hold the preStop pause, the streams' grace and the
+    markers' time, as the settings declare them (or the manifest sets them)."""
+    deployment = next(doc for _, doc in _k8s_documents() if doc["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    command = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert command[0] == "sleep", command
+    pause = float(command[1])
+    grace = _container_setting(container, "TABLESTREAM_SHUTDOWN_GRACE")
+    markers = _container_setting(container, "TABLESTREAM_CUT_MARKER_TIMEOUT")
+    assert pod["terminationGracePeriodSeconds"] >= pause + grace + markers, (pause, grace, markers)
+
+
+def _nginx_fail_timeouts() -> list[float]:
+    """Every ``fail_timeout=`` of the shipped nginx upstreams, in seconds."""
+    units = {"": 1, "s": 1, "m": 60}
+    return [
+        float(number) * units[unit]
+        for path in sorted((OPS / "nginx").glob("*.conf"))
+        for number, unit in re.findall(r"fail_timeout=(\d+(?:\.\d+)?)(s|m|)\b", path.read_text())
+    ]
+
+
+def test_rolling_update_waits_out_the_balancers_fail_timeout_one_pod_at_a_time():
+    """nginx may hold a ready replacement out for fail_timeout after its predecessor's drain
+    failed requests to it; a rollout that drains the next pod sooner leaves no live server."""
+    deployment = next(doc for _, doc in _k8s_documents() if doc["kind"] == "Deployment")
+    timeouts = _nginx_fail_timeouts()
+    assert timeouts, "no fail_timeout in ops/nginx/*.conf"
+    assert deployment["spec"]["minReadySeconds"] >= max(timeouts)
+    strategy = deployment["spec"]["strategy"]
+    assert strategy["type"] == "RollingUpdate"
+    assert strategy["rollingUpdate"]["maxUnavailable"] == 1
+
+
+def test_redis_url_is_optional_and_comes_from_a_secret():
+    """Replicas may share Redis (docs/redis.md); a pod without the Secret still starts."""
+    deployment = next(doc for _, doc in _k8s_documents() if doc["kind"] == "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    (redis,) = [e for e in container["env"] if e["name"] == "TABLESTREAM_REDIS_URL"]
+    assert "value" not in redis
+    assert redis["valueFrom"]["secretKeyRef"]["optional"] is True
 
 
 def _dockerfile_instructions() -> list[tuple[str, str]]:

@@ -13,10 +13,13 @@ declare -A NEEDS=(
   [nginx]=nginx
   [sqlite3]=sqlite3
   [psql]=postgresql-client
+  [ip]=iproute2  # `ip netns`: the cluster test's three hosts (loadtests/netns.py)
 )
 missing=()
 for cmd in "${!NEEDS[@]}"; do
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("${NEEDS[$cmd]}")
+  # /usr/sbin and /sbin too: iproute2's `ip` lives there, off a non-root user's PATH.
+  command -v "$cmd" >/dev/null 2>&1 || [[ -x /usr/sbin/$cmd || -x /sbin/$cmd ]] ||
+    missing+=("${NEEDS[$cmd]}")
 done
 ((${#missing[@]})) || exit 0
 packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
