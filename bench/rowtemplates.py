@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import re
 import sqlite3
 import statistics
 import subprocess
@@ -107,7 +108,13 @@ def _get(url: str) -> bytes:
         return response.read()
 
 
+RESUME_POINT = re.compile(rb"<!--ts-after [^>]*-->")
+
+
 def _rows(page: bytes) -> bytes:
+    """The rows' markup, without the resume points between batches: they are the page's, not
+    the renderer's, and differ by table (``synthetic_rt`` and ``synthetic_hand`` name
+    themselves; ``orders_hand`` is a view: no key, no points)."""
     return page[page.index(b"<tbody>") : page.index(b"</table>")]
 
 
@@ -117,6 +124,7 @@ def _same_markup(server: ServerProcess) -> list[str]:
     for table, ways in WAYS.items():
         ours = _rows(_get(f"{server.url}{ways['template']}?limit=3000"))
         hand = _rows(_get(f"{server.url}{ways['hand']}?limit=3000"))
+        ours, hand = RESUME_POINT.sub(b"", ours), RESUME_POINT.sub(b"", hand)
         hand = hand.replace(b"&#x27;", b"&#39;").replace(b"&quot;", b"&#34;")
         if hashlib.sha256(ours).digest() != hashlib.sha256(hand).digest():
             different.append(table)
