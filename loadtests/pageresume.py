@@ -15,8 +15,12 @@ cut page, without a browser:
 - a continuation refused with a 4xx other than 429 ends the page (asking again cannot help);
   five attempts in a row that bring no row end it too, with the script's backoff between them.
 
-The reader paces itself near a browser's parser (~60k rows/s, ``RATE``) through a fixed 64 KiB
-receive buffer, so a 1M-row page lasts ~17 s, longer than a drain's grace, as in a browser.
+The reader paces itself near a browser's parser (~60k rows/s, ``RATE``; slower for a slower
+machine) through a fixed 64 KiB receive buffer, so a 1M-row page lasts ~17 s, longer than a
+drain's grace, as in a browser. The instance is done sooner: nginx's receive buffer on its
+connection to the instance grows up to ``tcp_rmem``'s maximum (32 MiB here), so a page is cut by
+a drain only while more than that is still to come (a 200,000-row page, 28 MB, took an instance
+2-11 s to send to a reader that needed 14 s).
 It reads the synthetic table, whose first column is the key ``id`` (1, 2, …), one row a line.
 It sends no ``?parsed=N`` reports, so its stream is never paced and every row comes as a row.
 """
@@ -107,8 +111,11 @@ class _Piece:
                 self.footer = int(found[1])
 
 
-def read_page(base: str, path: str, expected: int, source: str | None = None) -> PageResult:
-    """GET ``base + path`` and follow its resume points as the page's script does, to the end."""
+def read_page(
+    base: str, path: str, expected: int, source: str | None = None, rate: float = RATE
+) -> PageResult:
+    """GET ``base + path`` and follow its resume points as the page's script does, to the end,
+    reading ``rate`` bytes a second from ``source``."""
     result = PageResult(path, expected)
     started = time.monotonic()
     url, kept_before, failures = path, 0, 0
@@ -117,7 +124,7 @@ def read_page(base: str, path: str, expected: int, source: str | None = None) ->
         piece = _Piece()
         try:
             response = httpraw.get(
-                urljoin(base, url), timeout=60, keep=False, rate=RATE, rcvbuf=RCVBUF,
+                urljoin(base, url), timeout=60, keep=False, rate=rate, rcvbuf=RCVBUF,
                 on_chunk=piece.feed, source=source,
             )  # fmt: skip
             status = response.status
@@ -167,8 +174,8 @@ class PageReaders:
     """``count`` readers, each reading ``rows``-row pages one after another until stopped, each
     from its own address (``sources``), so the per-client cap counts them apart."""
 
-    def __init__(self, base: str, rows: int, sources: list[str]) -> None:
-        self.base, self.rows = base, rows
+    def __init__(self, base: str, rows: int, sources: list[str], rate: float = RATE) -> None:
+        self.base, self.rows, self.rate = base, rows, rate
         self.results: list[PageResult] = []
         self.done = threading.Event()
         self._lock = threading.Lock()
@@ -190,6 +197,7 @@ class PageReaders:
 
     def _read(self, source: str) -> None:
         while not self.done.is_set():
-            page = read_page(self.base, f"/tables/synthetic?limit={self.rows}", self.rows, source)
+            path = f"/tables/synthetic?limit={self.rows}"
+            page = read_page(self.base, path, self.rows, source, self.rate)
             with self._lock:
                 self.results.append(page)

@@ -6,9 +6,10 @@ downloads, a few 1M- and 5M-row streams). After a warm-up and a baseline without
 instance in turn is replaced as a deploy replaces it — SIGTERM, wait for its exit, start the new
 one, wait for ``/readyz`` — for ``--rounds`` rounds, with a shutdown grace shorter than the long
 streams, while ``tablestream download`` (the installed wheel's) fetches a 5M-row CSV again and
-again and each file is compared (SHA-256) with one downloaded before, uninterrupted, and page
-readers (loadtests/pageresume.py) read 1M-row HTML pages at a browser's pace, following every
-cut page's resume points as its script does and checking every id once. Then the load stops
+again and each file is compared (SHA-256) with one downloaded before, uninterrupted. From the
+start of the load (so that the baseline carries their cost too), page readers
+(loadtests/pageresume.py) read 1M-row HTML pages at a browser's pace, following every cut
+page's resume points as its script does and checking every id once. Then the load stops
 (requests in flight end first), Prometheus' row count over the run is compared with the
 clients', the alerts of the run are read, no client lease may be left in Redis, and one instance
 is killed and not replaced to see the instance-down alert fire. Before the load and after the
@@ -66,8 +67,9 @@ class Plan:
     kill_check: bool = True
     down_state: str = "firing"  # what the killed instance's TablestreamDown must reach
     venvs: int = 3
-    pages: int = 3  # page readers, each reading one page after another during the deploy
+    pages: int = 3  # page readers, one page after another from the load's start to the deploy's end
     page_rows: int = 1_000_000  # ~17 s at a browser's pace: longer than the grace
+    page_rate: float = 6_500_000  # bytes a second a reader takes (~60k rows: Chromium's parser)
     pages_must_cut: bool = True  # no page cut by a drain: the target was not exercised
     client_cap: int = 2  # TABLESTREAM_STREAMS_PER_CLIENT on every instance, shared by Redis
 
@@ -169,17 +171,17 @@ def run(folder: Path, plan: Plan, log=print) -> Figures:
             + (f" (fallback: {c.fallback})" if c.fallback else ""))  # fmt: skip
         shared = [shared_check(c, plan.client_cap, READERS[0])] if plan.client_cap else []
         downloads = Downloads(c, plan.download_rows)
-        readers = PageReaders(c.url, plan.page_rows, READERS[: plan.pages])
+        readers = PageReaders(c.url, plan.page_rows, READERS[: plan.pages], plan.page_rate)
         time.sleep(1.5)  # the reference download's rows scraped: the window starts flat
         started = time.time()
         load = Load(folder, c.url, plan)
+        readers.start()
         try:
             time.sleep(plan.warmup)
             baseline = (time.time(), time.time() + plan.baseline)
             time.sleep(plan.baseline)
             log(f"rolling: baseline done; {plan.rounds} rounds of replacing each instance")
             downloads.start()
-            readers.start()
             deploy_start = time.time()
             replacements = []
             for round_ in range(plan.rounds):
