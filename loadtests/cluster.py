@@ -213,6 +213,10 @@ def cluster(
                 "TABLESTREAM_METRICS_HOST": host.address,
                 "TABLESTREAM_REDIS_URL": f"redis://{database}:{REDIS_PORT}/0",
                 "TABLESTREAM_REDIS_PREFIX": prefix,
+                # Not the default 0.1 s: the relay is a Python thread of the runner's process on
+                # a loaded 2-core machine; with 0.1 s replies timed out (2-168 a run), give-backs
+                # waited for the keeper's next tick and clients met their cap meanwhile.
+                "TABLESTREAM_REDIS_TIMEOUT": "0.5",
                 "TABLESTREAM_STREAMS_PER_CLIENT": str(client_cap),
                 **(env or {}),
             }

@@ -28,16 +28,23 @@ It sends no ``?parsed=N`` reports, so its stream is never paced and every row co
 from __future__ import annotations
 
 import html
+import json
 import re
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urljoin
 
 from tablestream.testing import httpraw
 
-__all__ = ["RATE", "PageReaders", "PageResult", "read_page"]
+__all__ = ["RATE", "PageReaders", "PageResult", "main", "read_page"]
+
+ROOT = Path(__file__).resolve().parents[1]
 
 RATE = 6_500_000  # bytes a second, ~60k synthetic rows: what Chromium's parser takes
 RCVBUF = 64 * 1024
@@ -56,33 +63,29 @@ class PageResult:
 
     url: str
     expected: int
-    ids: list[int] = field(default_factory=list)  # the rows kept, in order
+    kept: int = 0  # the rows kept
     sent: int | None = None  # the rows the footers say were sent (None: no final footer)
     resumes: int = 0  # continuations the server answered
     cuts: int = 0  # pieces that ended with the marker, or with neither end
     received: int = 0  # every row received, dropped ones too (what the servers counted)
-    why: str = ""  # why it did not complete ('' when it did)
+    why: str = ""  # why the reader gave up ('' when a footer ended it)
+    problem: str = ""  # what is wrong with the page ('' when complete): why, or the ids'
     seconds: float = 0.0
 
-    @property
-    def complete(self) -> bool:
-        """The footer came, its count is the rows kept, and they are the ids 1..expected once."""
-        return (
-            not self.why
-            and self.sent == len(self.ids) == self.expected
-            and self.ids == list(range(1, self.expected + 1))
-        )
 
-    def problem(self) -> str:
-        """What is wrong with the page ('' if nothing): the reader's reason, or the ids'."""
-        if self.why:
-            return self.why
-        counts = Counter(self.ids)
-        twice = sum(1 for n in counts.values() if n > 1)
-        missing = self.expected - len(set(range(1, self.expected + 1)) & counts.keys())
-        if twice or missing or self.sent != len(self.ids):
-            return f"{missing} ids missing, {twice} twice, footer {self.sent} for {len(self.ids)}"
-        return "" if self.complete else "ids out of order"
+def _judge(ids: list[int], page: PageResult) -> str:
+    """'' when the footer came, its count is the rows kept, and they are the ids 1..expected
+    once, in order; else what is wrong."""
+    if page.why:
+        return page.why
+    if page.sent == len(ids) == page.expected and ids == list(range(1, page.expected + 1)):
+        return ""
+    counts = Counter(ids)
+    twice = sum(1 for n in counts.values() if n > 1)
+    missing = page.expected - len(set(range(1, page.expected + 1)) & counts.keys())
+    if twice or missing or page.sent != len(ids):
+        return f"{missing} ids missing, {twice} twice, footer {page.sent} for {len(ids)}"
+    return "ids out of order"
 
 
 class _Piece:
@@ -117,6 +120,7 @@ def read_page(
     """GET ``base + path`` and follow its resume points as the page's script does, to the end,
     reading ``rate`` bytes a second from ``source``."""
     result = PageResult(path, expected)
+    ids: list[int] = []  # the rows kept, in order
     started = time.monotonic()
     url, kept_before, failures = path, 0, 0
     last: tuple[int, str] | None = None  # the last resume point of the rows kept
@@ -144,22 +148,22 @@ def read_page(
             if piece.point is not None:
                 last = (kept_before + piece.point[0], piece.point[1])
             if piece.footer is not None and piece.marker is None:
-                result.ids += piece.ids
+                ids += piece.ids
                 result.sent = kept_before + piece.footer
                 break
             result.cuts += 1
             if piece.marker is not None:  # whole rows before it; its own point, if any
-                result.ids += piece.ids
+                ids += piece.ids
                 if not piece.marker:
-                    result.why = f"cut after {len(result.ids)} rows with no resume point"
+                    result.why = f"cut after {len(ids)} rows with no resume point"
                     break
-                last = (len(result.ids), piece.marker)
+                last = (len(ids), piece.marker)
             elif last is not None:  # neither end: back to the last point parsed
-                result.ids = (result.ids + piece.ids)[: last[0]]
+                ids = (ids + piece.ids)[: last[0]]
             else:
                 result.why = f"cut after {len(piece.ids)} rows before any resume point"
                 break
-            failures = 0 if len(result.ids) > kept_before else failures + 1
+            failures = 0 if len(ids) > kept_before else failures + 1
             kept_before, url = last
         if failures >= MAX_FAILURES:
             result.why = result.why or f"{failures} attempts in a row brought no row"
@@ -167,37 +171,72 @@ def read_page(
         if failures:
             time.sleep(BACKOFF_S * 2**failures)
     result.seconds = time.monotonic() - started
+    result.kept, result.problem = len(ids), _judge(ids, result)
     return result
 
 
 class PageReaders:
-    """``count`` readers, each reading ``rows``-row pages one after another until stopped, each
-    from its own address (``sources``), so the per-client cap counts them apart."""
+    """``sources`` readers, each reading ``rows``-row pages one after another until stopped,
+    each from its own address, so the per-client cap counts them apart.
 
-    def __init__(self, base: str, rows: int, sources: list[str], rate: float = RATE) -> None:
-        self.base, self.rows, self.rate = base, rows, rate
+    They run in a process of their own: parsing ~60k rows/s each in the runner's process held
+    the GIL from the relays there (loadtests/netns.py), and Redis's replies, relayed late, timed
+    out (``TABLESTREAM_REDIS_TIMEOUT``, 0.1 s)."""
+
+    def __init__(self, base: str, rows: int, sources: list[str], rate: float, folder: Path) -> None:
         self.results: list[PageResult] = []
-        self.done = threading.Event()
-        self._lock = threading.Lock()
-        self._threads = [
-            threading.Thread(target=self._read, args=(source,), daemon=True) for source in sources
-        ]
+        self._out, self._stop = folder / "pages.jsonl", folder / "pages.STOP"
+        self._argv = [sys.executable, "-m", "loadtests.pageresume", base, str(rows), str(rate),
+                      str(self._out), str(self._stop), *sources]  # fmt: skip
+        self._process: subprocess.Popen | None = None
 
     def start(self) -> None:
-        for thread in self._threads:
-            thread.start()
+        self._process = subprocess.Popen(self._argv, cwd=ROOT)
+
+    def finish(self) -> None:
+        """No new page (those being read are read to their end)."""
+        self._stop.touch()
 
     def stop(self, timeout: float = 300.0) -> None:
-        """No new page; the pages being read are read to their end."""
-        self.done.set()
-        deadline = time.monotonic() + timeout
-        for thread in self._threads:
-            if thread.ident is not None:  # started
-                thread.join(max(0.0, deadline - time.monotonic()))
+        """No new page; wait for the pages being read; the results."""
+        self.finish()
+        if self._process is not None:
+            try:
+                self._process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        if self._out.exists():
+            lines = self._out.read_text().splitlines()
+            self.results = [PageResult(**json.loads(line)) for line in lines if line]
 
-    def _read(self, source: str) -> None:
-        while not self.done.is_set():
-            path = f"/tables/synthetic?limit={self.rows}"
-            page = read_page(self.base, path, self.rows, source, self.rate)
-            with self._lock:
-                self.results.append(page)
+
+_WRITING = threading.Lock()
+
+
+def _read(base: str, rows: int, rate: float, source: str, out: Any, stop: Path) -> None:
+    while not stop.exists():
+        page = read_page(base, f"/tables/synthetic?limit={rows}", rows, source, rate)
+        with _WRITING:
+            out.write(json.dumps(asdict(page)) + "\n")
+
+
+def main(argv: list[str]) -> None:
+    """``python -m loadtests.pageresume BASE ROWS RATE OUT STOP SOURCE...``: read pages until
+    the file STOP exists; one JSON line per page in OUT."""
+    base, rows, rate, out, stop, *sources = argv
+    with open(out, "a", buffering=1) as results:
+        threads = [
+            threading.Thread(
+                target=_read, args=(base, int(rows), float(rate), s, results, Path(stop))
+            )
+            for s in sources
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -171,7 +171,7 @@ def run(folder: Path, plan: Plan, log=print) -> Figures:
             + (f" (fallback: {c.fallback})" if c.fallback else ""))  # fmt: skip
         shared = [shared_check(c, plan.client_cap, READERS[0])] if plan.client_cap else []
         downloads = Downloads(c, plan.download_rows)
-        readers = PageReaders(c.url, plan.page_rows, READERS[: plan.pages], plan.page_rate)
+        readers = PageReaders(c.url, plan.page_rows, READERS[: plan.pages], plan.page_rate, folder)
         time.sleep(1.5)  # the reference download's rows scraped: the window starts flat
         started = time.time()
         load = Load(folder, c.url, plan)
@@ -193,7 +193,7 @@ def run(folder: Path, plan: Plan, log=print) -> Figures:
                     log(f"rolling: round {round_ + 1}: {instance.name} drained in {drain:.1f} s, "
                         f"new one ready in {ready:.1f} s")  # fmt: skip
             deploy = (deploy_start, time.time())
-            readers.done.set()
+            readers.finish()
             downloads.done.set()
             downloads.join(timeout=600)
         finally:
@@ -224,7 +224,12 @@ def run(folder: Path, plan: Plan, log=print) -> Figures:
         figures.sums = sums(c.prometheus, [i.metrics_url for i in c.instances])
         figures.panels = dashboard_series(c.prometheus)
         if plan.client_cap:
-            figures.leases_left = leases_held(c)
+            # A give-back that failed is made at the keeper's next tick (every 10 s): a lease
+            # still live after that was kept.
+            deadline = time.monotonic() + 15
+            while (left := leases_held(c)) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            figures.leases_left = left
             figures.leases_expired = leases_held(c, live=False)
             shared.append(shared_check(c, plan.client_cap, READERS[0]))
             figures.shared = shared

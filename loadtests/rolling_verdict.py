@@ -171,11 +171,11 @@ def verdict(f: Figures) -> list[Line]:
         ),
     ]
     cut = [page for page in f.pages if page.cuts]
-    failed = [page for page in f.pages if page.problem()]
+    failed = [page for page in f.pages if page.problem]
     lines.append(
         Line(
             "pages cut by a drain that resumed to their footer, every id once",
-            f"{sum(1 for page in cut if not page.problem())} of {len(cut)} "
+            f"{sum(1 for page in cut if not page.problem)} of {len(cut)} "
             f"({sum(page.resumes for page in f.pages)} resumes); "
             f"{len(failed)} of {len(f.pages)} pages failed",
             "all" + (", >= 1 cut" if f.pages_must_cut else ""),
@@ -257,8 +257,8 @@ def table(f: Figures, lines: list[Line]) -> str:
         f"{sum(r['expected'] or 0 for r in f.records if r['end'] == 'marker'):,}",
         f"pages read resuming: {len(f.pages)}, cut {sum(1 for p in f.pages if p.cuts)}, "
         f"rows received {sum(p.received for p in f.pages):,}, kept "
-        f"{sum(len(p.ids) for p in f.pages):,}",
-        *(f"  page {p.url}: {p.problem()}" for p in f.pages if p.problem()),
+        f"{sum(p.kept for p in f.pages):,}",
+        *(f"  page {p.url}: {p.problem}" for p in f.pages if p.problem),
         "",
         f"{'target':62} {'seen':36} {'wanted':18} verdict",
     ]
