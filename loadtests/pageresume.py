@@ -15,8 +15,8 @@ cut page, without a browser:
 - a continuation refused with a 4xx other than 429 ends the page (asking again cannot help);
   five attempts in a row that bring no row end it too, with the script's backoff between them.
 
-The reader paces itself near a browser's parser (~60k rows/s, ``RATE``; slower for a slower
-machine) through a fixed 64 KiB receive buffer, so a 1M-row page lasts ~17 s, longer than a
+The reader paces itself near a browser's parser (~47k rows/s, ``RATE``; slower for a slower
+machine) through a fixed 64 KiB receive buffer, so a 1M-row page lasts ~21 s, longer than a
 drain's grace, as in a browser. The instance is done sooner: nginx's receive buffer on its
 connection to the instance grows up to ``tcp_rmem``'s maximum (32 MiB here), so a page is cut by
 a drain only while more than that is still to come (a 200,000-row page, 28 MB, took an instance
@@ -46,7 +46,7 @@ __all__ = ["RATE", "PageReaders", "PageResult", "main", "read_page"]
 
 ROOT = Path(__file__).resolve().parents[1]
 
-RATE = 6_500_000  # bytes a second, ~60k synthetic rows: what Chromium's parser takes
+RATE = 6_500_000  # bytes a second, ~47k synthetic rows (Chromium's parser takes ~60k)
 RCVBUF = 64 * 1024
 MAX_FAILURES = 5  # as the script's: attempts in a row that bring no row
 BACKOFF_S = 0.5  # doubled after each failed attempt
@@ -179,7 +179,7 @@ class PageReaders:
     """``sources`` readers, each reading ``rows``-row pages one after another until stopped,
     each from its own address, so the per-client cap counts them apart.
 
-    They run in a process of their own: parsing ~60k rows/s each in the runner's process held
+    They run in a process of their own: parsing ~47k rows/s each in the runner's process held
     the GIL from the relays there (loadtests/netns.py), and Redis's replies, relayed late, timed
     out (``TABLESTREAM_REDIS_TIMEOUT``, 0.1 s)."""
 

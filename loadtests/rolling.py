@@ -68,8 +68,8 @@ class Plan:
     down_state: str = "firing"  # what the killed instance's TablestreamDown must reach
     venvs: int = 3
     pages: int = 3  # page readers, one page after another from the load's start to the deploy's end
-    page_rows: int = 1_000_000  # ~17 s at a browser's pace: longer than the grace
-    page_rate: float = 6_500_000  # bytes a second a reader takes (~60k rows: Chromium's parser)
+    page_rows: int = 1_000_000  # 139 MB, ~21 s at a browser's pace: longer than the grace
+    page_rate: float = 6_500_000  # bytes a second a reader takes (~47k rows; Chromium ~60k)
     pages_must_cut: bool = True  # no page cut by a drain: the target was not exercised
     client_cap: int = 2  # TABLESTREAM_STREAMS_PER_CLIENT on every instance, shared by Redis
 
