@@ -16,7 +16,12 @@ tested (tests/test_cluster.py):
   site's ``proxy_next_upstream error timeout http_503``);
 - one real Prometheus scraping the three every 0.5 s with ops/alerts.yml loaded, on each
   instance's ``TABLESTREAM_METRICS_PORT`` (9100), which stays open while the instance drains
-  (the public port's listener closes at once): the rows of the grace are counted too.
+  (the public port's listener closes at once): the rows of the grace are counted too;
+- the machine's Redis (127.0.0.1:6379, through a relay as PostgreSQL) as every instance's
+  ``TABLESTREAM_REDIS_URL``, under a prefix of the cluster's own, with a per-client stream cap
+  (``TABLESTREAM_STREAMS_PER_CLIENT``, ``client_cap``): the cap, the failure budget and the
+  ``/streams/<id>`` board hold across the three (docs/redis.md), as a deployment of several
+  instances runs them.
 
 An instance is replaced as a deploy replaces it: SIGTERM, wait for its exit, start the new one,
 wait for ``/readyz``.
@@ -53,6 +58,7 @@ PORT = 8080
 METRICS_PORT = 9100  # scraped there: the main port's listener closes when a drain starts
 UPSTREAM = ROOT / "ops" / "nginx" / "tablestream-upstream-cluster.conf"
 PG_PORT = 5432
+REDIS_PORT = 6379
 _SERVER_LINE = re.compile(r"^(\s*)server 10\.0\.0\.1\d:8080 (.*)$", re.MULTILINE)
 
 
@@ -152,7 +158,7 @@ class Cluster:
 def _venvs(folder: Path, count: int) -> list[Path]:
     wheel_dir = build(folder / "dist", "--wheel")
     (wheel,) = wheel_dir.glob("tablestream-*.whl")
-    return [install(wheel, folder / f"venv-{i}", "[pg]") for i in range(count)]
+    return [install(wheel, folder / f"venv-{i}", "[pg,redis]") for i in range(count)]
 
 
 @contextlib.contextmanager
@@ -164,10 +170,12 @@ def cluster(
     venvs: int | None = None,
     use_namespaces: bool = True,
     env: dict[str, str] | None = None,
+    client_cap: int = 0,
 ) -> Iterator[Cluster]:
     """``count`` instances, nginx and Prometheus, all stopped and removed at the end.
 
-    ``venvs`` installs fewer venvs than instances (shared in turn) to save time in tests.
+    ``venvs`` installs fewer venvs than instances (shared in turn) to save time in tests;
+    ``client_cap`` is each client address's streams across the instances (0: no cap).
     """
     folder.mkdir(parents=True, exist_ok=True)
     why = namespaces_possible() if use_namespaces else "namespaces not asked for"
@@ -177,6 +185,7 @@ def cluster(
     subprocess.run([tablestream, "demo-db", demo, "--rows", str(demo_rows)], check=True)
     secret = folder / "secret"
     secret.write_text(secrets.token_hex(32) + "\n")
+    prefix = f"tablestream-cluster-{secrets.token_hex(4)}:"  # its keys apart from other users'
     with contextlib.ExitStack() as stack:
         admin, schema = stack.enter_context(scratch_schema("cluster"))
         copy_demo_orders(admin, schema, demo)
@@ -186,8 +195,9 @@ def cluster(
         instances = []
         for i, host in enumerate(machines):
             if host.name:
-                relay = Relay((host.gateway, PG_PORT), ("127.0.0.1", PG_PORT))
-                stack.callback(relay.close)
+                for port in (PG_PORT, REDIS_PORT):
+                    relay = Relay((host.gateway, port), ("127.0.0.1", port))
+                    stack.callback(relay.close)
             own = folder / f"demo-{i}.sqlite3"
             shutil.copyfile(demo, own)
             database = host.gateway if host.name else "127.0.0.1"  # the relay, or PostgreSQL
@@ -201,6 +211,13 @@ def cluster(
                 "TABLESTREAM_SHUTDOWN_GRACE": str(grace),
                 "TABLESTREAM_METRICS_PORT": str(METRICS_PORT),
                 "TABLESTREAM_METRICS_HOST": host.address,
+                "TABLESTREAM_REDIS_URL": f"redis://{database}:{REDIS_PORT}/0",
+                "TABLESTREAM_REDIS_PREFIX": prefix,
+                # Not the default 0.1 s: the relay is a Python thread of the runner's process on
+                # a loaded 2-core machine; with 0.1 s replies timed out (2-168 a run), give-backs
+                # waited for the keeper's next tick and clients met their cap meanwhile.
+                "TABLESTREAM_REDIS_TIMEOUT": "0.5",
+                "TABLESTREAM_STREAMS_PER_CLIENT": str(client_cap),
                 **(env or {}),
             }
             instance = Instance(

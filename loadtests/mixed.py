@@ -14,7 +14,9 @@ worker process): when it started and ended, its kind, its HTTP status, how its b
 and the rows received against the rows asked for. A ``start`` line is written before each
 request, so the runner can wait for the requests in flight to end before it stops locust (a
 stopped user's request would be counted by the servers and not here). Nothing new starts once
-the file ``STOP`` exists in the tally folder.
+the file ``STOP`` exists in the tally folder. With ``--own-addresses`` each user connects from
+an address of its own (127.x.y.z, so only to a front on this host's loopback): the cluster's
+per-client stream cap counts the users apart, as it counts real users.
 
 Kinds: ``small`` (a 50-row page of the SQLite or the PostgreSQL table, or the index),
 ``page100k`` (a 100,000-row HTML page), ``csv`` / ``ndjson`` (100,000-row downloads), ``long``
@@ -35,7 +37,9 @@ from typing import Any
 import gevent
 import requests
 from locust import HttpUser, between, events, task
+from locust.clients import LocustHttpAdapter
 from locust.runners import MasterRunner
+from urllib3 import PoolManager
 
 from loadtests.pagecount import PageCount
 
@@ -56,6 +60,9 @@ def _options(parser: Any) -> None:
     group.add_argument("--demo-rows", type=int, default=100_000, help="rows of pg_orders")
     group.add_argument(
         "--long-rows", default="1000000,5000000", help="rows of the long streams, comma-separated"
+    )
+    group.add_argument(
+        "--own-addresses", action="store_true", help="each user connects from its own 127.x.y.z"
     )
 
 
@@ -83,6 +90,12 @@ def _stopping(environment: Any) -> bool:
 class _Reader(HttpUser):
     abstract = True
     wait_time = between(0.1, 0.5)
+
+    def on_start(self) -> None:
+        if self.environment.parsed_options.own_addresses:
+            octets = (random.randint(2, 254), random.randint(0, 255), random.randint(1, 254))
+            pool = PoolManager(source_address=("127.{}.{}.{}".format(*octets), 0))
+            self.client.mount("http://", LocustHttpAdapter(pool_manager=pool))
 
     def fetch(self, url: str, kind: str, fmt: str, expected: int | None) -> None:
         """GET ``url`` as a stream; one tally line and one locust success or failure."""

@@ -6,10 +6,16 @@ downloads, a few 1M- and 5M-row streams). After a warm-up and a baseline without
 instance in turn is replaced as a deploy replaces it — SIGTERM, wait for its exit, start the new
 one, wait for ``/readyz`` — for ``--rounds`` rounds, with a shutdown grace shorter than the long
 streams, while ``tablestream download`` (the installed wheel's) fetches a 5M-row CSV again and
-again and each file is compared (SHA-256) with one downloaded before, uninterrupted. Then the
-load stops (requests in flight end first), Prometheus' row count over the run is compared with
-the clients', the alerts of the run are read, and one instance is killed and not replaced to see
-the instance-down alert fire. loadtests/rolling_verdict.py judges; exit 1 on a miss::
+again and each file is compared (SHA-256) with one downloaded before, uninterrupted. From the
+start of the load (so that the baseline carries their cost too), page readers
+(loadtests/pageresume.py) read 1M-row HTML pages at a browser's pace, following every cut
+page's resume points as its script does and checking every id once. Then the load stops
+(requests in flight end first), Prometheus' row count over the run is compared with the
+clients', the alerts of the run are read, no client lease may be left in Redis, and one instance
+is killed and not replaced to see the instance-down alert fire. Before the load and after the
+rounds, one client's stream cap and a stream's ``/streams/<id>`` are checked across the
+instances through Redis (loadtests/clustershared.py). loadtests/rolling_verdict.py judges;
+exit 1 on a miss::
 
     python -m loadtests.rolling [--rounds 3] [--users 24] [--no-kill-check] [--folder DIR]
 """
@@ -32,7 +38,9 @@ from tablestream.testing import free_port
 from tests.prometheus import poll, query
 
 from .cluster import METRICS_PORT, Cluster, cluster
+from .clustershared import leases_held, shared_check
 from .clusterwatch import dashboard_series, sums
+from .pageresume import PageReaders
 from .rolling_verdict import Figures, in_flight, nginx_errors, read_tally, table, verdict
 
 __all__ = ["Plan", "main", "run"]
@@ -59,6 +67,17 @@ class Plan:
     kill_check: bool = True
     down_state: str = "firing"  # what the killed instance's TablestreamDown must reach
     venvs: int = 3
+    pages: int = 3  # page readers, one page after another from the load's start to the deploy's end
+    page_rows: int = 1_000_000  # 139 MB, ~21 s at a browser's pace: longer than the grace
+    page_rate: float = 6_500_000  # bytes a second a reader takes (~47k rows; Chromium ~60k)
+    pages_must_cut: bool = True  # no page cut by a drain: the target was not exercised
+    client_cap: int = 2  # TABLESTREAM_STREAMS_PER_CLIENT on every instance, shared by Redis
+
+
+# Each page reader is a client of its own (the per-client cap counts it apart from locust's
+# users, which have addresses of their own too: mixed.py --own-addresses); the first one's
+# cap is checked before the load and again after the drains cut its pages.
+READERS = [f"127.0.1.{i + 1}" for i in range(16)]
 
 
 class Load:
@@ -71,7 +90,7 @@ class Load:
         common = [
             sys.executable, "-m", "locust", "-f", "loadtests/mixed.py",
             "--tally-dir", str(self.tally), "--demo-rows", str(plan.demo_rows),
-            "--long-rows", plan.long_rows,
+            "--long-rows", plan.long_rows, "--own-addresses",
         ]  # fmt: skip
         master = [
             *common, "--master", "--headless", "--expect-workers", "2",
@@ -141,13 +160,22 @@ def _alerts(api: str, state: str, since: float, until: float) -> list[str]:
 
 def run(folder: Path, plan: Plan, log=print) -> Figures:
     """One rolling deploy under load on a fresh cluster; the figures (judged by the caller)."""
-    with cluster(folder, grace=plan.grace, demo_rows=plan.demo_rows, venvs=plan.venvs) as c:
+    with cluster(
+        folder,
+        grace=plan.grace,
+        demo_rows=plan.demo_rows,
+        venvs=plan.venvs,
+        client_cap=plan.client_cap,
+    ) as c:
         log(f"rolling: cluster up, hosts {[i.url for i in c.instances]}, nginx {c.url}"
             + (f" (fallback: {c.fallback})" if c.fallback else ""))  # fmt: skip
+        shared = [shared_check(c, plan.client_cap, READERS[0])] if plan.client_cap else []
         downloads = Downloads(c, plan.download_rows)
+        readers = PageReaders(c.url, plan.page_rows, READERS[: plan.pages], plan.page_rate, folder)
         time.sleep(1.5)  # the reference download's rows scraped: the window starts flat
         started = time.time()
         load = Load(folder, c.url, plan)
+        readers.start()
         try:
             time.sleep(plan.warmup)
             baseline = (time.time(), time.time() + plan.baseline)
@@ -165,9 +193,11 @@ def run(folder: Path, plan: Plan, log=print) -> Figures:
                     log(f"rolling: round {round_ + 1}: {instance.name} drained in {drain:.1f} s, "
                         f"new one ready in {ready:.1f} s")  # fmt: skip
             deploy = (deploy_start, time.time())
+            readers.finish()
             downloads.done.set()
             downloads.join(timeout=600)
         finally:
+            readers.stop()
             load.stop()
         time.sleep(3)  # the last scrape of every instance
         ended = time.time()
@@ -188,9 +218,21 @@ def run(folder: Path, plan: Plan, log=print) -> Figures:
             pending_during_deploy=_alerts(c.prometheus, "pending", started, ended),
             fallback=c.fallback,
             nginx=nginx_errors(c.nginx.error_log.read_text(errors="replace")),
+            pages=readers.results,
+            pages_must_cut=plan.pages_must_cut,
         )
         figures.sums = sums(c.prometheus, [i.metrics_url for i in c.instances])
         figures.panels = dashboard_series(c.prometheus)
+        if plan.client_cap:
+            # A give-back that failed is made at the keeper's next tick (every 10 s): a lease
+            # still live after that was kept.
+            deadline = time.monotonic() + 15
+            while (left := leases_held(c)) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            figures.leases_left = left
+            figures.leases_expired = leases_held(c, live=False)
+            shared.append(shared_check(c, plan.client_cap, READERS[0]))
+            figures.shared = shared
         if plan.kill_check:
             victim = c.instances[-1]
             log(f"rolling: killing {victim.name}, not replaced: TablestreamDown {plan.down_state}?")
@@ -212,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", type=float, default=Plan.baseline, help="seconds")
     parser.add_argument("--grace", type=float, default=Plan.grace, help="shutdown grace, s")
     parser.add_argument("--settle", type=float, default=Plan.settle, help="s after each ready")
+    parser.add_argument("--pages", type=int, default=Plan.pages, help="page readers")
+    parser.add_argument("--page-rows", type=int, default=Plan.page_rows, help="rows of a page")
     parser.add_argument("--no-kill-check", action="store_true", help="skip the 2-min alert wait")
     parser.add_argument("--folder", help="where everything goes [runs/<UTC time>-rolling]")
     args = parser.parse_args(argv)
@@ -223,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         baseline=args.baseline,
         grace=args.grace,
         settle=args.settle,
+        pages=args.pages,
+        page_rows=args.page_rows,
         kill_check=not args.no_kill_check,
     )
     figures = run(folder, plan)

@@ -12,6 +12,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 __all__ = ["Figures", "Line", "in_flight", "nginx_errors", "p99", "read_tally", "table", "verdict"]
 
@@ -91,6 +92,11 @@ class Figures:
     sums: dict[str, tuple[float, float]] = field(default_factory=dict)  # (Prometheus, direct)
     panels: dict[str, list[dict]] = field(default_factory=dict)  # dashboard title: its series
     instances: int = 3
+    pages: list[Any] = field(default_factory=list)  # loadtests/pageresume.py PageResult
+    pages_must_cut: bool = True
+    shared: list[Any] = field(default_factory=list)  # clustershared.SharedCheck: before, after
+    leases_left: dict[str, int] | None = None  # live leases by client once the load ended
+    leases_expired: dict[str, int] = field(default_factory=dict)  # expired, never given back
 
     def small_ms(self, window: tuple[float, float]) -> list[float]:
         return [
@@ -101,7 +107,8 @@ class Figures:
 
     @property
     def client_rows(self) -> int:
-        return sum(r["rows"] for r in self.records) + self.download_rows
+        pages = sum(page.received for page in self.pages)
+        return sum(r["rows"] for r in self.records) + self.download_rows + pages
 
 
 @dataclass
@@ -163,6 +170,39 @@ def verdict(f: Figures) -> list[Line]:
             not f.alerts_during_deploy,
         ),
     ]
+    cut = [page for page in f.pages if page.cuts]
+    failed = [page for page in f.pages if page.problem]
+    lines.append(
+        Line(
+            "pages cut by a drain that resumed to their footer, every id once",
+            f"{sum(1 for page in cut if not page.problem)} of {len(cut)} "
+            f"({sum(page.resumes for page in f.pages)} resumes); "
+            f"{len(failed)} of {len(f.pages)} pages failed",
+            "all" + (", >= 1 cut" if f.pages_must_cut else ""),
+            bool(f.pages) and not failed and (bool(cut) or not f.pages_must_cut),
+        )
+    )
+    for when, check in zip(("before the rounds", "after the rounds"), f.shared, strict=False):
+        lines.append(
+            Line(
+                f"client cap {check.cap} across instances, /streams/<id> on each, {when}",
+                check.seen(),
+                "cap+1 503, all 200, 0 left",
+                check.ok,
+            )
+        )
+    if f.leases_left is not None:
+        left = sum(f.leases_left.values())
+        lines.append(
+            Line(
+                "client leases left in Redis once the load ended",
+                f"{left}"
+                + (f" ({', '.join(sorted(f.leases_left))})" if left else "")
+                + f"; expired, never given back: {sum(f.leases_expired.values())}",
+                "0",
+                not left,
+            )
+        )
     if f.sums:
         lines.append(
             Line(
@@ -215,6 +255,10 @@ def table(f: Figures, lines: list[Line]) -> str:
         f"rows received / asked by streams cut with a marker: "
         f"{sum(r['rows'] for r in f.records if r['end'] == 'marker'):,} / "
         f"{sum(r['expected'] or 0 for r in f.records if r['end'] == 'marker'):,}",
+        f"pages read resuming: {len(f.pages)}, cut {sum(1 for p in f.pages if p.cuts)}, "
+        f"rows received {sum(p.received for p in f.pages):,}, kept "
+        f"{sum(p.kept for p in f.pages):,}",
+        *(f"  page {p.url}: {p.problem}" for p in f.pages if p.problem),
         "",
         f"{'target':62} {'seen':36} {'wanted':18} verdict",
     ]

@@ -2,11 +2,15 @@
 
 The cluster is the real thing (loadtests/cluster.py): three hosts as network namespaces (or
 127.0.0.x without root, said in the report), each instance from the wheel, nginx with the
-shipped cluster upstream, the machine's PostgreSQL, a real Prometheus with ops/alerts.yml, and
-locust with one master and two workers. The load is small and the streams short; the p99 ratio
-(too few samples to mean anything here), the 1 % agreement of Prometheus' row count with the
-clients' (3 % here) and the 2-minute wait for TablestreamDown to fire are left to ``make
-rolling``: here the alert must go pending for the killed instance and no other.
+shipped cluster upstream, the machine's PostgreSQL and Redis (the per-client cap at 2, shared), a
+real Prometheus with ops/alerts.yml, and locust with one master and two workers. Four page
+readers (loadtests/pageresume.py) read 500,000-row pages at 4 MB/s while the instances are
+replaced: a page cut by a drain must resume to its footer with every id once, and at least
+one must be cut. The client cap and ``/streams/<id>`` must hold across the instances before and
+after the round, and no lease may be left in Redis. The load is small and the streams short;
+the p99 ratio (too few samples to mean anything here), the 1 % agreement of Prometheus' row
+count with the clients' (3 % here) and the 2-minute wait for TablestreamDown to fire are left to
+``make rolling``: here the alert must go pending for the killed instance and no other.
 """
 
 from __future__ import annotations
@@ -29,6 +33,11 @@ SHORT = Plan(
     demo_rows=5_000,
     down_state="pending",
     venvs=1,
+    pages=4,  # least connections spreads them: a drain nearly always finds one to cut
+    # ~17 s at 4 MB/s: nginx's receive buffer from an instance grows to tcp_rmem's maximum
+    # (32 MiB here), so an instance sends a 28 MB page in 2-11 s; a 69 MB one outlives the grace.
+    page_rows=500_000,
+    page_rate=4_000_000,
 )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -53,6 +54,8 @@ def get(
     hold: threading.Event | None = None,
     rate: float | None = None,
     rcvbuf: int | None = None,
+    on_chunk: Callable[[bytes], None] | None = None,
+    source: str | None = None,
 ) -> RawResponse:
     """GET ``url``; read the chunked body (or up to ``max_bytes`` of it, then hang up).
 
@@ -63,6 +66,8 @@ def get(
     ``rate`` (bytes a second) paces the reading; ``rcvbuf`` fixes the socket's receive buffer, as
     a slow link bounds what is in flight: without it Linux grows a slow reader's buffer up to
     ``tcp_rmem``'s maximum (32 MiB here), megabytes the client's own kernel holds for it.
+    ``on_chunk`` is given each chunk as it arrives (a reader that parses as it goes, with
+    ``keep=False``); ``source`` is the address to connect from (127.0.0.x: another client).
     """
     parts = urlsplit(url)
     path = parts.path + (f"?{parts.query}" if parts.query else "")
@@ -72,6 +77,8 @@ def get(
         sock.settimeout(timeout)
         if rcvbuf is not None:  # before connect: the window scale is agreed in the handshake
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if source is not None:
+            sock.bind((source, 0))
         sock.connect((parts.hostname, parts.port or 80))
         started = time.monotonic()
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
@@ -105,6 +112,8 @@ def get(
                 _read_line(f)
                 if keep:
                     response.chunks.append(data)
+                if on_chunk is not None:
+                    on_chunk(data)
                 response.tail = (response.tail + data)[-4096:]
                 response.arrivals.append(time.monotonic() - started)
                 received += size
