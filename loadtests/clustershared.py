@@ -10,8 +10,9 @@ would hold that client's cap and refuse its streams.
 
 - ``cap`` long streams are opened through nginx from ``source`` and held (the head read, the
   body left unread); least connections sends them to different instances;
-- one more from the same address must be refused with the documented 503 that says "across this
-  service's instances" (nginx tries it on every instance: ``proxy_next_upstream http_503``);
+- one more from the same address must be refused with the documented 429 that says "across this
+  service's instances" (nginx passes a 429 back at once: it is neither retried on the next
+  instance nor counted against ``max_fails``, so a client past its cap marks no instance down);
 - each held stream's ``/streams/<id>`` is asked of every instance, as nginx forwards it (from the
   trusted proxy's address, ``X-Forwarded-For: source``), and through nginx: all must answer it;
 - the held streams are closed, and the client's leases must be gone from Redis within seconds.
@@ -57,7 +58,7 @@ class SharedCheck:
         return (
             self.held == [200] * self.cap
             and sum(1 for n in self.spread if n) >= min(2, self.cap)
-            and self.extra == 503
+            and self.extra == 429
             and self.extra_says_across
             and bool(self.boards)
             and set(self.boards + self.through_nginx) == {200}

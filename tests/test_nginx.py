@@ -13,10 +13,12 @@ import json
 import re
 import socket
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from tablestream.testing import ServerProcess
 from tablestream.testing.metricsread import value
@@ -196,6 +198,63 @@ def _status_from(stack: contextlib.ExitStack, address: str, url: str, path: str)
     return response.status
 
 
+CLUSTER_UPSTREAM = (
+    Path(__file__).resolve().parent.parent / "ops/nginx/tablestream-upstream-cluster.conf"
+)
+CLUSTER_SERVER_LINE = re.compile(r"^(\s*)server 10\.0\.0\.1\d:8080 (.*)$", re.MULTILINE)
+
+
+@pytest.mark.slow  # seconds: out of make check (the edit loop), in make test
+def test_a_client_past_its_stream_cap_marks_no_instance_down_in_the_cluster_upstream(
+    process_server, tmp_path
+):
+    """The shipped cluster upstream (least_conn, max_fails=3 fail_timeout=5s) and site
+    (proxy_next_upstream http_503) with two instances sharing one client cap through Redis.
+    A client asking past its cap gets 429: were it 503, nginx would retry it on every instance
+    and count each as failing, so four asks mark them all down and everyone gets 502 (make
+    rolling saw 913 small requests refused so)."""
+    prefix = f"tstest-{uuid.uuid4().hex[:12]}:"
+    env = {
+        "TABLESTREAM_DB": "",
+        "TABLESTREAM_TRUSTED_PROXY": "127.0.0.1",
+        "TABLESTREAM_STREAMS_PER_CLIENT": "1",
+        "TABLESTREAM_REDIS_URL": "redis://127.0.0.1:6379/0",
+        "TABLESTREAM_REDIS_PREFIX": prefix,
+    }
+    a, b = process_server(**env), process_server(**env)
+    ports = iter([a.port, b.port, a.port])
+    upstream, count = CLUSTER_SERVER_LINE.subn(
+        lambda m: f"{m[1]}server 127.0.0.1:{next(ports)} {m[2]}", CLUSTER_UPSTREAM.read_text()
+    )
+    assert count == 3
+    nginx = Nginx(tmp_path / "nginx", 0, upstream=upstream)
+    path = "/tables/synthetic.csv"  # 2,000,000 rows: still running while the others ask
+    try:
+        with contextlib.ExitStack() as stack:
+            assert _status_from(stack, "127.0.0.2", nginx.url, path) == 200
+            past_cap = [_status_from(stack, "127.0.0.2", nginx.url, path) for _ in range(4)]
+            assert past_cap == [429] * 4
+            others = [
+                _status_from(stack, f"127.0.0.{n}", nginx.url, "/tables/synthetic?limit=10")
+                for n in range(3, 9)
+            ]
+            assert others == [200] * 6, "an instance was marked down for another client's cap"
+        log = nginx.error_log.read_text()
+        assert "no live upstreams" not in log and "upstream server temporarily disabled" not in log
+        refused = sum(
+            value(f"{s.url}/metrics", "tablestream_streams_rejected_total", reason="client_limit")
+            for s in (a, b)
+        )
+        assert refused == 4  # each ask refused once, by one instance: none retried elsewhere
+    finally:
+        nginx.stop()
+        client = redis.Redis.from_url(env["TABLESTREAM_REDIS_URL"])
+        keys = list(client.scan_iter(match=prefix + "*", count=1000))
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+
 def test_behind_the_shipped_nginx_the_per_client_stream_limit_counts_each_client(behind_nginx):
     server, _, nginx = behind_nginx(TABLESTREAM_DB="", TABLESTREAM_STREAMS_PER_CLIENT="1")
     path = "/tables/synthetic.csv"  # 2,000,000 rows: still running while the others ask
@@ -204,7 +263,7 @@ def test_behind_the_shipped_nginx_the_per_client_stream_limit_counts_each_client
         # Every connection from nginx comes from 127.0.0.1, yet another client is let in ...
         assert _status_from(stack, "127.0.0.3", nginx.url, path) == 200
         # ... and the same client is refused its second stream.
-        assert _status_from(stack, "127.0.0.2", nginx.url, path) == 503
+        assert _status_from(stack, "127.0.0.2", nginx.url, path) == 429
     rejected = value(f"{server.url}/metrics", "tablestream_streams_rejected_total")
     assert rejected == 1
     assert (

@@ -184,13 +184,14 @@ def test_a_client_at_its_cap_on_one_instance_is_refused_by_the_other(
     held = [_open_stream(f"{a.url}/tables/synthetic"), _open_stream(f"{a.url}/tables/synthetic")]
     try:
         refused = httpraw.get(f"{b.url}/tables/synthetic?limit=2000")
-        assert refused.status == 503, refused.body[:300]
+        assert refused.status == 429, refused.body[:300]
+        assert refused.headers.get("retry-after")
         assert b"across this service&#39;s instances" in refused.body
         assert (
             value(f"{b.url}/metrics", "tablestream_streams_rejected_total", reason="client_limit")
             == 1
         )
-        assert httpraw.get(f"{b.url}/tables/synthetic.csv?limit=2000").status == 503
+        assert httpraw.get(f"{b.url}/tables/synthetic.csv?limit=2000").status == 429
     finally:
         for response in held:
             response.close()
@@ -318,7 +319,7 @@ def test_a_redis_outage_leaves_each_instance_its_own_limits_never_a_refusal_or_5
         assert httpraw.get(server.url + status_url, headers=auth).status == 200  # the local board
         held = _open_stream(f"{server.url}/tables/synthetic", auth)
         try:  # the instance's own cap of 1 still holds
-            assert httpraw.get(f"{server.url}/tables/synthetic.csv", headers=auth).status == 503
+            assert httpraw.get(f"{server.url}/tables/synthetic.csv", headers=auth).status == 429
         finally:
             held.close()
         wrong = {"Authorization": "Bearer ts_" + "y" * 43}
@@ -405,7 +406,7 @@ def test_a_redis_that_stops_answering_mid_service_leaves_local_limits_and_then_s
         )
         a, b = thread_server(create_app(settings)), thread_server(create_app(settings))
         held = _open_stream(f"{a.url}/tables/synthetic")
-        assert httpraw.get(f"{b.url}/tables/synthetic.csv?limit=2000").status == 503  # shared
+        assert httpraw.get(f"{b.url}/tables/synthetic.csv?limit=2000").status == 429  # shared
         relay.frozen.set()
         with caplog.at_level(logging.WARNING, logger="tablestream"):
             started = time.monotonic()
@@ -433,7 +434,7 @@ def test_a_redis_that_stops_answering_mid_service_leaves_local_limits_and_then_s
             refused = httpraw.get(f"{a.url}/tables/synthetic.csv?limit=2000")
         finally:
             again.close()
-        assert refused.status == 503 and b"across" in refused.body, "the cap is not shared again"
+        assert refused.status == 429 and b"across" in refused.body, "the cap is not shared again"
     finally:
         relay.close()
 
@@ -455,7 +456,7 @@ def test_two_real_servers_one_with_processes_share_the_cap_and_the_board(process
         head = held.read(6000).decode()
         status_url = re.search(r'data-status-url="([^"]+)"', head).group(1)
         refused = httpraw.get(f"{b.url}/tables/synthetic.csv?limit=2000")
-        assert refused.status == 503 and b"across" in refused.body
+        assert refused.status == 429 and b"across" in refused.body
         answer = httpraw.get(b.url + status_url)
         assert answer.status == 200 and b'"outcome": "in_progress"' in answer.body, answer.body
     finally:

@@ -14,13 +14,13 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from flask import Response, abort, current_app, request
-from werkzeug.exceptions import ServiceUnavailable
+from werkzeug.exceptions import ServiceUnavailable, TooManyRequests
 
 from ..config.settings import CSV_NULLS, NDJSON_DECIMALS, Settings
 from ..errors import refuse_as
 from ..query import QueryError, open_query
 from ..runtime import Runtime
-from ..server.admission import NO_SLOT, NOT_EXPECTED, NoSlot, Rejected, Ticket
+from ..server.admission import CLIENT_LIMIT, NO_SLOT, NOT_EXPECTED, NoSlot, Rejected, Ticket
 from ..server.channel import EXPECTED_KEY
 from ..server.door import TakesASlot
 from ..sources import BadValue, QueryTimeout, RowStream, SourceBusy, SourceError, Table
@@ -44,7 +44,8 @@ __all__ = ["refusal_text", "takes_a_slot"]
 
 
 def _admit(runtime: Runtime, limit: int | None) -> Ticket | NoSlot:
-    """A stream slot, or a 503 with Retry-After at once; a small page needs none (fast lane).
+    """A stream slot, or a 503 (429 for a client over its cap) with Retry-After at once; a
+    small page needs none (fast lane).
 
     A page of at most ``small_rows`` rows is a few hundred KiB at most: it fits in waitress's
     output buffer, so its thread is free again at once even when the client never reads.
@@ -58,9 +59,12 @@ def _admit(runtime: Runtime, limit: int | None) -> Ticket | NoSlot:
         return runtime.admission.admit(request.remote_addr or "", expected)
     except Rejected as exc:
         runtime.metrics.streams_rejected.labels(exc.reason).inc()
-        raise ServiceUnavailable(
-            refusal_text(exc, settings), retry_after=settings.retry_after
-        ) from None
+        # A client over its own cap is 429, not 503: a balancer retries a 503 on the next
+        # instance and counts it as that instance failing (nginx's proxy_next_upstream http_503
+        # and max_fails), so one client asking past its cap marked every instance down for
+        # everyone (make rolling: 913 small requests got 502). A 429 goes back to that client.
+        refused = TooManyRequests if exc.reason == CLIENT_LIMIT else ServiceUnavailable
+        raise refused(refusal_text(exc, settings), retry_after=settings.retry_after) from None
 
 
 def refusal_text(rejected: Rejected, settings: Settings) -> str:

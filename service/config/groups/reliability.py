@@ -56,7 +56,7 @@ class ReliabilitySettings:
         integer(0, 256),
         "0",
         "streams one client address may run at once (the forwarded address behind a trusted "
-        "proxy); 0 = no cap",
+        "proxy); 0 = no cap. Past it: 429 + Retry-After",
     )
     retry_after: int = setting(
         integer(1, 3600, "seconds"),
