@@ -187,7 +187,7 @@ def verdict(f: Figures) -> list[Line]:
             Line(
                 f"client cap {check.cap} across instances, /streams/<id> on each, {when}",
                 check.seen(),
-                "cap+1 503, all 200, 0 left",
+                "cap+1 429, all 200, 0 left",
                 check.ok,
             )
         )
