@@ -3,7 +3,7 @@
 One ``GROUP BY`` per facet, with the same pushed-down ``WHERE`` as the table's stream
 (``query/sql.py``), the top ``top`` values by count (NULL a value of its own), each under its
 own time limit (``TABLESTREAM_FACET_TIME_LIMIT_MS``): a count that cannot finish in time says
-``timed_out`` instead of holding a worker thread. SQLite is interrupted at its deadline
+``timed_out`` instead of holding a worker thread. SQLite is interrupted by its progress handler
 (``deadline.py``), PostgreSQL by ``statement_timeout`` set for the one transaction. Suggested
 facets come from a bounded sample (``SAMPLE_ROWS``): columns with a few distinct values there.
 Only database sources have this; the view refuses CSV files and the synthetic table.
@@ -49,8 +49,6 @@ def _run(table: Table, sql: str, params: Sequence[Any], seconds: float) -> list[
                 if is_search_error(exc, sql):
                     raise BadSearch(str(exc)) from exc
                 raise SourceError(f"cannot count table {table.name!r}: {exc}") from exc
-            finally:
-                deadline.stop()
     import psycopg
 
     try:

@@ -95,8 +95,6 @@ class SQLiteTable(Table):
                 if deadline.expired(exc):
                     return None  # given up, not broken
                 raise SourceError(f"cannot read table {self.name!r}: {exc}") from exc
-            finally:
-                deadline.stop()
 
     def column_types(self) -> dict[str, str]:
         if self._types is None:
